@@ -1,1 +1,17 @@
-//! placeholder
+//! # rtchat-driver
+//!
+//! Runs one STOMP connection on tokio. The protocol lives in the sans-IO
+//! [`rtchat_stomp::Session`] and the chat in [`rtchat_core::ChatConnection`]; this crate only
+//! moves things between them and the world: bytes from a [`Transport`], deliveries from the
+//! hub's bounded queue, and time. Every transport (WebSocket, WebTransport, the in-memory pair
+//! used by tests and the conformance suite) runs this same loop, so they behave the same.
+
+mod connection;
+mod memory;
+mod sink;
+mod transport;
+
+pub use connection::{DriverConfig, Shutdown, ShutdownSignal, run_connection};
+pub use memory::{MemoryClient, memory_pair};
+pub use sink::ChannelSink;
+pub use transport::{Incoming, Transport, TransportError};

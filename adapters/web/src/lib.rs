@@ -1,1 +1,79 @@
-//! placeholder
+//! # rtchat-web
+//!
+//! The HTTP side of rtchat, on axum: the JSON API of the contract (every answer in the
+//! envelope), STOMP over WebSocket at `/ws` (run by [`rtchat_driver`]), and the embedded page.
+//! Build the [`Router`] with [`router`] and serve it with connect info
+//! (`into_make_service_with_connect_info::<SocketAddr>()`) so clients' addresses are known.
+
+mod api;
+mod assets;
+mod client_addr;
+mod envelope;
+mod ws;
+
+pub use envelope::Envelope;
+
+use axum::Router;
+use axum::routing::{get, post};
+use rtchat_core::ChatService;
+use rtchat_driver::{DriverConfig, Shutdown};
+use std::sync::Arc;
+
+/// Settings of the HTTP side.
+#[derive(Debug, Clone)]
+pub struct WebConfig {
+    /// How STOMP connections are run.
+    pub driver: DriverConfig,
+    /// Largest WebSocket message accepted from a client. A message may hold several STOMP
+    /// frames, so this is a little more than one frame; bigger messages close the socket.
+    pub max_ws_message_bytes: usize,
+    /// Take the client address from `X-Forwarded-For` (only behind a proxy you run).
+    pub trust_forwarded_for: bool,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        let driver = DriverConfig::default();
+        let max_ws_message_bytes = driver.session.limits.max_frame_bytes * 2;
+        WebConfig {
+            driver,
+            max_ws_message_bytes,
+            trust_forwarded_for: false,
+        }
+    }
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    service: ChatService,
+    config: Arc<WebConfig>,
+    shutdown: Shutdown,
+}
+
+impl AppState {
+    /// State for a router serving `service`; `shutdown` closes its WebSocket connections.
+    pub fn new(service: ChatService, config: WebConfig, shutdown: Shutdown) -> Self {
+        AppState {
+            service,
+            config: Arc::new(config),
+            shutdown,
+        }
+    }
+}
+
+/// Every route of the contract.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(assets::index))
+        .route("/assets/{file}", get(assets::asset))
+        .route("/healthz", get(api::healthz))
+        .route("/init", get(api::init))
+        .route("/message", get(api::newest_messages))
+        .route("/message/lastMessageId", get(api::messages_before))
+        .route("/rooms", get(api::list_rooms).post(api::create_room))
+        .route("/chatroom/private", post(api::private_room))
+        .route("/ws", get(ws::upgrade))
+        .fallback(api::not_found)
+        .with_state(state)
+}

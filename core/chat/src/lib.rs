@@ -2,17 +2,47 @@
 //!
 //! The chat and room domain of rtchat, the ports (traits) its adapters implement, and the
 //! application service that maps STOMP events to the chat contract. Pure: no sockets, no
-//! clocks, no async runtime (async traits are only signatures here).
+//! clocks, no async runtime (async traits are only signatures here), no randomness of its
+//! own (the service's generator is seeded through [`ChatConfig::seed`]).
+//!
+//! Assembling a node (the embedded default, with `rtchat-memory`):
+//!
+//! ```ignore
+//! let hub = Arc::new(Hub::new());
+//! let ports = Ports {
+//!     messages: Arc::new(MemoryMessageStore::new()),
+//!     rooms: Arc::new(MemoryRoomStore::new()),
+//!     presence: Arc::new(MemoryPresence::new()),
+//!     broker: Arc::new(InProcessBroker::new(hub.clone())),
+//!     tokens: Arc::new(jwt_tokens),
+//!     clock: Arc::new(SystemClock),
+//! };
+//! let service = ChatService::new(ports, hub, ChatConfig { seed: rand::random(), ..Default::default() }).await?;
+//! // per STOMP connection:
+//! let mut connection = service.connection(peer_ip, sink);
+//! ```
 
 pub mod connection;
+pub mod destination;
+pub mod envelope;
 pub mod hub;
+mod identity;
+mod ip;
 pub mod model;
 pub mod ports;
+mod rate;
 pub mod service;
+pub mod validation;
 
 pub use connection::ChatConnection;
-pub use hub::Hub;
-pub use model::{ChatMessage, Identity, LOBBY, MessageId, NewMessage, Room, RoomId};
+pub use envelope::{Envelope, ErrorBody};
+pub use hub::{ConnectionId, Hub};
+pub use identity::is_valid_name_tag;
+pub use ip::ip_prefix;
+pub use model::{
+    ChatMessage, Identity, LOBBY, LOBBY_NAME, MessageId, NewMessage, PRIVATE_ROOM_PREFIX, Room,
+    RoomId,
+};
 pub use ports::{
     BackendError, Broker, Clock, ConnectionSink, CreateRoomError, Delivery, MessageStore,
     OfferError, Presence, RoomEvent, RoomEventSink, RoomStore, SessionKey, TokenError, Tokens,

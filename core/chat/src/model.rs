@@ -15,11 +15,23 @@ pub type MessageId = u64;
 /// The room that exists from the start.
 pub const LOBBY: &str = "lobby";
 
+/// The display name of [`LOBBY`].
+pub const LOBBY_NAME: &str = "Lobby";
+
+/// Ids of rooms for two start with this; public rooms may not, so a room's id alone says
+/// whether it is listed (see [`Room::is_private`]).
+pub const PRIVATE_ROOM_PREFIX: &str = "private-";
+
+/// `/sub/channel/entry` is the live connection count, so no room may be called `entry`.
+pub const RESERVED_ROOM_IDS: &[&str] = &["entry"];
+
 /// A chat room.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Room {
+    /// The room's id, as used in destinations.
     pub room_id: RoomId,
+    /// The name people see.
     pub name: String,
 }
 
@@ -36,8 +48,11 @@ pub struct Identity {
 /// A message about to be stored (it has no id yet).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewMessage {
+    /// The room it is posted to.
     pub room_id: RoomId,
+    /// The text, trimmed and within the length limit.
     pub message: String,
+    /// Who wrote it, from their token.
     pub author: Identity,
     /// RFC 3339 UTC timestamp.
     pub created_at: String,
@@ -49,13 +64,35 @@ pub struct NewMessage {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ChatMessage {
+    /// Store-assigned id, increasing.
     pub id: MessageId,
+    /// The room it was posted to.
     pub room_id: String,
+    /// The text.
     pub message: String,
+    /// The author's display name.
     pub rand_id: String,
+    /// The author's tag, `#` and 6 upper-case hex digits.
     pub name_tag: String,
+    /// RFC 3339 UTC timestamp.
     pub created_at: String,
+    /// Short address prefix of the author, see [`crate::ip_prefix`].
     pub ip_address: String,
+}
+
+impl ChatMessage {
+    /// The stored form of `message` with the id the store assigned (for store adapters).
+    pub fn stored(id: MessageId, message: NewMessage) -> ChatMessage {
+        ChatMessage {
+            id,
+            room_id: message.room_id.0,
+            message: message.message,
+            rand_id: message.author.rand_id,
+            name_tag: message.author.name_tag,
+            created_at: message.created_at,
+            ip_address: message.ip_address,
+        }
+    }
 }
 
 impl RoomId {
@@ -72,6 +109,23 @@ impl RoomId {
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// True for ids only the server may create: reserved names and the private-room prefix.
+    pub fn is_reserved(&self) -> bool {
+        RESERVED_ROOM_IDS.contains(&self.as_str()) || self.is_private()
+    }
+
+    /// True for the id of a room for two (never listed).
+    pub fn is_private(&self) -> bool {
+        self.0.starts_with(PRIVATE_ROOM_PREFIX)
+    }
+}
+
+impl Room {
+    /// True for a room for two, which `GET /rooms` does not list.
+    pub fn is_private(&self) -> bool {
+        self.room_id.is_private()
     }
 }
 

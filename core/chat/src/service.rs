@@ -1,14 +1,27 @@
 //! The application service: the chat contract (MISSION.md) in terms of the ports.
 //! The HTTP adapter calls it directly; STOMP connections go through [`crate::ChatConnection`].
 
-use crate::hub::Hub;
-use crate::model::{ChatMessage, Identity, MessageId, Room, RoomId};
-use crate::ports::{Broker, Clock, ConnectionSink, MessageStore, Presence, RoomStore, Tokens};
+use crate::hub::{ConnectionId, Hub};
+use crate::ip::ip_prefix;
+use crate::model::{
+    ChatMessage, Identity, LOBBY, LOBBY_NAME, MessageId, NewMessage, PRIVATE_ROOM_PREFIX, Room,
+    RoomId,
+};
+use crate::ports::{
+    BackendError, Broker, Clock, ConnectionSink, CreateRoomError, MessageStore, Presence,
+    RoomEvent, RoomStore, SessionKey, TokenError, Tokens,
+};
+use crate::validation;
+use rand_chacha::ChaCha12Rng;
+use rand_core::{RngCore, SeedableRng};
+use std::collections::HashSet;
+use std::fmt;
 use std::net::IpAddr;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 /// Tunables of the chat, with the contract's defaults.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ChatConfig {
     /// Longest message, in characters, after trimming (default 2,000).
     pub max_message_chars: usize,
@@ -22,6 +35,24 @@ pub struct ChatConfig {
     pub max_sends_per_second: u32,
     /// The `server` part of ids and the token issuer.
     pub node_name: String,
+    /// Seed of the service's generator of identities, room ids and session keys. Core has
+    /// no randomness of its own: the app sets this from the OS (e.g. `rand::random()`). The
+    /// default (zero) is stirred with the clock at start, so runs differ, but is predictable.
+    pub seed: [u8; 32],
+}
+
+impl fmt::Debug for ChatConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The seed is left out: it would predict every name the node hands out.
+        f.debug_struct("ChatConfig")
+            .field("max_message_chars", &self.max_message_chars)
+            .field("max_history_limit", &self.max_history_limit)
+            .field("history_reply_default", &self.history_reply_default)
+            .field("max_replay", &self.max_replay)
+            .field("max_sends_per_second", &self.max_sends_per_second)
+            .field("node_name", &self.node_name)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for ChatConfig {
@@ -33,6 +64,7 @@ impl Default for ChatConfig {
             max_replay: 1000,
             max_sends_per_second: 20,
             node_name: "rtchat".to_owned(),
+            seed: [0; 32],
         }
     }
 }
@@ -42,28 +74,40 @@ impl Default for ChatConfig {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ChatError {
+    /// No room with that id.
     #[error("unknown room")]
     UnknownRoom,
+    /// A room id that is not 1-64 of `[A-Za-z0-9_-]`, or is reserved.
     #[error("invalid room id")]
     InvalidRoomId,
+    /// Nothing left after trimming.
     #[error("message is empty")]
     EmptyMessage,
+    /// Longer than the configured limit, in characters.
     #[error("message is too long (at most {max} characters)")]
     MessageTooLong { max: usize },
+    /// Too many SENDs per second on this connection.
     #[error("too many messages, slow down")]
     RateLimited,
+    /// A SEND to a destination only the server may publish to.
     #[error("clients may not send to {0}")]
     ForbiddenDestination(String),
+    /// A destination the contract does not name.
     #[error("unknown destination {0}")]
     UnknownDestination(String),
+    /// A malformed request (bad JSON, missing field, out-of-range limit).
     #[error("invalid request: {0}")]
     BadRequest(String),
+    /// `POST /rooms` with a taken id.
     #[error("room already exists")]
     RoomExists,
+    /// Malformed or badly signed token.
     #[error("invalid token")]
     InvalidToken,
+    /// Well signed but past its `exp`.
     #[error("expired token")]
     ExpiredToken,
+    /// A store, presence or broker backend failed; the cause is not shown.
     #[error("temporarily unavailable")]
     Unavailable,
 }
@@ -104,42 +148,114 @@ pub enum InitOutcome {
 /// The ports a node is assembled from.
 #[derive(Clone)]
 pub struct Ports {
+    /// Where messages live.
     pub messages: Arc<dyn MessageStore>,
+    /// Where rooms live.
     pub rooms: Arc<dyn RoomStore>,
+    /// Who is connected and in which room.
     pub presence: Arc<dyn Presence>,
+    /// Fan-out of room events to every node (this one's hub included).
     pub broker: Arc<dyn Broker>,
+    /// Issues and verifies identity tokens.
     pub tokens: Arc<dyn Tokens>,
+    /// Wall-clock time for `createdAt`.
     pub clock: Arc<dyn Clock>,
 }
 
 /// One node's chat service. Cheap to clone.
 #[derive(Clone)]
 pub struct ChatService {
-    // filled in by the implementation
-    _hub: Arc<Hub>,
+    inner: Arc<Inner>,
 }
+
+struct Inner {
+    ports: Ports,
+    hub: Arc<Hub>,
+    config: ChatConfig,
+    rng: Mutex<ChaCha12Rng>,
+    /// Rooms seen to exist. Rooms are never deleted, so a hit is always right, and posting
+    /// to a known room costs no store round trip.
+    known_rooms: RwLock<HashSet<RoomId>>,
+    /// Random per start, so session keys of this run never collide with a previous run's
+    /// in a shared presence store (the counter restarts at 1).
+    boot_nonce: u32,
+    next_connection: AtomicU64,
+}
+
+/// Name given to rooms for two.
+const PRIVATE_ROOM_NAME: &str = "Private room";
+
+/// Generated room ids are `room-` and this many hex digits.
+const GENERATED_ROOM_ID_HEX: usize = 12;
+
+/// Attempts at a fresh generated room id before giving up (a collision at 48 bits is already
+/// vanishingly rare; this only guards a store pre-filled by hand).
+const GENERATED_ROOM_ID_ATTEMPTS: usize = 4;
 
 impl ChatService {
     /// Assembles a service. `hub` is the node's local fan-out, the same one given to the broker
     /// adapter as its [`crate::ports::RoomEventSink`]. Makes sure `lobby` exists.
     pub async fn new(ports: Ports, hub: Arc<Hub>, config: ChatConfig) -> Result<Self, ChatError> {
-        let _ = (ports, hub, config);
-        todo!()
+        let mut rng = ChaCha12Rng::from_seed(stirred_seed(&config, ports.clock.as_ref()));
+        let boot_nonce = rng.next_u32();
+        let service = ChatService {
+            inner: Arc::new(Inner {
+                ports,
+                hub,
+                config,
+                rng: Mutex::new(rng),
+                known_rooms: RwLock::new(HashSet::new()),
+                boot_nonce,
+                next_connection: AtomicU64::new(1),
+            }),
+        };
+        let lobby = Room {
+            room_id: RoomId::parse(LOBBY).ok_or(ChatError::InvalidRoomId)?,
+            name: LOBBY_NAME.to_owned(),
+        };
+        match service.inner.ports.rooms.create(lobby.clone()).await {
+            Ok(_) | Err(CreateRoomError::AlreadyExists) => {
+                service.remember_room(&lobby.room_id);
+                Ok(service)
+            }
+            Err(CreateRoomError::Backend(_)) => Err(ChatError::Unavailable),
+        }
     }
 
     /// `GET /init`: `bearer` is the token after `Bearer `, if any; `client` the peer address.
     pub fn init(&self, bearer: Option<&str>, client: IpAddr) -> InitOutcome {
-        let _ = (bearer, client);
-        todo!()
+        let tokens = &self.inner.ports.tokens;
+        let audience = client.to_string();
+        let Some(token) = bearer.map(str::trim).filter(|t| !is_absent_token(t)) else {
+            let identity = Identity::generate(&mut *self.rng());
+            return InitOutcome::Issued(tokens.issue(&identity, &audience));
+        };
+        match tokens.verify(token) {
+            Ok(_) => InitOutcome::Valid(token.to_owned()),
+            Err(TokenError::Expired(identity)) => {
+                InitOutcome::Reissued(tokens.issue(&identity, &audience))
+            }
+            Err(TokenError::Invalid) => InitOutcome::Invalid,
+        }
     }
 
     /// Verifies a bearer token (HTTP history endpoints and STOMP CONNECT).
     pub fn authenticate(&self, bearer: &str) -> Result<Identity, ChatError> {
-        let _ = bearer;
-        todo!()
+        let token = bearer.trim();
+        if is_absent_token(token) {
+            return Err(ChatError::InvalidToken);
+        }
+        self.inner.ports.tokens.verify(token).map_err(|error| match error {
+            TokenError::Expired(_) => ChatError::ExpiredToken,
+            TokenError::Invalid => ChatError::InvalidToken,
+        })
     }
 
     /// Validates, stores, then publishes a chat message. Returns it once it is stored.
+    ///
+    /// A publish failure after the message is stored still returns `Ok`: the message exists
+    /// (a client retrying on an error would post it twice), and subscribers recover it with
+    /// `since-id` or the history endpoints.
     pub async fn post_message(
         &self,
         author: &Identity,
@@ -147,8 +263,23 @@ impl ChatService {
         room: &str,
         text: &str,
     ) -> Result<ChatMessage, ChatError> {
-        let _ = (author, client, room, text);
-        todo!()
+        let room = RoomId::parse(room).ok_or(ChatError::InvalidRoomId)?;
+        self.ensure_room(&room).await?;
+        let text = validation::message_text(text, self.inner.config.max_message_chars)?;
+        let ports = &self.inner.ports;
+        let stored = ports
+            .messages
+            .append(NewMessage {
+                room_id: room,
+                message: text.to_owned(),
+                author: author.clone(),
+                created_at: ports.clock.now_rfc3339(),
+                ip_address: ip_prefix(client),
+            })
+            .await
+            .map_err(unavailable)?;
+        self.publish(RoomEvent::Message(stored.clone())).await;
+        Ok(stored)
     }
 
     /// `GET /message` (before = None) and `GET /message/lastMessageId`: newest first.
@@ -158,30 +289,213 @@ impl ChatService {
         limit: usize,
         before: Option<MessageId>,
     ) -> Result<Vec<ChatMessage>, ChatError> {
-        let _ = (room, limit, before);
-        todo!()
+        let max = self.inner.config.max_history_limit;
+        if !(1..=max).contains(&limit) {
+            return Err(ChatError::BadRequest(format!(
+                "limit must be between 1 and {max}"
+            )));
+        }
+        let room = RoomId::parse(room).ok_or(ChatError::InvalidRoomId)?;
+        self.ensure_room(&room).await?;
+        let messages = &self.inner.ports.messages;
+        match before {
+            None => messages.newest(&room, limit).await,
+            Some(before) => messages.before(&room, before, limit).await,
+        }
+        .map_err(unavailable)
     }
 
     /// `GET /rooms`: each public room with its live count.
     pub async fn rooms(&self) -> Result<Vec<(Room, u64)>, ChatError> {
-        todo!()
+        let ports = &self.inner.ports;
+        let rooms = ports.rooms.list().await.map_err(unavailable)?;
+        let mut listed = Vec::with_capacity(rooms.len());
+        // A store that lists private rooms by mistake must not leak them.
+        for room in rooms.into_iter().filter(|room| !room.is_private()) {
+            let count = ports
+                .presence
+                .room_count(&room.room_id)
+                .await
+                .map_err(unavailable)?;
+            listed.push((room, count));
+        }
+        Ok(listed)
     }
 
     /// `POST /rooms`: a public room; a new id is generated when `room_id` is `None`.
     pub async fn create_room(&self, name: &str, room_id: Option<&str>) -> Result<Room, ChatError> {
-        let _ = (name, room_id);
-        todo!()
+        let name = validation::room_name(name)?;
+        if let Some(room_id) = room_id {
+            let room_id = RoomId::parse(room_id.trim())
+                .filter(|id| !id.is_reserved())
+                .ok_or(ChatError::InvalidRoomId)?;
+            return self.create(room_id, name).await;
+        }
+        for _ in 0..GENERATED_ROOM_ID_ATTEMPTS {
+            match self.create(self.generated_room_id()?, name).await {
+                Err(ChatError::RoomExists) => continue,
+                created => return created,
+            }
+        }
+        Err(ChatError::Unavailable)
     }
 
     /// `POST /chatroom/private`: the same room for the same pair, in either order.
     pub async fn private_room(&self, sender: &str, receiver: &str) -> Result<Room, ChatError> {
-        let _ = (sender, receiver);
-        todo!()
+        let sender = validation::party_id("senderId", sender)?;
+        let receiver = validation::party_id("receiverId", receiver)?;
+        let room = Room {
+            room_id: private_room_id(sender, receiver)?,
+            name: PRIVATE_ROOM_NAME.to_owned(),
+        };
+        match self.inner.ports.rooms.create(room.clone()).await {
+            Ok(room) => {
+                self.remember_room(&room.room_id);
+                Ok(room)
+            }
+            // Second call for the pair: the room is the one made the first time.
+            Err(CreateRoomError::AlreadyExists) => {
+                self.remember_room(&room.room_id);
+                Ok(room)
+            }
+            Err(CreateRoomError::Backend(_)) => Err(ChatError::Unavailable),
+        }
     }
 
     /// A handler for one new STOMP connection from `client`, delivering through `sink`.
     pub fn connection(&self, client: IpAddr, sink: Arc<dyn ConnectionSink>) -> crate::ChatConnection {
-        let _ = (client, sink);
-        todo!()
+        let n = self.inner.next_connection.fetch_add(1, Ordering::Relaxed);
+        let key = SessionKey(Arc::from(format!(
+            "{}-{:08x}-{n}",
+            self.inner.config.node_name, self.inner.boot_nonce
+        )));
+        crate::ChatConnection::new(self.clone(), client, sink, ConnectionId(n), key)
     }
+
+    // ---- for ChatConnection ----
+
+    pub(crate) fn hub(&self) -> &Hub {
+        &self.inner.hub
+    }
+
+    pub(crate) fn ports(&self) -> &Ports {
+        &self.inner.ports
+    }
+
+    pub(crate) fn config(&self) -> &ChatConfig {
+        &self.inner.config
+    }
+
+    /// Ok when `room` exists: [`ChatError::UnknownRoom`] otherwise.
+    pub(crate) async fn ensure_room(&self, room: &RoomId) -> Result<(), ChatError> {
+        let known = self
+            .inner
+            .known_rooms
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(room);
+        if known {
+            return Ok(());
+        }
+        match self.inner.ports.rooms.get(room).await {
+            Ok(Some(_)) => {
+                self.remember_room(room);
+                Ok(())
+            }
+            Ok(None) => Err(ChatError::UnknownRoom),
+            Err(_) => Err(ChatError::Unavailable),
+        }
+    }
+
+    /// Publishes through the broker. A failure is not the caller's to handle (the event is a
+    /// notification; the store has the truth), and core has no logger, so it is dropped.
+    pub(crate) async fn publish(&self, event: RoomEvent) {
+        let _ = self.inner.ports.broker.publish(event).await;
+    }
+
+    // ---- private ----
+
+    async fn create(&self, room_id: RoomId, name: &str) -> Result<Room, ChatError> {
+        let room = Room {
+            room_id,
+            name: name.to_owned(),
+        };
+        match self.inner.ports.rooms.create(room).await {
+            Ok(room) => {
+                self.remember_room(&room.room_id);
+                Ok(room)
+            }
+            Err(CreateRoomError::AlreadyExists) => Err(ChatError::RoomExists),
+            Err(CreateRoomError::Backend(_)) => Err(ChatError::Unavailable),
+        }
+    }
+
+    fn generated_room_id(&self) -> Result<RoomId, ChatError> {
+        let bits = self.rng().next_u64() >> (64 - 4 * GENERATED_ROOM_ID_HEX);
+        RoomId::parse(&format!("room-{bits:0width$x}", width = GENERATED_ROOM_ID_HEX))
+            .ok_or(ChatError::InvalidRoomId)
+    }
+
+    fn remember_room(&self, room: &RoomId) {
+        self.inner
+            .known_rooms
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(room.clone());
+    }
+
+    fn rng(&self) -> std::sync::MutexGuard<'_, ChaCha12Rng> {
+        // Drawing numbers cannot leave the generator half-updated, so poison is harmless.
+        self.inner.rng.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl fmt::Debug for ChatService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ChatService")
+            .field("config", &self.inner.config)
+            .field("hub", &self.inner.hub)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Browsers that have no token yet send nothing, an empty string, or the text `null`
+/// (`localStorage.getItem` of a missing key, string-concatenated).
+fn is_absent_token(token: &str) -> bool {
+    token.is_empty() || token == "null"
+}
+
+fn unavailable(_: BackendError) -> ChatError {
+    ChatError::Unavailable
+}
+
+/// The configured seed with the start time and node name folded in, so an unset seed still
+/// gives different names on every run and on every node.
+fn stirred_seed(config: &ChatConfig, clock: &dyn Clock) -> [u8; 32] {
+    let stir = fnv1a64(&[clock.now_rfc3339().as_bytes(), config.node_name.as_bytes()]);
+    let mut seed = config.seed;
+    for (byte, mix) in seed.iter_mut().zip(stir.to_le_bytes()) {
+        *byte ^= mix;
+    }
+    seed
+}
+
+/// The id of the room for `a` and `b`: a stable hash of the sorted pair, so (a, b) and (b, a)
+/// meet in the same room on every node and across restarts.
+pub(crate) fn private_room_id(a: &str, b: &str) -> Result<RoomId, ChatError> {
+    let (first, second) = if a <= b { (a, b) } else { (b, a) };
+    // The 0 byte separates the two ids, so ("ab", "c") and ("a", "bc") differ.
+    let hash = fnv1a64(&[first.as_bytes(), &[0], second.as_bytes()]);
+    RoomId::parse(&format!("{PRIVATE_ROOM_PREFIX}{hash:016x}")).ok_or(ChatError::InvalidRoomId)
+}
+
+/// FNV-1a, 64 bits, over the concatenation of `parts`: stable across builds and platforms
+/// (unlike `std`'s `DefaultHasher`), which ids derived from it need.
+fn fnv1a64(parts: &[&[u8]]) -> u64 {
+    const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    parts
+        .iter()
+        .flat_map(|part| part.iter())
+        .fold(OFFSET, |hash, &byte| (hash ^ u64::from(byte)).wrapping_mul(PRIME))
 }

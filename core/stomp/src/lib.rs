@@ -18,6 +18,6 @@ pub use encode::{SharedMessage, encode_frame, encode_message_head, encode_to_byt
 pub use frame::{Command, Frame, Headers, Version};
 pub use parse::{Item, Limits, ParseError, Parser, Status, parse_frame};
 pub use session::{
-    AckMode, CloseReason, ConnectRequest, DeliverError, Event, HeartBeat, ProtocolError,
-    ReceiptId, Session, SessionConfig, State, Transmit,
+    AckMode, CloseReason, ConnectRequest, DeliverError, Event, HeartBeat, ProtocolError, ReceiptId,
+    Session, SessionConfig, State, Transmit,
 };

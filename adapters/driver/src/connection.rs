@@ -1,0 +1,199 @@
+//! The per-connection loop.
+
+use crate::sink::ChannelSink;
+use crate::transport::{Incoming, Transport, TransportError};
+use rtchat_core::{ChatService, Delivery};
+use rtchat_stomp::{Session, SessionConfig};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// How connections are run.
+#[derive(Debug, Clone)]
+pub struct DriverConfig {
+    /// The STOMP session's settings (heart-beats, limits, bounds).
+    pub session: SessionConfig,
+    /// Deliveries queued for one connection before it counts as a slow consumer and is closed.
+    pub outbound_capacity: usize,
+    /// Longest a batch of writes may take before the reader counts as stalled and is dropped
+    /// (Spring's send-time limit is 10 s too).
+    pub write_timeout: Duration,
+    /// Deliveries taken from the queue per wake-up, so one busy room costs one flush per batch.
+    pub delivery_batch: usize,
+}
+
+impl Default for DriverConfig {
+    fn default() -> Self {
+        DriverConfig {
+            session: SessionConfig::default(),
+            outbound_capacity: 1024,
+            write_timeout: Duration::from_secs(10),
+            delivery_batch: 64,
+        }
+    }
+}
+
+/// The server-wide shutdown switch. Connections hold a [`ShutdownSignal`]; [`Shutdown::wait_idle`]
+/// resolves once every one of them has finished.
+#[derive(Debug, Clone)]
+pub struct Shutdown {
+    sender: Arc<watch::Sender<bool>>,
+}
+
+/// One connection's view of the shutdown switch.
+#[derive(Debug, Clone)]
+pub struct ShutdownSignal {
+    receiver: watch::Receiver<bool>,
+}
+
+impl Shutdown {
+    /// A switch that is off.
+    pub fn new() -> Self {
+        let (sender, _) = watch::channel(false);
+        Shutdown {
+            sender: Arc::new(sender),
+        }
+    }
+
+    /// A signal for a new connection.
+    pub fn signal(&self) -> ShutdownSignal {
+        ShutdownSignal {
+            receiver: self.sender.subscribe(),
+        }
+    }
+
+    /// Tells every connection to close.
+    pub fn trigger(&self) {
+        self.sender.send_replace(true);
+    }
+
+    /// Connections still running.
+    pub fn live_connections(&self) -> usize {
+        self.sender.receiver_count()
+    }
+
+    /// Resolves when no connection is running any more.
+    pub async fn wait_idle(&self) {
+        self.sender.closed().await;
+    }
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ShutdownSignal {
+    /// Resolves once shutdown was triggered (or the switch was dropped).
+    pub async fn triggered(&mut self) {
+        // An error means the switch is gone, which is shutdown too.
+        let _ = self.receiver.wait_for(|on| *on).await;
+    }
+}
+
+/// Runs one STOMP connection until it ends: the peer disconnects, breaks the protocol, goes
+/// silent, falls too far behind, or the server shuts down.
+pub async fn run_connection<T: Transport>(
+    mut transport: T,
+    service: &ChatService,
+    client: IpAddr,
+    config: &DriverConfig,
+    mut shutdown: ShutdownSignal,
+) {
+    let (sink, mut deliveries) = ChannelSink::new(config.outbound_capacity);
+    let sink = Arc::new(sink);
+    let mut chat = service.connection(client, sink.clone());
+    let mut session = Session::new(config.session.clone(), now());
+    let mut batch: Vec<Delivery> = Vec::with_capacity(config.delivery_batch);
+    let mut going_away = false;
+
+    loop {
+        while let Some(event) = session.poll_event() {
+            chat.handle(event, &mut session, now()).await;
+        }
+        match tokio::time::timeout(config.write_timeout, write_pending(&mut transport, &mut session)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::debug!(%client, %error, "transport write failed");
+                session.handle_transport_closed();
+                break;
+            }
+            Err(_) => {
+                tracing::info!(%client, "reader stalled: closing the connection");
+                session.handle_transport_closed();
+                break;
+            }
+        }
+        if session.is_closed() {
+            break;
+        }
+
+        let deadline = session.poll_timeout().map(tokio::time::Instant::from_std);
+        tokio::select! {
+            biased;
+            () = shutdown.triggered(), if !going_away => {
+                going_away = true;
+                session.close();
+            }
+            () = sink.marked_slow() => {
+                tracing::info!(%client, "slow consumer: closing the connection");
+                session.error(
+                    "slow consumer",
+                    "The connection fell too far behind the room and was closed; reconnect with since-id to catch up.",
+                    None,
+                );
+            }
+            incoming = transport.recv() => match incoming {
+                Incoming::Data(bytes) => session.handle_input(&bytes, now()),
+                Incoming::Liveness => session.handle_liveness(now()),
+                Incoming::Closed => session.handle_transport_closed(),
+            },
+            received = deliveries.recv_many(&mut batch, config.delivery_batch) => {
+                if received == 0 {
+                    // Unreachable while `sink` lives; treat as the end.
+                    session.close();
+                }
+                for delivery in batch.drain(..) {
+                    if !chat.deliver(delivery, &mut session) {
+                        break;
+                    }
+                }
+            }
+            () = sleep_until(deadline) => session.handle_timeout(now()),
+        }
+    }
+
+    // Drain what the close produced (the Closed event; the ERROR or RECEIPT already written).
+    while let Some(event) = session.poll_event() {
+        chat.handle(event, &mut session, now()).await;
+    }
+    chat.closed().await;
+    let _ = tokio::time::timeout(config.write_timeout, write_pending(&mut transport, &mut session)).await;
+    transport.close(going_away).await;
+}
+
+async fn write_pending<T: Transport>(transport: &mut T, session: &mut Session) -> Result<(), TransportError> {
+    let mut wrote = false;
+    while let Some(transmit) = session.poll_transmit() {
+        transport.feed(transmit).await?;
+        wrote = true;
+    }
+    if wrote {
+        transport.flush().await?;
+    }
+    Ok(())
+}
+
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The driver's clock: tokio's, so tests can pause and advance time.
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}

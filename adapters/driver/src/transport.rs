@@ -1,0 +1,35 @@
+//! What the driver needs from a transport.
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use rtchat_stomp::Transmit;
+
+/// What arrived from the peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Incoming {
+    /// Bytes of the STOMP stream (any chunking; a WebSocket message need not be one frame).
+    Data(Bytes),
+    /// Proof of life without STOMP bytes (a WebSocket ping or pong).
+    Liveness,
+    /// The peer closed, or the transport failed.
+    Closed,
+}
+
+/// The transport failed; the connection is over.
+#[derive(Debug, thiserror::Error)]
+#[error("transport failed: {0}")]
+pub struct TransportError(pub String);
+
+/// A message-oriented byte transport: each [`Transmit`] is written as one message.
+#[async_trait]
+pub trait Transport: Send {
+    /// The next thing from the peer. Must be cancel-safe: the driver calls it inside `select!`.
+    async fn recv(&mut self) -> Incoming;
+    /// Queues one transmit for writing (may write it at once).
+    async fn feed(&mut self, transmit: Transmit) -> Result<(), TransportError>;
+    /// Writes everything queued.
+    async fn flush(&mut self) -> Result<(), TransportError>;
+    /// Closes the transport; `going_away` when the server shuts down (WebSocket code 1001),
+    /// else a normal close.
+    async fn close(&mut self, going_away: bool);
+}

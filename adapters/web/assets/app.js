@@ -1,0 +1,572 @@
+/*
+ * rtchat page: plain JS, no framework, no build step.
+ *
+ * STOMP client: @stomp/stompjs 7.5.0 (Apache-2.0), vendored unmodified from
+ * node_modules/@stomp/stompjs/bundles/stomp.umd.min.js as /assets/stomp.umd.min.js
+ * (global `StompJs`). To upgrade: bump the version in e2e/browser/package.json,
+ * `npm install --prefix e2e/browser`, copy the bundle again and update this line.
+ *
+ * Contract (see docs / MISSION.md): HTTP answers are envelopes
+ * {success, response, error: {message}|null, type}; STOMP over WebSocket at /ws.
+ * Message text is only ever put in the DOM through textContent.
+ */
+(function () {
+  'use strict';
+
+  var TOKEN_KEY = 'rtchat.token';
+  var PAGE_SIZE = 10;
+  var MAX_LEN = 2000;
+  var NEAR_BOTTOM_PX = 80;
+  var LOAD_OLDER_AT_PX = 60;
+
+  // ---- DOM ---------------------------------------------------------------
+  function $(id) { return document.getElementById(id); }
+  var el = {
+    scroller: $('scroller'),
+    list: $('messages'),
+    historyState: $('history-state'),
+    alert: $('new-message-alert'),
+    form: $('composer-form'),
+    composer: $('composer'),
+    send: $('send'),
+    count: $('count'),
+    online: $('online'),
+    status: $('status'),
+    meName: $('me-name'),
+    meTag: $('me-tag'),
+    meAvatar: $('me-avatar'),
+    toasts: $('toasts'),
+    roomSelect: $('room-select'),
+    newRoom: $('new-room'),
+    newRoomForm: $('new-room-form'),
+    newRoomName: $('new-room-name'),
+    newRoomCancel: $('new-room-cancel')
+  };
+
+  // ---- state ---------------------------------------------------------------
+  var roomId = readRoomFromUrl();
+  var token = null;
+  var me = { randId: '', sub: '' };
+  var byId = new Map();          // message id -> <li>
+  var newestId = null;           // highest id shown
+  var oldestId = null;           // lowest id shown
+  var historyLoaded = false;     // first page fetched (successfully)
+  var historyExhausted = false;  // no older messages on the server
+  var loadingOlder = false;
+  var client = null;
+  var everConnected = false;
+  var tokenSuspect = false;      // re-check the token with /init before the next connect
+  var unseenFrom = null;         // name in the "new message" alert
+
+  function readRoomFromUrl() {
+    var r = new URLSearchParams(location.search).get('room');
+    r = r ? r.trim() : '';
+    return r || 'lobby';
+  }
+
+  // ---- small helpers -------------------------------------------------------
+  function toast(text, kind) {
+    var t = document.createElement('div');
+    t.className = 'toast' + (kind ? ' ' + kind : '');
+    t.setAttribute('data-testid', 'toast');
+    t.textContent = String(text);
+    el.toasts.appendChild(t);
+    setTimeout(function () { t.classList.add('leaving'); }, 3600);
+    setTimeout(function () { t.remove(); }, 4000);
+  }
+
+  function setStatus(state, label) {
+    el.status.setAttribute('data-state', state);
+    el.status.textContent = label;
+    document.body.setAttribute('data-connection', state);
+  }
+
+  function hashHue(s) {
+    var h = 0;
+    for (var i = 0; i < s.length; i++) h = (h * 31 + s.charCodeAt(i)) | 0;
+    return Math.abs(h) % 360;
+  }
+
+  function paintAvatar(node, name, tag) {
+    var initial = (name || '?').trim().charAt(0).toUpperCase() || '?';
+    node.textContent = initial;
+    node.style.setProperty('--hue', String(hashHue(tag || name || '')));
+  }
+
+  function decodeJwtPayload(jwt) {
+    try {
+      var part = String(jwt).split('.')[1];
+      part = part.replace(/-/g, '+').replace(/_/g, '/');
+      while (part.length % 4) part += '=';
+      var bin = atob(part);
+      var bytes = new Uint8Array(bin.length);
+      for (var i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+      return JSON.parse(new TextDecoder().decode(bytes));
+    } catch (e) {
+      return null;
+    }
+  }
+
+  function formatTime(iso) {
+    var d = new Date(iso);
+    if (isNaN(d.getTime())) return { short: '', full: String(iso || '') };
+    var now = new Date();
+    var sameDay = d.toDateString() === now.toDateString();
+    var time = d.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+    var short = sameDay ? time : d.toLocaleDateString([], { month: 'short', day: 'numeric' }) + ' ' + time;
+    return { short: short, full: d.toLocaleString() };
+  }
+
+  function shortAddress(ip) {
+    if (!ip) return '';
+    ip = String(ip);
+    if (ip.indexOf(':') >= 0) return ip + '::…';
+    return /^\d+\.\d+$/.test(ip) ? ip + '.*.*' : ip;
+  }
+
+  // ---- token (/init) -------------------------------------------------------
+  function storeToken(t) {
+    token = t;
+    try { localStorage.setItem(TOKEN_KEY, t); } catch (e) { /* private mode */ }
+    var claims = decodeJwtPayload(t) || {};
+    me = { randId: String(claims.randId || ''), sub: String(claims.sub || '') };
+    el.meName.textContent = me.randId || 'anonymous';
+    el.meTag.textContent = me.sub;
+    paintAvatar(el.meAvatar, me.randId, me.sub);
+    // Re-mark existing messages (the identity may have been re-issued).
+    byId.forEach(function (li) {
+      var mine = li.getAttribute('data-tag') === me.sub && me.sub !== '';
+      li.setAttribute('data-mine', mine ? 'true' : 'false');
+      li.classList.toggle('mine', mine);
+      li.classList.toggle('theirs', !mine);
+    });
+  }
+
+  async function callInit(withToken) {
+    var headers = {};
+    if (withToken) headers.Authorization = 'Bearer ' + withToken;
+    var res = await fetch('/init', { headers: headers, cache: 'no-store' });
+    var env = null;
+    try { env = await res.json(); } catch (e) { /* not JSON */ }
+    return { status: res.status, env: env };
+  }
+
+  // Makes sure `token` holds a token the server accepts. Throws on network errors.
+  async function ensureToken() {
+    var stored = null;
+    try { stored = localStorage.getItem(TOKEN_KEY); } catch (e) { /* ignore */ }
+    if (stored === 'null' || stored === '') stored = null;
+    var r = await callInit(stored);
+    if (r.status === 401 || (r.env && r.env.type === 'INVALID_TOKEN')) {
+      try { localStorage.removeItem(TOKEN_KEY); } catch (e) { /* ignore */ }
+      stored = null;
+      r = await callInit(null);
+    }
+    if (!r.env) throw new Error('/init answered ' + r.status + ' without an envelope');
+    var issued = typeof r.env.response === 'string' && r.env.response ? r.env.response : null;
+    if (issued) {
+      // New token (first visit or EXPIRED_TOKEN) or the same one echoed back.
+      storeToken(issued);
+    } else if (r.env.success && stored) {
+      storeToken(stored);
+    } else {
+      var msg = r.env.error && r.env.error.message ? r.env.error.message : 'could not get a token';
+      throw new Error(msg);
+    }
+    tokenSuspect = false;
+  }
+
+  // ---- HTTP API ------------------------------------------------------------
+  async function api(path, opts) {
+    opts = opts || {};
+    for (var attempt = 0; attempt < 2; attempt++) {
+      var headers = { Authorization: 'Bearer ' + token };
+      if (opts.body !== undefined) headers['Content-Type'] = 'application/json';
+      var res = await fetch(path, {
+        method: opts.method || 'GET',
+        headers: headers,
+        body: opts.body !== undefined ? JSON.stringify(opts.body) : undefined,
+        cache: 'no-store'
+      });
+      var env = null;
+      try { env = await res.json(); } catch (e) { /* not JSON */ }
+      if (res.status === 401 && attempt === 0) {
+        await ensureToken();
+        continue;
+      }
+      if (!env || !env.success) {
+        var msg = env && env.error && env.error.message ? env.error.message : ('HTTP ' + res.status);
+        var err = new Error(msg);
+        err.type = env && env.type;
+        err.status = res.status;
+        throw err;
+      }
+      return env.response;
+    }
+  }
+
+  // ---- rendering -----------------------------------------------------------
+  function distanceFromBottom() {
+    var s = el.scroller;
+    return s.scrollHeight - s.scrollTop - s.clientHeight;
+  }
+  function isNearBottom() { return distanceFromBottom() < NEAR_BOTTOM_PX; }
+  function scrollToBottom() {
+    el.scroller.scrollTop = el.scroller.scrollHeight;
+    hideAlert();
+  }
+
+  function buildMessage(m) {
+    var mine = me.sub !== '' && m.nameTag === me.sub;
+    var li = document.createElement('li');
+    li.className = 'msg ' + (mine ? 'mine' : 'theirs');
+    li.setAttribute('data-testid', 'message');
+    li.setAttribute('data-id', String(m.id));
+    li.setAttribute('data-mine', mine ? 'true' : 'false');
+    li.setAttribute('data-tag', String(m.nameTag || ''));
+
+    var avatar = document.createElement('span');
+    avatar.className = 'avatar';
+    avatar.setAttribute('aria-hidden', 'true');
+    paintAvatar(avatar, String(m.randId || ''), String(m.nameTag || ''));
+
+    var body = document.createElement('div');
+    body.className = 'msg-body';
+
+    var meta = document.createElement('div');
+    meta.className = 'meta';
+    var name = document.createElement('span');
+    name.className = 'name';
+    name.setAttribute('data-testid', 'message-name');
+    name.textContent = String(m.randId || 'anonymous');
+    var tag = document.createElement('span');
+    tag.className = 'tag';
+    tag.setAttribute('data-testid', 'message-tag');
+    tag.textContent = String(m.nameTag || '');
+    var addr = document.createElement('span');
+    addr.className = 'addr';
+    addr.setAttribute('data-testid', 'message-addr');
+    addr.title = 'Address prefix of the sender';
+    addr.textContent = shortAddress(m.ipAddress);
+    var t = formatTime(m.createdAt);
+    var time = document.createElement('time');
+    time.className = 'time';
+    time.setAttribute('data-testid', 'message-time');
+    time.dateTime = String(m.createdAt || '');
+    time.title = t.full;
+    time.textContent = t.short;
+    meta.append(name, tag, addr, time);
+
+    var bubble = document.createElement('div');
+    bubble.className = 'bubble';
+    bubble.setAttribute('data-testid', 'message-text');
+    bubble.textContent = String(m.message == null ? '' : m.message); // text, never HTML
+
+    body.append(meta, bubble);
+    li.append(avatar, body);
+    return li;
+  }
+
+  // Inserts a message in id order; returns the new <li>, or null for a duplicate.
+  function insertMessage(m) {
+    if (!m || m.id == null || byId.has(String(m.id))) return null;
+    var id = Number(m.id);
+    var li = buildMessage(m);
+    byId.set(String(m.id), li);
+    if (newestId === null || id > newestId) {
+      el.list.appendChild(li);
+      newestId = id;
+    } else {
+      // Out of order (rare): find the first shown message with a larger id.
+      var next = null;
+      var items = el.list.children;
+      for (var i = 0; i < items.length; i++) {
+        if (Number(items[i].getAttribute('data-id')) > id) { next = items[i]; break; }
+      }
+      el.list.insertBefore(li, next);
+    }
+    if (oldestId === null || id < oldestId) oldestId = id;
+    return li;
+  }
+
+  function updateHistoryState() {
+    var s = el.historyState;
+    if (historyExhausted) {
+      s.textContent = byId.size ? 'Beginning of the conversation' : 'No messages yet. Say hi!';
+      s.setAttribute('data-state', 'exhausted');
+    } else if (loadingOlder) {
+      s.textContent = 'Loading older messages…';
+      s.setAttribute('data-state', 'loading');
+    } else {
+      s.textContent = historyLoaded ? 'Scroll up for older messages' : '';
+      s.setAttribute('data-state', historyLoaded ? 'more' : 'idle');
+    }
+  }
+
+  // ---- new-message alert -----------------------------------------------
+  function showAlert(fromName) {
+    unseenFrom = fromName;
+    el.alert.textContent = 'New message from ' + fromName + ' ↓';
+    el.alert.hidden = false;
+  }
+  function hideAlert() {
+    unseenFrom = null;
+    el.alert.hidden = true;
+  }
+  el.alert.addEventListener('click', function () {
+    scrollToBottom();
+    el.composer.focus({ preventScroll: true });
+  });
+
+  // ---- live messages ---------------------------------------------------------
+  function onChatMessage(m) {
+    var wasNearBottom = isNearBottom();
+    var li = insertMessage(m);
+    if (!li) return; // duplicate
+    var mine = li.getAttribute('data-mine') === 'true';
+    if (mine || wasNearBottom) {
+      scrollToBottom();
+    } else {
+      showAlert(String(m.randId || 'someone'));
+    }
+    if (historyExhausted && byId.size === 1) updateHistoryState();
+  }
+
+  // ---- history (infinite scroll up) ---------------------------------------------
+  async function loadInitialHistory() {
+    var msgs = await api('/message?roomId=' + encodeURIComponent(roomId) + '&limit=' + PAGE_SIZE);
+    msgs = Array.isArray(msgs) ? msgs : [];
+    for (var i = msgs.length - 1; i >= 0; i--) insertMessage(msgs[i]);
+    historyLoaded = true;
+    if (msgs.length < PAGE_SIZE) historyExhausted = true;
+    updateHistoryState();
+    scrollToBottom();
+    await fillViewport();
+  }
+
+  // Loads older pages while the list does not overflow (else one could not scroll up).
+  async function fillViewport() {
+    var guard = 0;
+    while (!historyExhausted && el.scroller.scrollHeight <= el.scroller.clientHeight + 2 && guard++ < 20) {
+      var before = byId.size;
+      await loadOlder();
+      if (byId.size === before) break;
+    }
+  }
+
+  async function loadOlder() {
+    if (loadingOlder || historyExhausted || !historyLoaded) return;
+    if (oldestId === null) { historyExhausted = true; updateHistoryState(); return; }
+    loadingOlder = true;
+    updateHistoryState();
+    try {
+      var msgs = await api('/message/lastMessageId?roomId=' + encodeURIComponent(roomId) +
+        '&limit=' + PAGE_SIZE + '&lastMessageId=' + encodeURIComponent(String(oldestId)));
+      msgs = Array.isArray(msgs) ? msgs : [];
+      var s = el.scroller;
+      var heightBefore = s.scrollHeight;
+      var topBefore = s.scrollTop;
+      for (var i = 0; i < msgs.length; i++) insertMessage(msgs[i]); // newest first: each goes on top
+      if (msgs.length < PAGE_SIZE) historyExhausted = true;
+      loadingOlder = false;
+      updateHistoryState();
+      // Keep the reader's position: what was on screen stays where it was.
+      s.scrollTop = topBefore + (s.scrollHeight - heightBefore);
+    } catch (e) {
+      toast('Could not load older messages: ' + e.message, 'error');
+    } finally {
+      loadingOlder = false;
+      updateHistoryState();
+    }
+  }
+
+  el.scroller.addEventListener('scroll', function () {
+    if (el.scroller.scrollTop < LOAD_OLDER_AT_PX) loadOlder();
+    if (unseenFrom !== null && isNearBottom()) hideAlert();
+  }, { passive: true });
+
+  // ---- STOMP ---------------------------------------------------------------------
+  function parseJson(body) {
+    try { return JSON.parse(body); } catch (e) { return null; }
+  }
+
+  function subscribeAll(c) {
+    var channelHeaders = {};
+    if (newestId !== null) channelHeaders['since-id'] = String(newestId);
+    c.subscribe('/sub/channel/' + roomId, function (frame) {
+      var m = parseJson(frame.body);
+      if (m) onChatMessage(m);
+    }, channelHeaders);
+    c.subscribe('/sub/presence/' + roomId, function (frame) {
+      var p = parseJson(frame.body);
+      if (p && p.count != null && (p.roomId == null || p.roomId === roomId)) {
+        el.count.textContent = String(p.count);
+      }
+    });
+    c.subscribe('/sub/channel/entry', function (frame) {
+      var n = String(frame.body).trim();
+      if (/^\d+$/.test(n)) el.online.textContent = n;
+    });
+    c.subscribe('/user/queue/errors', function (frame) {
+      var env = parseJson(frame.body);
+      var msg = env && env.error && env.error.message ? env.error.message : String(frame.body);
+      toast(msg, 'error');
+    });
+  }
+
+  function connect() {
+    var proto = location.protocol === 'https:' ? 'wss://' : 'ws://';
+    client = new StompJs.Client({
+      brokerURL: proto + location.host + '/ws',
+      connectHeaders: { Authorization: 'Bearer ' + token },
+      reconnectDelay: 1000,
+      maxReconnectDelay: 15000,
+      reconnectTimeMode: StompJs.ReconnectionTimeMode ? StompJs.ReconnectionTimeMode.EXPONENTIAL : undefined,
+      connectionTimeout: 10000,
+      // heart-beats: stompjs defaults (10000/10000); the server negotiates.
+      beforeConnect: async function (c) {
+        setStatus(everConnected ? 'reconnecting' : 'connecting', everConnected ? 'reconnecting…' : 'connecting…');
+        if (tokenSuspect) {
+          try { await ensureToken(); } catch (e) { /* server down: try the old token, retry later */ }
+        }
+        c.connectHeaders = { Authorization: 'Bearer ' + token };
+      },
+      onConnect: function () {
+        var first = !everConnected;
+        everConnected = true;
+        setStatus('connected', 'live');
+        subscribeAll(client);
+        if (first && !historyLoaded) {
+          // The first history fetch failed earlier: try again now that the server is back.
+          loadInitialHistory().catch(function (e) { toast('Could not load messages: ' + e.message, 'error'); });
+        }
+      },
+      onStompError: function (frame) {
+        // Bad or expired token (or another fatal error): the server closes the socket.
+        tokenSuspect = true;
+        var msg = (frame.headers && frame.headers.message) || 'connection refused';
+        if (!/token|auth/i.test(msg + ' ' + frame.body)) toast('Server: ' + msg, 'error');
+      },
+      onWebSocketClose: function () {
+        if (client && client.active) setStatus('reconnecting', 'reconnecting…');
+        else setStatus('offline', 'offline');
+        // A socket that closes before CONNECTED may be a rejected token too.
+        tokenSuspect = true;
+      },
+      onWebSocketError: function () { tokenSuspect = true; }
+    });
+    client.activate();
+  }
+
+  function sendMessage() {
+    var text = el.composer.value.trim();
+    if (!text) return;
+    if (text.length > MAX_LEN) {
+      toast('A message is at most ' + MAX_LEN + ' characters.', 'error');
+      return;
+    }
+    if (!client || !client.connected) {
+      toast('Not connected yet — your message is kept, try again in a moment.', 'error');
+      return;
+    }
+    client.publish({ destination: '/pub/chat', body: JSON.stringify({ roomId: roomId, message: text }) });
+    el.composer.value = '';
+    autosize();
+    scrollToBottom();
+  }
+
+  function autosize() {
+    el.composer.style.height = 'auto';
+    el.composer.style.height = Math.min(el.composer.scrollHeight, 160) + 'px';
+  }
+
+  el.form.addEventListener('submit', function (e) {
+    e.preventDefault();
+    sendMessage();
+    el.composer.focus();
+  });
+  el.composer.addEventListener('keydown', function (e) {
+    if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) {
+      e.preventDefault();
+      sendMessage();
+    }
+  });
+  el.composer.addEventListener('input', autosize);
+
+  // ---- rooms -------------------------------------------------------------------
+  function roomUrl(id) { return id === 'lobby' ? '/' : '/?room=' + encodeURIComponent(id); }
+
+  async function loadRooms() {
+    var rooms = [];
+    try { rooms = await api('/rooms'); } catch (e) { rooms = []; }
+    if (!Array.isArray(rooms)) rooms = [];
+    if (!rooms.some(function (r) { return r && r.roomId === roomId; })) {
+      rooms.unshift({ roomId: roomId, name: roomId });
+    }
+    el.roomSelect.textContent = '';
+    rooms.forEach(function (r) {
+      if (!r || r.roomId == null) return;
+      var opt = document.createElement('option');
+      opt.value = String(r.roomId);
+      var label = String(r.name || r.roomId);
+      if (r.count != null) label += ' (' + r.count + ')';
+      opt.textContent = '# ' + label;
+      if (r.roomId === roomId) opt.selected = true;
+      el.roomSelect.appendChild(opt);
+    });
+  }
+
+  el.roomSelect.addEventListener('focus', function () { loadRooms(); });
+  el.roomSelect.addEventListener('change', function () {
+    if (el.roomSelect.value && el.roomSelect.value !== roomId) location.href = roomUrl(el.roomSelect.value);
+  });
+  el.newRoom.addEventListener('click', function () {
+    el.newRoomForm.hidden = false;
+    el.newRoom.hidden = true;
+    el.newRoomName.focus();
+  });
+  el.newRoomCancel.addEventListener('click', function () {
+    el.newRoomForm.hidden = true;
+    el.newRoom.hidden = false;
+  });
+  el.newRoomForm.addEventListener('submit', async function (e) {
+    e.preventDefault();
+    var name = el.newRoomName.value.trim();
+    if (!name) return;
+    try {
+      var room = await api('/rooms', { method: 'POST', body: { name: name } });
+      location.href = roomUrl(room.roomId);
+    } catch (err) {
+      toast('Could not create the room: ' + err.message, 'error');
+    }
+  });
+
+  // ---- start -----------------------------------------------------------------------
+  async function start() {
+    document.title = (roomId === 'lobby' ? 'lobby' : roomId) + ' · rtchat';
+    setStatus('connecting', 'connecting…');
+    updateHistoryState();
+    for (var delay = 1000; ; delay = Math.min(delay * 2, 15000)) {
+      try { await ensureToken(); break; } catch (e) {
+        setStatus('offline', 'offline');
+        await new Promise(function (r) { setTimeout(r, delay); });
+      }
+    }
+    try {
+      await loadInitialHistory();
+    } catch (e) {
+      toast('Could not load messages: ' + e.message, 'error');
+    }
+    connect();
+    loadRooms();
+  }
+
+  // A tiny handle for debugging in the console and for the browser test.
+  window.rtchat = {
+    get client() { return client; },
+    get roomId() { return roomId; },
+    get me() { return { randId: me.randId, sub: me.sub }; }
+  };
+
+  start();
+})();

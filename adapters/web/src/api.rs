@@ -1,0 +1,242 @@
+//! The JSON API. Every answer, success or failure, is an [`Envelope`]; bad input gets a 400
+//! with a clear message, never a panic or an internal cause.
+
+use crate::AppState;
+use crate::client_addr::client_addr;
+use crate::envelope::Envelope;
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{ConnectInfo, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use rtchat_core::{ChatError, Identity, InitOutcome, MessageId};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+
+/// Messages per page when a request names no `limit`.
+const DEFAULT_PAGE: usize = 10;
+
+/// The bearer token of a request, as far as the header says.
+enum Bearer<'a> {
+    Absent,
+    Token(&'a str),
+    Malformed,
+}
+
+fn bearer(headers: &HeaderMap) -> Bearer<'_> {
+    let Some(value) = headers.get(header::AUTHORIZATION) else {
+        return Bearer::Absent;
+    };
+    let Ok(value) = value.to_str() else {
+        return Bearer::Malformed;
+    };
+    match value.trim().split_once(' ') {
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+            let token = token.trim();
+            // The original client sent the string "null" before it had a token.
+            if token.is_empty() || token == "null" {
+                Bearer::Absent
+            } else {
+                Bearer::Token(token)
+            }
+        }
+        _ => Bearer::Malformed,
+    }
+}
+
+/// The identity of a request that must carry a valid token.
+fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Identity, Envelope> {
+    match bearer(headers) {
+        Bearer::Token(token) => state.service.authenticate(token).map_err(Envelope::from),
+        Bearer::Absent => Err(Envelope::error(
+            StatusCode::UNAUTHORIZED,
+            "MISSING_TOKEN",
+            "an Authorization: Bearer token from /init is required",
+        )),
+        Bearer::Malformed => Err(Envelope::from(ChatError::InvalidToken)),
+    }
+}
+
+/// `GET /healthz`.
+pub async fn healthz() -> Envelope {
+    Envelope::ok("SUCCESS", serde_json::json!({"status": "ok"}))
+}
+
+/// `GET /init`: issue, accept or re-issue a token.
+pub async fn init(
+    State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Envelope {
+    let client = client_addr(peer, &headers, state.config.trust_forwarded_for);
+    let token = match bearer(&headers) {
+        Bearer::Absent => None,
+        Bearer::Token(token) => Some(token),
+        Bearer::Malformed => return Envelope::from(ChatError::InvalidToken),
+    };
+    match state.service.init(token, client) {
+        InitOutcome::Issued(token) => Envelope::ok("SUCCESS_TOKEN_ISSUANCE", token),
+        InitOutcome::Valid(token) => Envelope::ok("SUCCESS_TOKEN_VALID", token),
+        InitOutcome::Reissued(token) => Envelope::error(
+            StatusCode::OK,
+            "EXPIRED_TOKEN",
+            "the token had expired; a new one was issued for the same name",
+        )
+        .with_response(token),
+        InitOutcome::Invalid => Envelope::from(ChatError::InvalidToken),
+    }
+}
+
+/// Query parameters, read by hand so a bad one gets a 400 envelope naming it.
+struct Params(HashMap<String, String>);
+
+impl Params {
+    fn required(&self, name: &'static str) -> Result<&str, Envelope> {
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .ok_or_else(|| bad_request(format!("missing query parameter '{name}'")))
+    }
+
+    fn number<T: std::str::FromStr>(&self, name: &'static str, default: Option<T>) -> Result<T, Envelope> {
+        match (self.0.get(name), default) {
+            (Some(value), _) => value
+                .parse()
+                .map_err(|_| bad_request(format!("query parameter '{name}' must be a positive whole number"))),
+            (None, Some(default)) => Ok(default),
+            (None, None) => Err(bad_request(format!("missing query parameter '{name}'"))),
+        }
+    }
+}
+
+fn bad_request(message: String) -> Envelope {
+    Envelope::from(ChatError::BadRequest(message))
+}
+
+fn messages(result: Result<Vec<rtchat_core::ChatMessage>, ChatError>) -> Envelope {
+    match result {
+        Ok(messages) => Envelope::ok("SUCCESS", messages),
+        Err(error) => Envelope::from(error),
+    }
+}
+
+/// `GET /message?roomId=R&limit=N`: the newest N, newest first.
+pub async fn newest_messages(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+) -> Envelope {
+    let params = Params(params);
+    let run = async {
+        authenticate(&state, &headers)?;
+        let room = params.required("roomId")?;
+        let limit = params.number("limit", Some(DEFAULT_PAGE))?;
+        Ok::<_, Envelope>(messages(state.service.history(room, limit, None).await))
+    };
+    run.await.unwrap_or_else(|envelope| envelope)
+}
+
+/// `GET /message/lastMessageId?roomId=R&limit=N&lastMessageId=ID`: the N before ID, newest first.
+pub async fn messages_before(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+) -> Envelope {
+    let params = Params(params);
+    let run = async {
+        authenticate(&state, &headers)?;
+        let room = params.required("roomId")?;
+        let limit = params.number("limit", Some(DEFAULT_PAGE))?;
+        let before: MessageId = params.number("lastMessageId", None)?;
+        Ok::<_, Envelope>(messages(state.service.history(room, limit, Some(before)).await))
+    };
+    run.await.unwrap_or_else(|envelope| envelope)
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RoomView<'a> {
+    room_id: &'a str,
+    name: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    count: Option<u64>,
+}
+
+/// `GET /rooms`: public rooms with their live counts.
+pub async fn list_rooms(State(state): State<AppState>) -> Envelope {
+    match state.service.rooms().await {
+        Ok(rooms) => {
+            let views: Vec<RoomView<'_>> = rooms
+                .iter()
+                .map(|(room, count)| RoomView {
+                    room_id: room.room_id.as_str(),
+                    name: &room.name,
+                    count: Some(*count),
+                })
+                .collect();
+            Envelope::ok("SUCCESS", views)
+        }
+        Err(error) => Envelope::from(error),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CreateRoom {
+    name: String,
+    room_id: Option<String>,
+}
+
+fn json_error(rejection: JsonRejection) -> Envelope {
+    bad_request(format!("the body must be JSON of the documented shape ({})", rejection.body_text()))
+}
+
+/// `POST /rooms` `{"name", "roomId"?}`.
+pub async fn create_room(State(state): State<AppState>, body: Result<Json<CreateRoom>, JsonRejection>) -> Envelope {
+    let Json(request) = match body {
+        Ok(body) => body,
+        Err(rejection) => return json_error(rejection),
+    };
+    match state.service.create_room(&request.name, request.room_id.as_deref()).await {
+        Ok(room) => Envelope::ok(
+            "SUCCESS",
+            RoomView {
+                room_id: room.room_id.as_str(),
+                name: &room.name,
+                count: None,
+            },
+        ),
+        Err(error) => Envelope::from(error),
+    }
+}
+
+#[derive(Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PrivateRoom {
+    sender_id: String,
+    receiver_id: String,
+}
+
+/// `POST /chatroom/private` `{"senderId", "receiverId"}`: the pair's room, always the same.
+pub async fn private_room(State(state): State<AppState>, body: Result<Json<PrivateRoom>, JsonRejection>) -> Envelope {
+    let Json(request) = match body {
+        Ok(body) => body,
+        Err(rejection) => return json_error(rejection),
+    };
+    match state.service.private_room(&request.sender_id, &request.receiver_id).await {
+        Ok(room) => Envelope::ok(
+            "SUCCESS",
+            serde_json::json!({
+                "senderId": request.sender_id,
+                "receiverId": request.receiver_id,
+                "roomId": room.room_id.as_str(),
+            }),
+        ),
+        Err(error) => Envelope::from(error),
+    }
+}
+
+/// Anything else.
+pub async fn not_found() -> Envelope {
+    Envelope::error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such endpoint")
+}

@@ -1,0 +1,111 @@
+//! The response envelope every HTTP answer and every `/user/queue/errors` message uses.
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use rtchat_core::ChatError;
+use serde::Serialize;
+use serde_json::Value;
+
+/// `{"success", "response", "error": {"message"} | null, "type"}`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Envelope {
+    success: bool,
+    response: Value,
+    error: Option<ErrorBody>,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip)]
+    status: StatusCode,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct ErrorBody {
+    message: String,
+}
+
+impl Envelope {
+    /// A success with `response` as payload and `kind` as its code.
+    pub fn ok(kind: &'static str, response: impl Serialize) -> Self {
+        Envelope {
+            success: true,
+            // Serialising our own plain data types cannot fail; Null is a safe fallback.
+            response: serde_json::to_value(response).unwrap_or(Value::Null),
+            error: None,
+            kind,
+            status: StatusCode::OK,
+        }
+    }
+
+    /// A failure with an HTTP status, a code and a message safe to show a user.
+    pub fn error(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
+        Envelope {
+            success: false,
+            response: Value::Null,
+            error: Some(ErrorBody {
+                message: message.into(),
+            }),
+            kind,
+            status,
+        }
+    }
+
+    /// Replaces the payload (an expired token's answer carries the new token and an error).
+    pub fn with_response(mut self, response: impl Serialize) -> Self {
+        self.response = serde_json::to_value(response).unwrap_or(Value::Null);
+        self
+    }
+
+    /// The HTTP status this envelope goes out with.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+}
+
+impl From<ChatError> for Envelope {
+    fn from(error: ChatError) -> Self {
+        let status = match &error {
+            ChatError::UnknownRoom => StatusCode::NOT_FOUND,
+            ChatError::RoomExists => StatusCode::CONFLICT,
+            ChatError::InvalidToken | ChatError::ExpiredToken => StatusCode::UNAUTHORIZED,
+            ChatError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            ChatError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        Envelope::error(status, error.code(), error.to_string())
+    }
+}
+
+impl IntoResponse for Envelope {
+    fn into_response(self) -> Response {
+        (self.status, Json(&self)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn success_envelope_has_all_four_fields() {
+        let value = serde_json::to_value(Envelope::ok("SUCCESS", vec![1, 2])).unwrap();
+        assert_eq!(
+            value,
+            json!({"success": true, "response": [1, 2], "error": null, "type": "SUCCESS"})
+        );
+    }
+
+    #[test]
+    fn chat_errors_map_to_statuses_and_codes_without_internals() {
+        let envelope = Envelope::from(ChatError::RoomExists);
+        assert_eq!(envelope.status(), StatusCode::CONFLICT);
+        let value = serde_json::to_value(&envelope).unwrap();
+        assert_eq!(value["type"], "ROOM_EXISTS");
+        assert_eq!(value["success"], false);
+        assert_eq!(value["response"], Value::Null);
+        assert_eq!(value["error"]["message"], "room already exists");
+        assert_eq!(Envelope::from(ChatError::Unavailable).status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(Envelope::from(ChatError::InvalidToken).status(), StatusCode::UNAUTHORIZED);
+    }
+}

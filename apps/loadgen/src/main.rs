@@ -1,0 +1,310 @@
+//! `rtchat-loadgen`: measures a running rtchat server from the outside, over real WebSockets
+//! on loopback. Two measurements, each bounded in connections and time:
+//!
+//! - `idle`: opens N STOMP connections that each CONNECT and SUBSCRIBE, then reads the server's
+//!   resident memory (from `/proc/<pid>/status`) before and after: memory per idle connection.
+//! - `fanout`: S subscribers in one room, one publisher sending M messages; reports deliveries
+//!   per second and the server's CPU time per delivery (from `/proc/<pid>/stat`).
+//!
+//! Tokens are minted with the server's JWT secret (`--jwt-secret`), so no HTTP client is needed.
+
+use bytes::Bytes;
+use clap::{Args, Parser as CliParser, Subcommand};
+use futures_util::{SinkExt, StreamExt};
+use rtchat_core::{Identity, Tokens};
+use rtchat_jwt::JwtTokens;
+use rtchat_stomp::{Command, Item, Limits, Parser};
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+
+#[derive(Debug, CliParser)]
+#[command(name = "rtchat-loadgen", about = "Measure an rtchat server over loopback WebSockets")]
+struct Cli {
+    #[command(subcommand)]
+    command: Measure,
+}
+
+#[derive(Debug, Subcommand)]
+enum Measure {
+    /// Memory per idle, connected, subscribed connection.
+    Idle {
+        #[command(flatten)]
+        target: Target,
+        /// Connections to open (at most 20,000).
+        #[arg(long, default_value_t = 1000)]
+        connections: usize,
+    },
+    /// Fan-out throughput and CPU per delivery.
+    Fanout {
+        #[command(flatten)]
+        target: Target,
+        /// Subscribers in the room (at most 5,000).
+        #[arg(long, default_value_t = 100)]
+        subscribers: usize,
+        /// Messages the publisher sends (at most 1,000,000).
+        #[arg(long, default_value_t = 2000)]
+        messages: usize,
+        /// Messages in flight before the publisher waits for receipts.
+        #[arg(long, default_value_t = 64)]
+        window: usize,
+    },
+}
+
+#[derive(Debug, Args)]
+struct Target {
+    /// The server's WebSocket URL (loopback only).
+    #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
+    url: String,
+    /// The server's JWT secret, to mint tokens.
+    #[arg(long, env = "RTCHAT_JWT_SECRET")]
+    jwt_secret: String,
+    /// The server's node name (the token issuer).
+    #[arg(long, default_value = "rtchat")]
+    issuer: String,
+    /// The server's process id, to read its memory and CPU time.
+    #[arg(long)]
+    server_pid: Option<u32>,
+    /// The room to use.
+    #[arg(long, default_value = "lobby")]
+    room: String,
+}
+
+#[tokio::main]
+async fn main() -> Result<(), String> {
+    let cli = Cli::parse();
+    match cli.command {
+        Measure::Idle { target, connections } => idle(&target, connections.min(20_000)).await,
+        Measure::Fanout {
+            target,
+            subscribers,
+            messages,
+            window,
+        } => fanout(&target, subscribers.min(5_000), messages.min(1_000_000), window.max(1)).await,
+    }
+}
+
+fn ensure_loopback(url: &str) -> Result<(), String> {
+    let loopback = ["ws://127.", "ws://localhost", "ws://[::1]"];
+    if loopback.iter().any(|prefix| url.starts_with(prefix)) {
+        Ok(())
+    } else {
+        Err(format!("refusing to load {url}: loopback addresses only"))
+    }
+}
+
+/// A STOMP client connection, reading frames with the core parser.
+struct Client {
+    socket: Socket,
+    parser: Parser,
+}
+
+impl Client {
+    async fn connect(target: &Target, tokens: &JwtTokens, n: usize) -> Result<Client, String> {
+        let mut request = target.url.as_str().into_client_request().map_err(|e| e.to_string())?;
+        request
+            .headers_mut()
+            .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("v12.stomp"));
+        let (socket, _) = tokio_tungstenite::connect_async(request)
+            .await
+            .map_err(|e| format!("connection {n}: {e}"))?;
+        let identity = Identity {
+            rand_id: format!("Load{}", n % 100),
+            name_tag: format!("#{:06X}", n & 0xFF_FFFF),
+        };
+        let token = tokens.issue(&identity, "127.0.0.1");
+        let mut client = Client {
+            socket,
+            parser: Parser::new(Limits::default()),
+        };
+        client
+            .send(format!(
+                "CONNECT\naccept-version:1.2\nhost:rtchat\nheart-beat:0,0\nAuthorization:Bearer {token}\n\n\0"
+            ))
+            .await?;
+        client.expect(Command::Connected).await?;
+        Ok(client)
+    }
+
+    async fn send(&mut self, frame: String) -> Result<(), String> {
+        self.socket
+            .send(Message::text(frame))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
+    /// The next frame (heart-beats skipped).
+    async fn next_frame(&mut self) -> Result<rtchat_stomp::Frame, String> {
+        loop {
+            match self.parser.next_item() {
+                Ok(Some(Item::Frame(frame))) => return Ok(frame),
+                Ok(Some(Item::HeartBeat)) => continue,
+                Ok(None) => {}
+                Err(error) => return Err(format!("bad frame from server: {error}")),
+            }
+            let message = tokio::time::timeout(Duration::from_secs(30), self.socket.next())
+                .await
+                .map_err(|_| "server silent for 30 s".to_owned())?;
+            match message {
+                Some(Ok(Message::Text(text))) => self.parser.feed(Bytes::from(text).as_ref()),
+                Some(Ok(Message::Binary(bytes))) => self.parser.feed(&bytes),
+                Some(Ok(_)) => {}
+                Some(Err(error)) => return Err(error.to_string()),
+                None => return Err("server closed the connection".to_owned()),
+            }
+        }
+    }
+
+    async fn expect(&mut self, command: Command) -> Result<rtchat_stomp::Frame, String> {
+        let frame = self.next_frame().await?;
+        if frame.command == command {
+            Ok(frame)
+        } else {
+            Err(format!(
+                "expected {command}, got {} ({:?})",
+                frame.command,
+                frame.get("message")
+            ))
+        }
+    }
+
+    async fn subscribe(&mut self, destination: &str, id: &str) -> Result<(), String> {
+        self.send(format!(
+            "SUBSCRIBE\nid:{id}\ndestination:{destination}\nreceipt:sub-{id}\n\n\0"
+        ))
+        .await?;
+        self.expect(Command::Receipt).await.map(|_| ())
+    }
+}
+
+/// Resident memory of `pid` in KiB.
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// User + system CPU time of `pid`.
+fn cpu_time(pid: u32) -> Option<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+    let after_name = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    // Linux reports in clock ticks of 1/100 s (USER_HZ) on every mainstream configuration.
+    Some(Duration::from_millis((utime + stime) * 10))
+}
+
+fn tokens(target: &Target) -> JwtTokens {
+    JwtTokens::new(
+        target.jwt_secret.as_bytes(),
+        target.issuer.clone(),
+        Duration::from_secs(3600),
+    )
+}
+
+async fn idle(target: &Target, connections: usize) -> Result<(), String> {
+    ensure_loopback(&target.url)?;
+    let tokens = tokens(target);
+    let before = target.server_pid.and_then(rss_kib);
+    let started = Instant::now();
+    let mut clients = Vec::with_capacity(connections);
+    for n in 0..connections {
+        let mut client = Client::connect(target, &tokens, n).await?;
+        client
+            .subscribe(&format!("/sub/channel/{}", target.room), "0")
+            .await?;
+        clients.push(client);
+    }
+    // Let allocator caches and the server's queues settle.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = target.server_pid.and_then(rss_kib);
+    println!(
+        "idle: {connections} connections connected and subscribed in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    match (before, after) {
+        (Some(before), Some(after)) => println!(
+            "idle: server RSS {before} KiB -> {after} KiB: {:.2} KiB per idle connection",
+            after.saturating_sub(before) as f64 / connections as f64
+        ),
+        _ => println!("idle: pass --server-pid to read the server's memory"),
+    }
+    drop(clients);
+    Ok(())
+}
+
+async fn fanout(target: &Target, subscribers: usize, messages: usize, window: usize) -> Result<(), String> {
+    ensure_loopback(&target.url)?;
+    let tokens = tokens(target);
+    let destination = format!("/sub/channel/{}", target.room);
+    let mut readers = Vec::with_capacity(subscribers);
+    for n in 0..subscribers {
+        let mut client = Client::connect(target, &tokens, n).await?;
+        client.subscribe(&destination, "0").await?;
+        readers.push(tokio::spawn(async move {
+            let mut received = 0usize;
+            while received < messages {
+                let frame = client.next_frame().await?;
+                if frame.command == Command::Message {
+                    received += 1;
+                }
+            }
+            Ok::<usize, String>(received)
+        }));
+    }
+    let mut publisher = Client::connect(target, &tokens, subscribers).await?;
+    let cpu_before = target.server_pid.and_then(cpu_time);
+    let started = Instant::now();
+    let body = serde_json::json!({"roomId": target.room, "message": "load test message of a typical chat length, about eighty bytes"}).to_string();
+    let mut in_flight = 0usize;
+    for n in 0..messages {
+        publisher
+            .send(format!(
+                "SEND\ndestination:/pub/chat\ncontent-type:application/json\nreceipt:{n}\n\n{body}\0"
+            ))
+            .await?;
+        in_flight += 1;
+        while in_flight >= window {
+            if publisher.next_frame().await?.command == Command::Receipt {
+                in_flight -= 1;
+            }
+        }
+    }
+    while in_flight > 0 {
+        if publisher.next_frame().await?.command == Command::Receipt {
+            in_flight -= 1;
+        }
+    }
+    let mut delivered = 0usize;
+    for reader in readers {
+        delivered += reader.await.map_err(|e| e.to_string())??;
+    }
+    let elapsed = started.elapsed();
+    let cpu_after = target.server_pid.and_then(cpu_time);
+    println!(
+        "fanout: {subscribers} subscribers x {messages} messages = {delivered} deliveries in {:.2} s: {:.0} deliveries/s",
+        elapsed.as_secs_f64(),
+        delivered as f64 / elapsed.as_secs_f64()
+    );
+    match (cpu_before, cpu_after) {
+        (Some(before), Some(after)) => {
+            let cpu = after.saturating_sub(before);
+            println!(
+                "fanout: server CPU {:.2} s: {:.2} us per delivery",
+                cpu.as_secs_f64(),
+                cpu.as_secs_f64() * 1e6 / delivered.max(1) as f64
+            );
+        }
+        _ => println!("fanout: pass --server-pid to read the server's CPU time"),
+    }
+    Ok(())
+}

@@ -1,0 +1,234 @@
+//! # rtchat-server
+//!
+//! Assembles a node from adapters chosen by flags and environment ([`ServerConfig`]) and
+//! serves the page, the HTTP API and STOMP over WebSocket. The default is embedded: memory
+//! store and in-process broker, so it runs with no services. The binary is a thin `main`
+//! around [`Server::bind`] and [`Server::run`]; tests and the conformance suite use the same
+//! two calls.
+
+use clap::{Parser, ValueEnum};
+use rtchat_core::{ChatConfig, ChatService, Hub, Ports};
+use rtchat_driver::{DriverConfig, Shutdown};
+use rtchat_jwt::JwtTokens;
+use rtchat_memory::{InProcessBroker, MemoryMessageStore, MemoryPresence, MemoryRoomStore, SystemClock};
+use rtchat_stomp::{HeartBeat, SessionConfig};
+use rtchat_web::{AppState, WebConfig};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Where messages and rooms are kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum StoreKind {
+    /// In this process's memory (lost on restart).
+    Memory,
+}
+
+/// How room events reach every node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BrokerKind {
+    /// Within this process only (a single node).
+    Memory,
+}
+
+/// Every setting, from flags or `RTCHAT_*` environment variables.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "rtchat-server", version, about = "Anonymous real-time chat over STOMP and WebSocket")]
+pub struct ServerConfig {
+    /// Address to listen on (port 0 picks a free one).
+    #[arg(long, env = "RTCHAT_BIND", default_value = "127.0.0.1:8080")]
+    pub bind: SocketAddr,
+    /// Message and room store.
+    #[arg(long, env = "RTCHAT_STORE", value_enum, default_value = "memory")]
+    pub store: StoreKind,
+    /// Broker between nodes.
+    #[arg(long, env = "RTCHAT_BROKER", value_enum, default_value = "memory")]
+    pub broker: BrokerKind,
+    /// HS256 secret for tokens. Without one a random secret is generated, and tokens die with
+    /// the process.
+    #[arg(long, env = "RTCHAT_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+    /// Token lifetime in hours.
+    #[arg(long, env = "RTCHAT_TOKEN_TTL_HOURS", default_value_t = 24 * 30)]
+    pub token_ttl_hours: u64,
+    /// Server heart-beat "SX,SY" in milliseconds: how often we send, how often we want to hear.
+    #[arg(long, env = "RTCHAT_HEART_BEAT", default_value = "25000,25000", value_parser = parse_heart_beat)]
+    pub heart_beat: HeartBeat,
+    /// Longest chat message, in characters.
+    #[arg(long, env = "RTCHAT_MAX_MESSAGE_CHARS", default_value_t = 2000)]
+    pub max_message_chars: usize,
+    /// Largest STOMP frame a client may send, in bytes.
+    #[arg(long, env = "RTCHAT_MAX_FRAME_BYTES", default_value_t = 64 * 1024)]
+    pub max_frame_bytes: usize,
+    /// Deliveries queued per connection before it is closed as a slow consumer.
+    #[arg(long, env = "RTCHAT_OUTBOUND_QUEUE", default_value_t = 1024)]
+    pub outbound_queue: usize,
+    /// Chat SENDs per connection per second.
+    #[arg(long, env = "RTCHAT_MAX_SENDS_PER_SECOND", default_value_t = 20)]
+    pub max_sends_per_second: u32,
+    /// Take client addresses from X-Forwarded-For (only behind your own proxy).
+    #[arg(long, env = "RTCHAT_TRUST_FORWARDED_FOR")]
+    pub trust_forwarded_for: bool,
+    /// This node's name: the token issuer and the `server` of CONNECTED.
+    #[arg(long, env = "RTCHAT_NODE_NAME", default_value = "rtchat")]
+    pub node_name: String,
+}
+
+fn parse_heart_beat(value: &str) -> Result<HeartBeat, String> {
+    HeartBeat::parse(value).ok_or_else(|| format!("expected SX,SY in milliseconds, got {value:?}"))
+}
+
+impl ServerConfig {
+    /// The defaults, as if started with no flags and no environment (for tests).
+    pub fn embedded() -> Self {
+        ServerConfig::parse_from(["rtchat-server"])
+    }
+
+    fn session_config(&self) -> SessionConfig {
+        let mut session = SessionConfig {
+            heart_beat: self.heart_beat,
+            server_name: format!("{}/{}", self.node_name, env!("CARGO_PKG_VERSION")),
+            ..SessionConfig::default()
+        };
+        session.limits.max_body_bytes = self.max_frame_bytes;
+        session.limits.max_frame_bytes = self.max_frame_bytes + 8 * 1024;
+        session
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug)]
+pub enum StartError {
+    /// The address could not be bound.
+    Bind(std::io::Error),
+    /// The chat could not be assembled (e.g. the store is unreachable).
+    Assemble(rtchat_core::ChatError),
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartError::Bind(error) => write!(f, "cannot listen: {error}"),
+            StartError::Assemble(error) => write!(f, "cannot start the chat: {error}"),
+        }
+    }
+}
+
+impl std::error::Error for StartError {}
+
+/// An assembled node: the chat service and how its connections are run, not yet bound to
+/// a socket (the conformance suite drives it in-process, with no sockets at all).
+pub struct Node {
+    /// The chat service.
+    pub service: ChatService,
+    /// The HTTP/WebSocket settings, including the driver's.
+    pub web: WebConfig,
+}
+
+/// Assembles the adapters `config` names.
+pub async fn assemble(config: &ServerConfig) -> Result<Node, StartError> {
+    let secret = match &config.jwt_secret {
+        Some(secret) => secret.as_bytes().to_vec(),
+        None => {
+            tracing::warn!(
+                "no RTCHAT_JWT_SECRET or --jwt-secret: using a random secret; tokens will not survive a restart"
+            );
+            JwtTokens::generate_secret()
+        }
+    };
+    let tokens = JwtTokens::new(
+        &secret,
+        config.node_name.clone(),
+        Duration::from_secs(config.token_ttl_hours.saturating_mul(3600)),
+    );
+    let hub = Arc::new(Hub::new());
+    let (messages, rooms, presence, broker) = match (config.store, config.broker) {
+        (StoreKind::Memory, BrokerKind::Memory) => (
+            Arc::new(MemoryMessageStore::new()),
+            Arc::new(MemoryRoomStore::new()),
+            Arc::new(MemoryPresence::new()),
+            Arc::new(InProcessBroker::new(hub.clone())),
+        ),
+    };
+    let ports = Ports {
+        messages,
+        rooms,
+        presence,
+        broker,
+        tokens: Arc::new(tokens),
+        clock: Arc::new(SystemClock),
+    };
+    let chat = ChatConfig {
+        max_message_chars: config.max_message_chars,
+        max_sends_per_second: config.max_sends_per_second,
+        node_name: config.node_name.clone(),
+        ..ChatConfig::default()
+    };
+    let service = ChatService::new(ports, hub, chat).await.map_err(StartError::Assemble)?;
+    let driver = DriverConfig {
+        session: config.session_config(),
+        outbound_capacity: config.outbound_queue,
+        ..DriverConfig::default()
+    };
+    let web = WebConfig {
+        max_ws_message_bytes: driver.session.limits.max_frame_bytes * 2,
+        driver,
+        trust_forwarded_for: config.trust_forwarded_for,
+    };
+    Ok(Node { service, web })
+}
+
+/// A bound, assembled node, ready to run.
+pub struct Server {
+    listener: TcpListener,
+    service: ChatService,
+    web: WebConfig,
+    shutdown: Shutdown,
+}
+
+impl Server {
+    /// Assembles the adapters `config` names and binds the listener.
+    pub async fn bind(config: &ServerConfig) -> Result<Server, StartError> {
+        let Node { service, web } = assemble(config).await?;
+        let listener = TcpListener::bind(config.bind).await.map_err(StartError::Bind)?;
+        Ok(Server {
+            listener,
+            service,
+            web,
+            shutdown: Shutdown::new(),
+        })
+    }
+
+    /// The address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// The assembled chat service (tests use it to look inside).
+    pub fn service(&self) -> &ChatService {
+        &self.service
+    }
+
+    /// Serves until `stop` resolves, then closes every WebSocket with "going away" and waits
+    /// (at most `drain`) for connections to finish.
+    pub async fn run(self, stop: impl Future<Output = ()> + Send + 'static, drain: Duration) -> std::io::Result<()> {
+        let state = AppState::new(self.service, self.web, self.shutdown.clone());
+        let app = rtchat_web::router(state).into_make_service_with_connect_info::<SocketAddr>();
+        let shutdown = self.shutdown.clone();
+        let result = axum::serve(self.listener, app)
+            .with_graceful_shutdown(async move {
+                stop.await;
+                shutdown.trigger();
+            })
+            .await;
+        if tokio::time::timeout(drain, self.shutdown.wait_idle()).await.is_err() {
+            tracing::warn!(
+                connections = self.shutdown.live_connections(),
+                "connections still open after the drain period"
+            );
+        }
+        result
+    }
+}

@@ -1,0 +1,280 @@
+//! The HTTP API of MISSION.md against a real server on a loopback port: every answer in the
+//! envelope, bad input as a 400 with a message, never a panic.
+
+mod common;
+
+use common::TestServer;
+use rtchat_core::Identity;
+use serde_json::{Value, json};
+use std::net::{IpAddr, Ipv4Addr};
+
+fn bearer(token: &str) -> String {
+    format!("Bearer {token}")
+}
+
+fn assert_envelope(body: &Value, success: bool, kind: &str) {
+    assert_eq!(body["success"], success, "{body}");
+    assert_eq!(body["type"], kind, "{body}");
+    assert!(body.get("response").is_some(), "{body}");
+    assert!(body.get("error").is_some(), "{body}");
+    if success {
+        assert_eq!(body["error"], Value::Null, "{body}");
+    } else {
+        assert!(body["error"]["message"].is_string(), "{body}");
+    }
+}
+
+fn claims(token: &str) -> Value {
+    use std::str;
+    let payload = token.split('.').nth(1).expect("three JWT parts");
+    serde_json::from_slice(&base64url(payload)).expect("JSON claims")
+}
+
+/// Minimal base64url decoding, to read claims the way a browser does.
+fn base64url(text: &str) -> Vec<u8> {
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut bits = 0u32;
+    let mut count = 0;
+    let mut out = Vec::new();
+    for byte in text.bytes() {
+        let value = alphabet.iter().position(|&c| c == byte).expect("base64url") as u32;
+        bits = (bits << 6) | value;
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn init_without_a_token_issues_one_with_the_contract_claims() {
+    let server = TestServer::start().await;
+    for headers in [vec![], vec![("Authorization", "Bearer null")]] {
+        let response = server.request("GET", "/init", &headers, None).await;
+        assert_eq!(response.status, 200);
+        assert_envelope(&response.body, true, "SUCCESS_TOKEN_ISSUANCE");
+        let token = response.body["response"].as_str().expect("token");
+        let claims = claims(token);
+        let tag = claims["sub"].as_str().expect("sub");
+        assert!(
+            tag.len() == 7 && tag.starts_with('#') && tag[1..].chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_lowercase()),
+            "{tag}"
+        );
+        assert!(!claims["randId"].as_str().expect("randId").is_empty());
+        assert_eq!(claims["iss"], "rtchat");
+        assert_eq!(claims["aud"], "127.0.0.1");
+        for claim in ["jti", "iat", "nbf", "exp"] {
+            assert!(claims.get(claim).is_some(), "missing {claim}: {claims}");
+        }
+    }
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn init_accepts_a_valid_token_and_refuses_a_forged_one() {
+    let server = TestServer::start().await;
+    let token = server.token().await;
+    let valid = server.request("GET", "/init", &[("Authorization", &bearer(&token))], None).await;
+    assert_eq!(valid.status, 200);
+    assert_eq!(valid.body["success"], true);
+    assert_eq!(valid.body["response"], token.as_str());
+
+    // Same claims, another signature.
+    let mut parts: Vec<&str> = token.split('.').collect();
+    parts[2] = "c2lnbmF0dXJlLWZyb20tc29tZW9uZS1lbHNl";
+    let forged = parts.join(".");
+    for bad in [forged.as_str(), "garbage", "a.b.c"] {
+        let response = server.request("GET", "/init", &[("Authorization", &bearer(bad))], None).await;
+        assert_eq!(response.status, 401, "{bad}");
+        assert_envelope(&response.body, false, "INVALID_TOKEN");
+        assert_eq!(response.body["response"], Value::Null, "no new token for a bad one");
+    }
+    let not_bearer = server.request("GET", "/init", &[("Authorization", "Basic abc")], None).await;
+    assert_eq!(not_bearer.status, 401);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn history_needs_a_valid_token() {
+    let server = TestServer::start().await;
+    let missing = server.get("/message?roomId=lobby&limit=10").await;
+    assert_eq!(missing.status, 401);
+    assert_envelope(&missing.body, false, "MISSING_TOKEN");
+    let invalid = server
+        .request("GET", "/message?roomId=lobby&limit=10", &[("Authorization", "Bearer nope")], None)
+        .await;
+    assert_eq!(invalid.status, 401);
+    assert_envelope(&invalid.body, false, "INVALID_TOKEN");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn history_pages_newest_first_with_keyset_pagination() {
+    let server = TestServer::start().await;
+    let token = server.token().await;
+    let author = Identity {
+        rand_id: "Wren7".to_owned(),
+        name_tag: "#ABCDEF".to_owned(),
+    };
+    let client = IpAddr::V4(Ipv4Addr::new(192, 168, 1, 20));
+    let mut ids = Vec::new();
+    for n in 0..25 {
+        let message = server
+            .service
+            .post_message(&author, client, "lobby", &format!("message {n}"))
+            .await
+            .expect("stored");
+        ids.push(message.id);
+    }
+    let auth = bearer(&token);
+    let newest = server
+        .request("GET", "/message?roomId=lobby&limit=10", &[("Authorization", &auth)], None)
+        .await;
+    assert_eq!(newest.status, 200);
+    assert_envelope(&newest.body, true, "SUCCESS");
+    let page: Vec<Value> = newest.body["response"].as_array().expect("array").clone();
+    assert_eq!(page.len(), 10);
+    assert_eq!(page[0]["message"], "message 24");
+    assert_eq!(page[9]["message"], "message 15");
+    assert_eq!(page[0]["randId"], "Wren7");
+    assert_eq!(page[0]["nameTag"], "#ABCDEF");
+    assert_eq!(page[0]["roomId"], "lobby");
+    assert_eq!(page[0]["ipAddress"], "192.168", "only the first two octets");
+    assert!(page[0]["createdAt"].is_string());
+
+    let oldest_shown = page[9]["id"].as_u64().expect("numeric id");
+    let older = server
+        .request(
+            "GET",
+            &format!("/message/lastMessageId?roomId=lobby&limit=10&lastMessageId={oldest_shown}"),
+            &[("Authorization", &auth)],
+            None,
+        )
+        .await;
+    assert_eq!(older.status, 200);
+    let older: Vec<Value> = older.body["response"].as_array().expect("array").clone();
+    assert_eq!(older.len(), 10);
+    assert_eq!(older[0]["message"], "message 14");
+    assert_eq!(older[9]["message"], "message 5");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn bad_history_parameters_get_a_400_envelope() {
+    let server = TestServer::start().await;
+    let auth = bearer(&server.token().await);
+    for path in [
+        "/message?limit=10",
+        "/message?roomId=lobby&limit=abc",
+        "/message?roomId=lobby&limit=-1",
+        "/message?roomId=lobby&limit=0",
+        "/message?roomId=lobby&limit=100000",
+        "/message/lastMessageId?roomId=lobby&limit=10",
+        "/message/lastMessageId?roomId=lobby&limit=10&lastMessageId=x",
+        "/message?roomId=bad%20room&limit=10",
+    ] {
+        let response = server.request("GET", path, &[("Authorization", &auth)], None).await;
+        assert_eq!(response.status, 400, "{path}: {}", response.body);
+        assert_eq!(response.body["success"], false, "{path}");
+        assert!(response.body["error"]["message"].is_string(), "{path}");
+    }
+    let unknown = server
+        .request("GET", "/message?roomId=nowhere&limit=10", &[("Authorization", &auth)], None)
+        .await;
+    assert_eq!(unknown.status, 404);
+    assert_envelope(&unknown.body, false, "UNKNOWN_ROOM");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn rooms_are_listed_created_and_conflicts_are_409() {
+    let server = TestServer::start().await;
+    let rooms = server.get("/rooms").await;
+    assert_eq!(rooms.status, 200);
+    assert_envelope(&rooms.body, true, "SUCCESS");
+    let list = rooms.body["response"].as_array().expect("array");
+    assert!(
+        list.iter().any(|room| room["roomId"] == "lobby" && room["count"] == 0 && room["name"].is_string()),
+        "{list:?}"
+    );
+
+    let created = server
+        .request("POST", "/rooms", &[], Some(r#"{"name":"Rust fans","roomId":"rust"}"#))
+        .await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    assert_eq!(created.body["response"], json!({"roomId": "rust", "name": "Rust fans"}));
+    let again = server
+        .request("POST", "/rooms", &[], Some(r#"{"name":"Other","roomId":"rust"}"#))
+        .await;
+    assert_eq!(again.status, 409);
+    assert_envelope(&again.body, false, "ROOM_EXISTS");
+
+    let generated = server.request("POST", "/rooms", &[], Some(r#"{"name":"No id"}"#)).await;
+    assert_eq!(generated.status, 200);
+    assert!(generated.body["response"]["roomId"].as_str().is_some_and(|id| !id.is_empty()));
+
+    for bad in ["not json", r#"{"roomId":"x"}"#, r#"{"name":""}"#, r#"{"name":"x","roomId":"has space"}"#] {
+        let response = server.request("POST", "/rooms", &[], Some(bad)).await;
+        assert_eq!(response.status, 400, "{bad}: {}", response.body);
+        assert_eq!(response.body["success"], false);
+    }
+    let listed = server.get("/rooms").await;
+    let ids: Vec<&str> = listed.body["response"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|room| room["roomId"].as_str())
+        .collect();
+    assert!(ids.contains(&"rust"), "{ids:?}");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn a_private_room_is_the_same_for_the_same_pair() {
+    let server = TestServer::start().await;
+    let first = server
+        .request("POST", "/chatroom/private", &[], Some(r##"{"senderId":"#AAAAAA","receiverId":"#BBBBBB"}"##))
+        .await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(first.body["response"]["senderId"], "#AAAAAA");
+    assert_eq!(first.body["response"]["receiverId"], "#BBBBBB");
+    let room = first.body["response"]["roomId"].as_str().expect("roomId").to_owned();
+    let again = server
+        .request("POST", "/chatroom/private", &[], Some(r##"{"senderId":"#AAAAAA","receiverId":"#BBBBBB"}"##))
+        .await;
+    assert_eq!(again.body["response"]["roomId"], room.as_str());
+    let reversed = server
+        .request("POST", "/chatroom/private", &[], Some(r##"{"senderId":"#BBBBBB","receiverId":"#AAAAAA"}"##))
+        .await;
+    assert_eq!(reversed.body["response"]["roomId"], room.as_str());
+    let other = server
+        .request("POST", "/chatroom/private", &[], Some(r##"{"senderId":"#AAAAAA","receiverId":"#CCCCCC"}"##))
+        .await;
+    assert_ne!(other.body["response"]["roomId"], room.as_str());
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn health_page_assets_and_unknown_paths() {
+    let server = TestServer::start().await;
+    let health = server.get("/healthz").await;
+    assert_eq!(health.status, 200);
+    assert_envelope(&health.body, true, "SUCCESS");
+
+    let page = server.get("/").await;
+    assert_eq!(page.status, 200);
+    assert!(page.head.contains("content-type: text/html"));
+    assert!(page.head.contains("content-security-policy: default-src 'self'"));
+    assert!(page.body.as_str().is_some_and(|html| html.contains("<html")));
+    for asset in ["/assets/app.js", "/assets/style.css", "/assets/stomp.umd.min.js"] {
+        assert_eq!(server.get(asset).await.status, 200, "{asset}");
+    }
+    let missing_asset = server.get("/assets/secret.txt").await;
+    assert_eq!(missing_asset.status, 404);
+    let unknown = server.get("/no/such/thing").await;
+    assert_eq!(unknown.status, 404);
+    assert_envelope(&unknown.body, false, "NOT_FOUND");
+    server.stop().await;
+}

@@ -1,0 +1,100 @@
+//! STOMP over WebSocket against a real server: the "done when" scenario of the chat issue, the
+//! subprotocol negotiation, and a graceful shutdown.
+
+mod common;
+
+use common::{StompClient, TestServer};
+use rtchat_stomp::Command;
+use serde_json::Value;
+
+#[tokio::test]
+async fn a_client_with_a_token_from_init_chats_with_itself() {
+    let server = TestServer::start().await;
+    let token = server.token().await;
+    let mut client = StompClient::connect(&server.ws_url(), &token).await;
+    assert_eq!(client.protocol.as_deref(), Some("v12.stomp"));
+
+    client
+        .send("SUBSCRIBE\nid:0\ndestination:/sub/channel/lobby\nreceipt:subscribed\n\n\0")
+        .await;
+    let receipt = client.frame().await;
+    assert_eq!(receipt.command, Command::Receipt);
+    assert_eq!(receipt.get("receipt-id"), Some("subscribed"));
+
+    // The body tries to forge a name: the server must take it from the token.
+    client
+        .send("SEND\ndestination:/pub/chat\ncontent-type:application/json\nreceipt:sent\n\n{\"roomId\":\"lobby\",\"message\":\"hello <b>world</b>\",\"randId\":\"Mallory\",\"nameTag\":\"#000000\"}\0")
+        .await;
+    let mut got_receipt = false;
+    let mut message = None;
+    while !(got_receipt && message.is_some()) {
+        let frame = client.frame().await;
+        match frame.command {
+            Command::Receipt => {
+                assert_eq!(frame.get("receipt-id"), Some("sent"));
+                got_receipt = true;
+            }
+            Command::Message => message = Some(frame),
+            other => panic!("unexpected {other}: {frame:?}"),
+        }
+    }
+    let message = message.expect("message");
+    assert_eq!(message.get("destination"), Some("/sub/channel/lobby"));
+    assert_eq!(message.get("subscription"), Some("0"));
+    assert!(message.get("message-id").is_some());
+    let body: Value = serde_json::from_slice(&message.body).expect("JSON body");
+    assert_eq!(body["message"], "hello <b>world</b>");
+    assert_eq!(body["roomId"], "lobby");
+    assert_ne!(body["randId"], "Mallory");
+    assert_ne!(body["nameTag"], "#000000");
+    assert_eq!(body["ipAddress"], "127.0");
+    assert!(body["id"].is_u64());
+    assert!(body["createdAt"].is_string());
+
+    // And it is in the history the page loads.
+    let history = server
+        .request(
+            "GET",
+            "/message?roomId=lobby&limit=10",
+            &[("Authorization", &format!("Bearer {token}"))],
+            None,
+        )
+        .await;
+    assert_eq!(history.body["response"][0]["id"], body["id"]);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn the_best_shared_stomp_subprotocol_is_selected() {
+    let server = TestServer::start().await;
+    let client = StompClient::open(&server.ws_url(), "v10.stomp, v11.stomp").await;
+    assert_eq!(client.protocol.as_deref(), Some("v11.stomp"));
+    let client = StompClient::open(&server.ws_url(), "v10.stomp").await;
+    assert_eq!(client.protocol.as_deref(), Some("v10.stomp"));
+    // Clients that name no subprotocol still get STOMP.
+    let client = StompClient::open(&server.ws_url(), "").await;
+    assert_eq!(client.protocol, None);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn connect_without_a_token_gets_an_error_and_is_closed() {
+    let server = TestServer::start().await;
+    let mut client = StompClient::open(&server.ws_url(), "v12.stomp").await;
+    client.send("CONNECT\naccept-version:1.2\nhost:rtchat\n\n\0").await;
+    let error = client.frame().await;
+    assert_eq!(error.command, Command::Error);
+    assert!(error.get("message").is_some_and(|m| m.contains("token")), "{error:?}");
+    client.closed().await;
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn shutdown_closes_websockets_with_going_away() {
+    let server = TestServer::start().await;
+    let token = server.token().await;
+    let mut client = StompClient::connect(&server.ws_url(), &token).await;
+    let stopping = tokio::spawn(server.stop());
+    assert_eq!(client.closed().await, Some(1001));
+    stopping.await.expect("server stopped");
+}

@@ -1,0 +1,264 @@
+//! Adapter combinations: ways to stand up a node and connect clients to it.
+//!
+//! Adding one (PostgreSQL/Redis, WebTransport, ...) is one implementation of [`Combination`]
+//! plus a line in [`all`]: the runner only ever sees these traits.
+
+use async_trait::async_trait;
+use futures_util::{SinkExt, StreamExt};
+use rtchat_driver::{DriverConfig, Shutdown, memory_pair, run_connection};
+use rtchat_server::{Server, ServerConfig, assemble};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::HeaderValue;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream, connect_async};
+
+/// How long a node may take to finish its connections when a transcript is over.
+const DRAIN: Duration = Duration::from_secs(2);
+
+/// The address clients connect from (the in-process driver is told it; sockets use it).
+const CLIENT_IP: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+/// A way to run a node: a transport, a store, a broker.
+#[async_trait]
+pub trait Combination: Send + Sync {
+    /// A short name for failure messages, e.g. `memory-transport`.
+    fn name(&self) -> &'static str;
+    /// Starts a fresh node with `config`.
+    async fn start(&self, config: &ServerConfig) -> Result<Box<dyn Node>, String>;
+}
+
+/// A running node.
+#[async_trait]
+pub trait Node: Send {
+    /// Opens a new client connection.
+    async fn connect(&mut self) -> Result<Box<dyn Client>, String>;
+    /// Stops the node and waits (bounded) for its connections to end.
+    async fn stop(self: Box<Self>);
+}
+
+/// The client end of one connection.
+#[async_trait]
+pub trait Client: Send {
+    /// Sends `bytes` as one transport message.
+    async fn send(&mut self, bytes: Vec<u8>) -> Result<(), String>;
+    /// The next bytes from the server; `None` once the server closed the connection.
+    /// Must be cancel-safe (the runner wraps it in timeouts).
+    async fn recv(&mut self) -> Option<Vec<u8>>;
+    /// Closes the connection from the client side.
+    async fn close(&mut self);
+}
+
+/// Every combination the suite runs, the reference first.
+pub fn all() -> Vec<Box<dyn Combination>> {
+    vec![Box::new(InProcess), Box::new(WebSocket)]
+}
+
+// ---- (a) in-process: the driver on an in-memory transport, no sockets ----
+
+/// The embedded adapters, connections driven in-process over [`rtchat_driver::memory_pair`].
+pub struct InProcess;
+
+struct InProcessNode {
+    service: rtchat_core::ChatService,
+    driver: DriverConfig,
+    shutdown: Shutdown,
+    connections: Vec<JoinHandle<()>>,
+}
+
+#[async_trait]
+impl Combination for InProcess {
+    fn name(&self) -> &'static str {
+        "in-process (memory transport, memory store, in-process broker)"
+    }
+
+    async fn start(&self, config: &ServerConfig) -> Result<Box<dyn Node>, String> {
+        let node = assemble(config)
+            .await
+            .map_err(|error| format!("cannot assemble the node: {error}"))?;
+        Ok(Box::new(InProcessNode {
+            service: node.service,
+            driver: node.web.driver,
+            shutdown: Shutdown::new(),
+            connections: Vec::new(),
+        }))
+    }
+}
+
+#[async_trait]
+impl Node for InProcessNode {
+    async fn connect(&mut self) -> Result<Box<dyn Client>, String> {
+        let (transport, client) = memory_pair(64);
+        let service = self.service.clone();
+        let driver = self.driver.clone();
+        let signal = self.shutdown.signal();
+        self.connections.push(tokio::spawn(async move {
+            run_connection(transport, &service, CLIENT_IP, &driver, signal).await;
+        }));
+        Ok(Box::new(InProcessClient {
+            client: Some(client),
+        }))
+    }
+
+    async fn stop(self: Box<Self>) {
+        self.shutdown.trigger();
+        let _ = tokio::time::timeout(DRAIN, self.shutdown.wait_idle()).await;
+        for connection in self.connections {
+            connection.abort();
+        }
+    }
+}
+
+struct InProcessClient {
+    /// `None` once closed (closing consumes the client end).
+    client: Option<rtchat_driver::MemoryClient>,
+}
+
+#[async_trait]
+impl Client for InProcessClient {
+    async fn send(&mut self, bytes: Vec<u8>) -> Result<(), String> {
+        let client = self
+            .client
+            .as_ref()
+            .ok_or("the client already closed its connection")?;
+        if client.send(bytes).await {
+            Ok(())
+        } else {
+            Err("the server end of the connection is gone".to_owned())
+        }
+    }
+
+    async fn recv(&mut self) -> Option<Vec<u8>> {
+        self.client.as_mut()?.recv().await.map(|bytes| bytes.to_vec())
+    }
+
+    async fn close(&mut self) {
+        if let Some(client) = self.client.take() {
+            client.close().await;
+        }
+    }
+}
+
+// ---- (b) the real server: axum WebSocket over TCP ----
+
+/// The embedded adapters behind the real HTTP server, clients over WebSocket on TCP.
+pub struct WebSocket;
+
+struct WebSocketNode {
+    address: SocketAddr,
+    stop: oneshot::Sender<()>,
+    server: JoinHandle<std::io::Result<()>>,
+}
+
+#[async_trait]
+impl Combination for WebSocket {
+    fn name(&self) -> &'static str {
+        "websocket (axum over TCP, memory store, in-process broker)"
+    }
+
+    async fn start(&self, config: &ServerConfig) -> Result<Box<dyn Node>, String> {
+        let mut config = config.clone();
+        config.bind = SocketAddr::new(CLIENT_IP, 0);
+        let server = Server::bind(&config)
+            .await
+            .map_err(|error| format!("cannot start the server: {error}"))?;
+        let address = server
+            .local_addr()
+            .map_err(|error| format!("no local address: {error}"))?;
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(server.run(
+            async move {
+                // A dropped sender stops the server too.
+                let _ = stopped.await;
+            },
+            DRAIN,
+        ));
+        Ok(Box::new(WebSocketNode {
+            address,
+            stop,
+            server,
+        }))
+    }
+}
+
+#[async_trait]
+impl Node for WebSocketNode {
+    async fn connect(&mut self) -> Result<Box<dyn Client>, String> {
+        let mut request = format!("ws://{}/ws", self.address)
+            .into_client_request()
+            .map_err(|error| format!("bad WebSocket request: {error}"))?;
+        request
+            .headers_mut()
+            .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("v12.stomp"));
+        let (stream, response) = tokio::time::timeout(Duration::from_secs(5), connect_async(request))
+            .await
+            .map_err(|_| "the WebSocket handshake timed out".to_owned())?
+            .map_err(|error| format!("the WebSocket handshake failed: {error}"))?;
+        let protocol = response
+            .headers()
+            .get("Sec-WebSocket-Protocol")
+            .and_then(|value| value.to_str().ok());
+        if protocol != Some("v12.stomp") {
+            return Err(format!(
+                "the server chose subprotocol {protocol:?}, not \"v12.stomp\""
+            ));
+        }
+        Ok(Box::new(WebSocketClient {
+            stream: Some(stream),
+        }))
+    }
+
+    async fn stop(self: Box<Self>) {
+        let _ = self.stop.send(());
+        let mut server = self.server;
+        if tokio::time::timeout(DRAIN * 2, &mut server).await.is_err() {
+            server.abort();
+        }
+    }
+}
+
+struct WebSocketClient {
+    /// `None` once closed.
+    stream: Option<WebSocketStream<MaybeTlsStream<TcpStream>>>,
+}
+
+#[async_trait]
+impl Client for WebSocketClient {
+    async fn send(&mut self, bytes: Vec<u8>) -> Result<(), String> {
+        let stream = self
+            .stream
+            .as_mut()
+            .ok_or("the client already closed its connection")?;
+        let message = match String::from_utf8(bytes) {
+            Ok(text) => Message::text(text),
+            Err(not_text) => Message::binary(not_text.into_bytes()),
+        };
+        stream
+            .send(message)
+            .await
+            .map_err(|error| format!("WebSocket send failed: {error}"))
+    }
+
+    async fn recv(&mut self) -> Option<Vec<u8>> {
+        let stream = self.stream.as_mut()?;
+        loop {
+            match stream.next().await? {
+                Ok(Message::Text(text)) => return Some(text.as_bytes().to_vec()),
+                Ok(Message::Binary(bytes)) => return Some(bytes.to_vec()),
+                // tungstenite answers pings itself.
+                Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_)) => {}
+                Ok(Message::Close(_)) | Err(_) => return None,
+            }
+        }
+    }
+
+    async fn close(&mut self) {
+        if let Some(mut stream) = self.stream.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(1), stream.close(None)).await;
+        }
+    }
+}

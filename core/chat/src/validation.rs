@@ -1,0 +1,92 @@
+//! Checks on what users type: message text, room names, the ids of a private pair.
+//! Each returns the cleaned value, so callers cannot forget to use it.
+
+use crate::service::ChatError;
+
+/// Longest room name, in characters, after trimming.
+pub const MAX_ROOM_NAME_CHARS: usize = 100;
+
+/// Longest `senderId` / `receiverId` of a private room, in characters.
+pub const MAX_PARTY_ID_CHARS: usize = 64;
+
+/// The message as it will be stored: trimmed, non-empty, at most `max_chars` characters
+/// (characters, not bytes: a limit in bytes would punish every non-Latin script).
+pub fn message_text(text: &str, max_chars: usize) -> Result<&str, ChatError> {
+    let text = text.trim();
+    if text.is_empty() {
+        return Err(ChatError::EmptyMessage);
+    }
+    // `nth` stops counting at the limit, so a huge message costs no more than a legal one.
+    if text.chars().nth(max_chars).is_some() {
+        return Err(ChatError::MessageTooLong { max: max_chars });
+    }
+    Ok(text)
+}
+
+/// A room name: trimmed, 1 to 100 characters.
+pub fn room_name(name: &str) -> Result<&str, ChatError> {
+    let name = name.trim();
+    let chars = name.chars().take(MAX_ROOM_NAME_CHARS + 1).count();
+    if chars == 0 || chars > MAX_ROOM_NAME_CHARS {
+        return Err(ChatError::BadRequest(format!(
+            "room name must be 1 to {MAX_ROOM_NAME_CHARS} characters"
+        )));
+    }
+    Ok(name)
+}
+
+/// One side of a private room: trimmed, 1 to 64 characters.
+pub fn party_id<'a>(field: &str, id: &'a str) -> Result<&'a str, ChatError> {
+    let id = id.trim();
+    let chars = id.chars().take(MAX_PARTY_ID_CHARS + 1).count();
+    if chars == 0 || chars > MAX_PARTY_ID_CHARS {
+        return Err(ChatError::BadRequest(format!(
+            "{field} must be 1 to {MAX_PARTY_ID_CHARS} characters"
+        )));
+    }
+    Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn message_is_trimmed() {
+        assert_eq!(message_text("  hello \n", 10), Ok("hello"));
+    }
+
+    #[test]
+    fn empty_or_blank_message_is_refused() {
+        assert_eq!(message_text("", 10), Err(ChatError::EmptyMessage));
+        assert_eq!(message_text(" \t\r\n ", 10), Err(ChatError::EmptyMessage));
+    }
+
+    #[test]
+    fn length_counts_characters_not_bytes() {
+        let korean = "안".repeat(10); // 30 bytes, 10 characters
+        assert_eq!(message_text(&korean, 10), Ok(korean.as_str()));
+        assert_eq!(
+            message_text(&"안".repeat(11), 10),
+            Err(ChatError::MessageTooLong { max: 10 })
+        );
+        assert_eq!(message_text(&"a".repeat(10), 10).map(str::len), Ok(10));
+        // Surrounding blanks do not count.
+        assert!(message_text(&format!("  {}  ", "a".repeat(10)), 10).is_ok());
+    }
+
+    #[test]
+    fn room_names_are_bounded() {
+        assert_eq!(room_name("  Garden "), Ok("Garden"));
+        assert!(room_name("   ").is_err());
+        assert!(room_name(&"n".repeat(100)).is_ok());
+        assert!(matches!(room_name(&"n".repeat(101)), Err(ChatError::BadRequest(_))));
+    }
+
+    #[test]
+    fn party_ids_are_bounded() {
+        assert_eq!(party_id("senderId", " alice "), Ok("alice"));
+        assert!(party_id("senderId", "").is_err());
+        assert!(party_id("senderId", &"x".repeat(65)).is_err());
+    }
+}
