@@ -133,7 +133,11 @@ impl Client for InProcessClient {
     }
 
     async fn recv(&mut self) -> Option<Vec<u8>> {
-        self.client.as_mut()?.recv().await.map(|bytes| bytes.to_vec())
+        self.client
+            .as_mut()?
+            .recv()
+            .await
+            .map(|bytes| bytes.to_vec())
     }
 
     async fn close(&mut self) {
@@ -191,13 +195,15 @@ impl Node for WebSocketNode {
         let mut request = format!("ws://{}/ws", self.address)
             .into_client_request()
             .map_err(|error| format!("bad WebSocket request: {error}"))?;
-        request
-            .headers_mut()
-            .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("v12.stomp"));
-        let (stream, response) = tokio::time::timeout(Duration::from_secs(5), connect_async(request))
-            .await
-            .map_err(|_| "the WebSocket handshake timed out".to_owned())?
-            .map_err(|error| format!("the WebSocket handshake failed: {error}"))?;
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            HeaderValue::from_static("v12.stomp"),
+        );
+        let (stream, response) =
+            tokio::time::timeout(Duration::from_secs(5), connect_async(request))
+                .await
+                .map_err(|_| "the WebSocket handshake timed out".to_owned())?
+                .map_err(|error| format!("the WebSocket handshake failed: {error}"))?;
         let protocol = response
             .headers()
             .get("Sec-WebSocket-Protocol")

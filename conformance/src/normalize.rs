@@ -210,7 +210,12 @@ mod tests {
     fn volatile_values_are_numbered_by_first_appearance() {
         let mut n = Normalizer::default();
         let first = n.frame(&frame(
-            &[("message-id", "17"), ("ack", "5"), ("session", "s-abc"), ("server", "rtchat/0.1.0")],
+            &[
+                ("message-id", "17"),
+                ("ack", "5"),
+                ("session", "s-abc"),
+                ("server", "rtchat/0.1.0"),
+            ],
             r#"{"id":17,"createdAt":"2026-01-02T03:04:05.678Z","x":"^"}"#,
         ));
         assert_eq!(
@@ -222,7 +227,10 @@ mod tests {
                 ("server".to_owned(), "rtchat/<version>".to_owned()),
             ]
         );
-        assert_eq!(first.body, r#"{"id":<id-1>,"createdAt":"<createdAt>","x":"^"}"#);
+        assert_eq!(
+            first.body,
+            r#"{"id":<id-1>,"createdAt":"<createdAt>","x":"^"}"#
+        );
         let history = n.frame(&frame(&[("message-id", "h-9")], r#"[{"id":18},{"id":17}]"#));
         assert_eq!(history.headers[0].1, "<msg-1>");
         assert_eq!(history.body, r#"[{"id":<id-2>},{"id":<id-1>}]"#);

@@ -5,7 +5,9 @@ use crate::combination::{Client, Combination, Node};
 use crate::normalize::{NormalFrame, Normalizer, escape_text};
 use crate::stream::{Received, StreamReader};
 use crate::tokens::{SECRET, TokenMint};
-use crate::transcript::{Action, Expected, ExpectedFrame, Part, Placeholder, Setting, Step, Template, Transcript};
+use crate::transcript::{
+    Action, Expected, ExpectedFrame, Part, Placeholder, Setting, Step, Template, Transcript,
+};
 use rtchat_server::ServerConfig;
 use rtchat_stomp::HeartBeat;
 use std::fmt;
@@ -69,7 +71,10 @@ pub fn server_config(transcript: &Transcript) -> ServerConfig {
 }
 
 /// Runs `transcript` on a fresh node of `combination`; the recorded conversation on success.
-pub async fn run(combination: &dyn Combination, transcript: &Transcript) -> Result<String, Failure> {
+pub async fn run(
+    combination: &dyn Combination,
+    transcript: &Transcript,
+) -> Result<String, Failure> {
     let config = server_config(transcript);
     let mut run = Run {
         transcript,
@@ -150,7 +155,13 @@ impl Run<'_> {
 
     // ---- sending ----
 
-    async fn send(&mut self, line: usize, client: &str, chunk: &Template, node: &mut dyn Node) -> Result<(), Failure> {
+    async fn send(
+        &mut self,
+        line: usize,
+        client: &str,
+        chunk: &Template,
+        node: &mut dyn Node,
+    ) -> Result<(), Failure> {
         let bytes = self.resolve(line, chunk)?;
         let index = match self.clients.iter().position(|c| c.name == client) {
             Some(index) => index,
@@ -173,10 +184,9 @@ impl Run<'_> {
             state.reader = StreamReader::default();
         }
         if state.connection.is_none() {
-            let connection = node
-                .connect()
-                .await
-                .map_err(|message| self.failure(line, format!("{client} cannot connect: {message}")))?;
+            let connection = node.connect().await.map_err(|message| {
+                self.failure(line, format!("{client} cannot connect: {message}"))
+            })?;
             self.clients[index].connection = Some(connection);
         }
         let sent = match self.clients[index].connection.as_mut() {
@@ -196,12 +206,8 @@ impl Run<'_> {
                 Part::Placeholder(placeholder) => {
                     let value = match placeholder {
                         Placeholder::Token(name) => self.mint.valid(name),
-                        Placeholder::ExpiredToken(name) => {
-                            self.mint.expired(name).map_err(|message| self.failure(line, message))?
-                        }
-                        Placeholder::BadToken => {
-                            self.mint.foreign("mallory").map_err(|message| self.failure(line, message))?
-                        }
+                        Placeholder::ExpiredToken(name) => self.mint.expired(name),
+                        Placeholder::BadToken => self.mint.foreign("mallory"),
                         Placeholder::Seen { kind, index } => self
                             .normalizer
                             .value(kind, *index)
@@ -219,7 +225,12 @@ impl Run<'_> {
 
     // ---- receiving ----
 
-    async fn expect(&mut self, line: usize, client: &str, items: &[Expected]) -> Result<(), Failure> {
+    async fn expect(
+        &mut self,
+        line: usize,
+        client: &str,
+        items: &[Expected],
+    ) -> Result<(), Failure> {
         let mut received = Vec::new();
         let mut outcome = Ok(());
         for item in items {
@@ -239,7 +250,11 @@ impl Run<'_> {
 
     /// Reads the next item for `expected`; its recorded text, or the line and explanation of
     /// the mismatch.
-    async fn expect_item(&mut self, client: &str, expected: &Expected) -> Result<String, (usize, String)> {
+    async fn expect_item(
+        &mut self,
+        client: &str,
+        expected: &Expected,
+    ) -> Result<String, (usize, String)> {
         let deadline = Instant::now() + FRAME_TIMEOUT;
         let (line, wanted) = match expected {
             Expected::HeartBeat { line } => (*line, crate::transcript::HEART_BEAT_MARK.to_owned()),
@@ -262,23 +277,32 @@ impl Run<'_> {
                     let rendered = frame.render();
                     let verdict = match expected {
                         Expected::Frame(wanted) => compare(wanted, &frame),
-                        Expected::HeartBeat { .. } => Err("a frame arrived instead of a heart-beat".to_owned()),
+                        Expected::HeartBeat { .. } => {
+                            Err("a frame arrived instead of a heart-beat".to_owned())
+                        }
                     };
                     return match verdict {
                         Ok(()) => Ok(rendered),
                         Err(why) => Err((
                             line,
-                            format!("{client} received a different frame: {why}\n--- expected\n{wanted}\n--- received\n{rendered}"),
+                            format!(
+                                "{client} received a different frame: {why}\n--- expected\n{wanted}\n--- received\n{rendered}"
+                            ),
                         )),
                     };
                 }
                 (Next::Closed, _) => {
-                    return Err((line, format!("{client}'s connection was closed while waiting for\n{wanted}")));
+                    return Err((
+                        line,
+                        format!("{client}'s connection was closed while waiting for\n{wanted}"),
+                    ));
                 }
                 (Next::TimedOut, _) => {
                     return Err((
                         line,
-                        format!("{client} received nothing within {FRAME_TIMEOUT:?}; expected\n{wanted}"),
+                        format!(
+                            "{client} received nothing within {FRAME_TIMEOUT:?}; expected\n{wanted}"
+                        ),
                     ));
                 }
             }
@@ -288,11 +312,18 @@ impl Run<'_> {
     async fn expect_closed(&mut self, line: usize, client: &str) -> Result<(), Failure> {
         let deadline = Instant::now() + FRAME_TIMEOUT;
         loop {
-            match self.next(client, deadline).await.map_err(|m| self.failure(line, m))? {
+            match self
+                .next(client, deadline)
+                .await
+                .map_err(|m| self.failure(line, m))?
+            {
                 Next::Item(Received::HeartBeat) => {}
                 Next::Item(Received::Frame(frame)) => {
                     let frame = self.normalizer.frame(&frame).render();
-                    return Err(self.failure(line, format!("{client} expected the server to close, but received\n{frame}")));
+                    return Err(self.failure(
+                        line,
+                        format!("{client} expected the server to close, but received\n{frame}"),
+                    ));
                 }
                 Next::Closed => break,
                 Next::TimedOut => {
@@ -305,7 +336,10 @@ impl Run<'_> {
         }
         let state = self.client(line, client)?;
         if !state.reader.is_empty() {
-            return Err(self.failure(line, format!("{client}'s connection closed in the middle of a frame")));
+            return Err(self.failure(
+                line,
+                format!("{client}'s connection closed in the middle of a frame"),
+            ));
         }
         self.record(&format!("{client} closed"));
         Ok(())
@@ -314,14 +348,24 @@ impl Run<'_> {
     async fn expect_silence(&mut self, line: usize, client: &str) -> Result<(), Failure> {
         let deadline = Instant::now() + SILENCE;
         loop {
-            match self.next(client, deadline).await.map_err(|m| self.failure(line, m))? {
+            match self
+                .next(client, deadline)
+                .await
+                .map_err(|m| self.failure(line, m))?
+            {
                 Next::Item(Received::HeartBeat) => {}
                 Next::Item(Received::Frame(frame)) => {
                     let frame = self.normalizer.frame(&frame).render();
-                    return Err(self.failure(line, format!("{client} expected silence, but received\n{frame}")));
+                    return Err(self.failure(
+                        line,
+                        format!("{client} expected silence, but received\n{frame}"),
+                    ));
                 }
                 Next::Closed => {
-                    return Err(self.failure(line, format!("{client} expected silence, but the connection was closed")));
+                    return Err(self.failure(
+                        line,
+                        format!("{client} expected silence, but the connection was closed"),
+                    ));
                 }
                 Next::TimedOut => break,
             }
@@ -341,7 +385,11 @@ impl Run<'_> {
             .collect();
         for name in names {
             loop {
-                match self.next(&name, deadline).await.map_err(|m| self.failure(0, m))? {
+                match self
+                    .next(&name, deadline)
+                    .await
+                    .map_err(|m| self.failure(0, m))?
+                {
                     Next::Item(Received::HeartBeat) => {}
                     Next::Item(Received::Frame(frame)) => {
                         let frame = self.normalizer.frame(&frame).render();
@@ -369,7 +417,11 @@ impl Run<'_> {
             .clients
             .iter_mut()
             .find(|c| c.name == client)
-            .ok_or_else(|| format!("{client} has not connected yet (a client connects by sending: `{client} >>>`)"))?;
+            .ok_or_else(|| {
+                format!(
+                    "{client} has not connected yet (a client connects by sending: `{client} >>>`)"
+                )
+            })?;
         loop {
             if let Some(item) = state
                 .reader
@@ -427,7 +479,10 @@ impl Run<'_> {
 fn compare(expected: &ExpectedFrame, actual: &NormalFrame) -> Result<(), String> {
     let mut problems = Vec::new();
     if expected.command != actual.command {
-        problems.push(format!("command {} instead of {}", actual.command, expected.command));
+        problems.push(format!(
+            "command {} instead of {}",
+            actual.command, expected.command
+        ));
     }
     let mut unmatched: Vec<&(String, String)> = actual.headers.iter().collect();
     for header in &expected.headers {
@@ -435,15 +490,23 @@ fn compare(expected: &ExpectedFrame, actual: &NormalFrame) -> Result<(), String>
             Some(at) => {
                 unmatched.remove(at);
             }
-            None => problems.push(format!("header {}:{} missing or different", header.0, header.1)),
+            None => problems.push(format!(
+                "header {}:{} missing or different",
+                header.0, header.1
+            )),
         }
     }
     if !expected.other_headers_ignored {
         // content-length is checked by the reader itself; only compared when written down.
-        let content_length_listed = expected.headers.iter().any(|(name, _)| name == "content-length");
+        let content_length_listed = expected
+            .headers
+            .iter()
+            .any(|(name, _)| name == "content-length");
         for (name, value) in unmatched {
             if name != "content-length" || content_length_listed {
-                problems.push(format!("unexpected header {name}:{value} (add `...` to ignore other headers)"));
+                problems.push(format!(
+                    "unexpected header {name}:{value} (add `...` to ignore other headers)"
+                ));
             }
         }
     }
@@ -476,29 +539,85 @@ fn render_expected(frame: &ExpectedFrame) -> String {
     out
 }
 
-/// A sent chunk in transcript syntax, placeholders as written (`{token:alice}`).
+/// A sent chunk in transcript syntax, placeholders as written (`{token:alice}`): a line
+/// break follows every `^@` (transcript lines ending in `^@` add no newline), so an LF the
+/// client really sent right after a NUL shows as `^J`, and a chunk that does not end with a
+/// NUL or a newline ends with `^.`.
 fn display_chunk(chunk: &Template) -> String {
     let mut text = String::new();
+    let mut previous_nul = false;
+    let mut ends_with_newline = false;
     for part in &chunk.parts {
-        match part {
-            Part::Bytes(bytes) => {
-                let mut previous_nul = false;
-                for c in String::from_utf8_lossy(bytes).chars() {
-                    match c {
-                        '\n' if previous_nul => text.push_str("^J"),
-                        c => text.push_str(&escape_text(&c.to_string())),
-                    }
-                    previous_nul = c == '\0';
+        let piece = match part {
+            Part::Bytes(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+            Part::Placeholder(placeholder) => {
+                if std::mem::take(&mut previous_nul) {
+                    text.push('\n');
+                }
+                text.push_str(&placeholder.to_string());
+                ends_with_newline = false;
+                continue;
+            }
+        };
+        for c in piece.chars() {
+            if std::mem::take(&mut previous_nul) {
+                text.push('\n');
+                if c == '\n' {
+                    text.push_str("^J");
+                    ends_with_newline = false;
+                    continue;
                 }
             }
-            Part::Placeholder(placeholder) => text.push_str(&placeholder.to_string()),
+            text.push_str(&escape_text(&c.to_string()));
+            previous_nul = c == '\0';
+            ends_with_newline = c == '\n';
         }
     }
-    if let Some(stripped) = text.strip_suffix('\n') {
-        stripped.to_owned()
-    } else if text.ends_with("^@") {
+    if previous_nul {
         text
+    } else if ends_with_newline {
+        // The block's last line adds one newline; blank lines at a block's end are not part
+        // of it, so further trailing newlines are written as ^J.
+        let trimmed = text.trim_end_matches('\n');
+        let newlines = text.len() - trimmed.len();
+        if trimmed.is_empty() {
+            format!("{}^.", "^J".repeat(newlines))
+        } else {
+            format!("{trimmed}{}", "^J".repeat(newlines - 1))
+        }
     } else {
         text + "^."
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::transcript::{Action, parse};
+
+    fn round_trip(block: &str) {
+        let parsed = parse("t", &format!("alice >>>\n{block}\n")).expect("parses");
+        let Action::Send { chunk, .. } = &parsed.steps[0].action else {
+            panic!("a send");
+        };
+        let shown = display_chunk(chunk);
+        assert_eq!(shown, block);
+        let again = parse("t", &format!("alice >>>\n{shown}\n")).expect("parses again");
+        let Action::Send { chunk: again, .. } = &again.steps[0].action else {
+            panic!("a send");
+        };
+        assert_eq!(again, chunk);
+    }
+
+    #[test]
+    fn sent_chunks_display_as_written() {
+        round_trip("CONNECT\nAuthorization:Bearer {token:alice}\n\n^@");
+        round_trip("SEND\n\n{}^@\nSEND\n\n{}^@");
+        round_trip("SUBSCRIBE\ndestination:/sub/chan^.");
+        round_trip("x^@\n^J^J");
+        round_trip("x^@\n^J^.");
+        round_trip("CONNECT^M\n^M\n^@");
+        round_trip("^J^.");
+        round_trip("^J^J^.");
     }
 }

@@ -127,8 +127,12 @@ impl StreamReader {
             return Ok(None);
         };
         let line = rest[..end].strip_suffix(b"\r").unwrap_or(&rest[..end]);
-        let line = std::str::from_utf8(line)
-            .map_err(|_| format!("a frame line is not UTF-8: {:?}", String::from_utf8_lossy(line)))?;
+        let line = std::str::from_utf8(line).map_err(|_| {
+            format!(
+                "a frame line is not UTF-8: {:?}",
+                String::from_utf8_lossy(line)
+            )
+        })?;
         *position += end + 1;
         Ok(Some(line.to_owned()))
     }

@@ -1,11 +1,7 @@
-//! Tokens for the named users of transcripts.
-//!
-//! Good tokens are minted by the JWT adapter itself (so the suite also checks that what it
-//! issues, it accepts). Expired tokens and tokens signed with another secret cannot be made
-//! through the adapter's issuing API, so they are crafted with `jsonwebtoken`, with the
-//! claims MISSION.md names.
+//! Tokens for the named users of transcripts, minted by the JWT adapter itself (so the suite
+//! also checks that what it issues, it accepts): good ones as the server would issue them,
+//! expired ones with the adapter's clock set two hours back, bad ones with another secret.
 
-use jsonwebtoken::{EncodingKey, Header, encode};
 use rtchat_core::{Identity, Tokens};
 use rtchat_jwt::JwtTokens;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -74,43 +70,34 @@ impl TokenMint {
         self.tokens.issue(&identity(name), AUDIENCE)
     }
 
-    /// A token for `name`, signed with the server's secret, that expired an hour ago.
-    pub fn expired(&self, name: &str) -> Result<String, String> {
-        let now = unix_now();
-        self.craft(name, SECRET, now - 7200, now - 3600)
+    /// A token for `name`, signed with the server's secret, that expired an hour ago: issued
+    /// by the adapter with its clock two hours back and a one-hour lifetime.
+    pub fn expired(&self, name: &str) -> String {
+        let two_hours_ago = unix_now().saturating_sub(2 * 3600);
+        JwtTokens::new(
+            SECRET.as_bytes(),
+            self.issuer.clone(),
+            Duration::from_secs(3600),
+        )
+        .with_clock(move || two_hours_ago)
+        .issue(&identity(name), AUDIENCE)
     }
 
     /// A token for `name`, valid in time, signed with a secret the server does not know.
-    pub fn foreign(&self, name: &str) -> Result<String, String> {
-        let now = unix_now();
-        self.craft(name, OTHER_SECRET, now, now + 3600)
-    }
-
-    fn craft(&self, name: &str, secret: &str, issued_at: i64, expires: i64) -> Result<String, String> {
-        let identity = identity(name);
-        let claims = serde_json::json!({
-            "jti": format!("conformance-{name}-{issued_at}"),
-            "iss": self.issuer,
-            "sub": identity.name_tag,
-            "randId": identity.rand_id,
-            "aud": AUDIENCE,
-            "iat": issued_at,
-            "nbf": issued_at,
-            "exp": expires,
-        });
-        encode(
-            &Header::default(),
-            &claims,
-            &EncodingKey::from_secret(secret.as_bytes()),
+    pub fn foreign(&self, name: &str) -> String {
+        JwtTokens::new(
+            OTHER_SECRET.as_bytes(),
+            self.issuer.clone(),
+            Duration::from_secs(3600),
         )
-        .map_err(|error| format!("cannot craft a token: {error}"))
+        .issue(&identity(name), AUDIENCE)
     }
 }
 
-fn unix_now() -> i64 {
+fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .map_or(0, |elapsed| elapsed.as_secs())
 }
 
 #[cfg(test)]

@@ -63,7 +63,10 @@ pub enum Action {
     /// connection first if it has none).
     Send { client: String, chunk: Template },
     /// `NAME <<<`: the client must receive these, in order.
-    Expect { client: String, items: Vec<Expected> },
+    Expect {
+        client: String,
+        items: Vec<Expected>,
+    },
     /// `NAME closed`: the server must close the client's connection.
     Closed { client: String },
     /// `NAME close`: the client closes its connection.
@@ -155,7 +158,11 @@ pub struct ParseError {
 
 impl fmt::Display for ParseError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.stomp:{}: {}", self.transcript, self.line, self.message)
+        write!(
+            f,
+            "{}.stomp:{}: {}",
+            self.transcript, self.line, self.message
+        )
     }
 }
 
@@ -235,7 +242,9 @@ pub fn parse(name: &str, text: &str) -> Result<Transcript, ParseError> {
         let Some(kind) = classify(line) else {
             return Err(error(
                 number,
-                format!("expected a step (`alice >>>`, `alice <<<`, `alice closed`, `alice close`, `alice silent`, `wait 100ms`, `config: ...`) or a comment, found {line:?}"),
+                format!(
+                    "expected a step (`alice >>>`, `alice <<<`, `alice closed`, `alice close`, `alice silent`, `wait 100ms`, `config: ...`) or a comment, found {line:?}"
+                ),
             ));
         };
         match kind {
@@ -255,7 +264,10 @@ pub fn parse(name: &str, text: &str) -> Result<Transcript, ParseError> {
             StepLine::Comment | StepLine::Blank => continue,
             StepLine::Config(setting) => {
                 if !steps.is_empty() {
-                    return Err(error(number, "config: lines must come before every step".to_owned()));
+                    return Err(error(
+                        number,
+                        "config: lines must come before every step".to_owned(),
+                    ));
                 }
                 settings.push(parse_setting(setting).map_err(|message| error(number, message))?);
                 continue;
@@ -264,7 +276,9 @@ pub fn parse(name: &str, text: &str) -> Result<Transcript, ParseError> {
                 let millis = duration
                     .strip_suffix("ms")
                     .and_then(|n| n.parse::<u64>().ok())
-                    .ok_or_else(|| error(number, format!("expected `wait <N>ms`, found {line:?}")))?;
+                    .ok_or_else(|| {
+                        error(number, format!("expected `wait <N>ms`, found {line:?}"))
+                    })?;
                 Action::Wait(Duration::from_millis(millis))
             }
             StepLine::Client { client, verb } => {
@@ -284,13 +298,18 @@ pub fn parse(name: &str, text: &str) -> Result<Transcript, ParseError> {
                             }
                         }
                         if block.is_empty() {
-                            return Err(error(number, format!("`{line}` needs frame text on the lines after it")));
+                            return Err(error(
+                                number,
+                                format!("`{line}` needs frame text on the lines after it"),
+                            ));
                         }
                         if verb == ">>>" {
-                            let chunk = parse_chunk(block).map_err(|(offset, message)| error(start + offset + 1, message))?;
+                            let chunk = parse_chunk(block)
+                                .map_err(|(offset, message)| error(start + offset + 1, message))?;
                             Action::Send { client, chunk }
                         } else {
-                            let items = parse_expected(block, start + 1).map_err(|(line, message)| error(line, message))?;
+                            let items = parse_expected(block, start + 1)
+                                .map_err(|(line, message)| error(line, message))?;
                             Action::Expect { client, items }
                         }
                     }
@@ -300,7 +319,10 @@ pub fn parse(name: &str, text: &str) -> Result<Transcript, ParseError> {
                 }
             }
         };
-        steps.push(Step { line: number, action });
+        steps.push(Step {
+            line: number,
+            action,
+        });
     }
     if steps.is_empty() {
         return Err(error(1, "a transcript needs at least one step".to_owned()));
@@ -334,18 +356,26 @@ fn parse_setting(setting: &str) -> Result<Setting, String> {
     let too_big = |_| format!("config: {key}={value} is too large");
     match key {
         "heart-beat" => {
-            let valid = value
-                .split_once(',')
-                .is_some_and(|(x, y)| x.trim().parse::<u64>().is_ok() && y.trim().parse::<u64>().is_ok());
+            let valid = value.split_once(',').is_some_and(|(x, y)| {
+                x.trim().parse::<u64>().is_ok() && y.trim().parse::<u64>().is_ok()
+            });
             if valid {
                 Ok(Setting::HeartBeat(value.to_owned()))
             } else {
-                Err(format!("config: heart-beat needs `SX,SY` in milliseconds, found {value:?}"))
+                Err(format!(
+                    "config: heart-beat needs `SX,SY` in milliseconds, found {value:?}"
+                ))
             }
         }
-        "max-message-chars" => Ok(Setting::MaxMessageChars(usize::try_from(number(value)?).map_err(too_big)?)),
-        "max-sends-per-second" => Ok(Setting::MaxSendsPerSecond(u32::try_from(number(value)?).map_err(too_big)?)),
-        "max-frame-bytes" => Ok(Setting::MaxFrameBytes(usize::try_from(number(value)?).map_err(too_big)?)),
+        "max-message-chars" => Ok(Setting::MaxMessageChars(
+            usize::try_from(number(value)?).map_err(too_big)?,
+        )),
+        "max-sends-per-second" => Ok(Setting::MaxSendsPerSecond(
+            u32::try_from(number(value)?).map_err(too_big)?,
+        )),
+        "max-frame-bytes" => Ok(Setting::MaxFrameBytes(
+            usize::try_from(number(value)?).map_err(too_big)?,
+        )),
         _ => Err(format!(
             "unknown config key {key:?} (known: heart-beat, max-message-chars, max-sends-per-second, max-frame-bytes)"
         )),
@@ -361,7 +391,9 @@ fn parse_chunk(block: &[&str]) -> Result<Template, (usize, String)> {
             Some(rest) => (rest, false),
             None => (*line, !line.ends_with(NUL_MARK)),
         };
-        builder.push_text(line).map_err(|message| (offset, message))?;
+        builder
+            .push_text(line)
+            .map_err(|message| (offset, message))?;
         if newline {
             builder.push_bytes(b"\n");
         }
@@ -416,7 +448,8 @@ impl TemplateBuilder {
 
     fn flush(&mut self) {
         if !self.bytes.is_empty() {
-            self.parts.push(Part::Bytes(std::mem::take(&mut self.bytes)));
+            self.parts
+                .push(Part::Bytes(std::mem::take(&mut self.bytes)));
         }
     }
 
@@ -435,9 +468,9 @@ fn placeholder_at(text: &str) -> Result<Option<(Placeholder, &str)>, String> {
     };
     let inner = &text[1..end];
     let looks_like_placeholder = !inner.is_empty()
-        && inner
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b':' || b == b'_');
+        && inner.bytes().all(|b| {
+            b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b':' || b == b'_'
+        });
     if !looks_like_placeholder {
         return Ok(None);
     }
@@ -486,7 +519,10 @@ fn parse_expected(block: &[&str], first_line: usize) -> Result<Vec<Expected>, (u
             None => (line, false),
         };
         if command.is_empty() || !command.bytes().all(|b| b.is_ascii_uppercase()) {
-            return Err((number, format!("expected a STOMP command or (heart-beat), found {line:?}")));
+            return Err((
+                number,
+                format!("expected a STOMP command or (heart-beat), found {line:?}"),
+            ));
         }
         let mut frame = ExpectedFrame {
             line: number,
@@ -516,7 +552,9 @@ fn parse_expected(block: &[&str], first_line: usize) -> Result<Vec<Expected>, (u
             } else if !header.is_empty() {
                 return Err((
                     first_line + index - 1,
-                    format!("expected a header line `name:value`, `...` or a blank line, found {line:?}"),
+                    format!(
+                        "expected a header line `name:value`, `...` or a blank line, found {line:?}"
+                    ),
                 ));
             }
         }
@@ -615,7 +653,11 @@ mod tests {
 
     #[test]
     fn errors_name_the_line() {
-        let error = parse("t", "alice >>>\nCONNECT\n{token:nobody-knows-this:x}{wat}\n").expect_err("unknown placeholder");
+        let error = parse(
+            "t",
+            "alice >>>\nCONNECT\n{token:nobody-knows-this:x}{wat}\n",
+        )
+        .expect_err("unknown placeholder");
         assert_eq!(error.line, 3);
         let error = parse("t", "alice <<<\nCONNECTED\nversion:1.2\n").expect_err("no NUL");
         assert_eq!(error.line, 2);

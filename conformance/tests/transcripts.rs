@@ -57,6 +57,7 @@ transcripts! {
     duplicate_subscription_id => "32-duplicate-subscription",
     rate_limit => "33-rate-limit",
     split_and_pipelined_frames => "34-chunking",
+    subscription_edge_cases => "35-subscription-edge-cases",
 }
 
 /// Runs `name` on every combination, checks they agree, and snapshots the result.
@@ -109,7 +110,12 @@ fn first_difference(a_name: &str, a: &str, b_name: &str, b: &str) -> String {
         .position(|(x, y)| x != y)
         .unwrap_or(a_lines.len().min(b_lines.len()));
     let from = at.saturating_sub(8);
-    let excerpt = |lines: &[&str]| lines.get(from..(at + 8).min(lines.len())).unwrap_or(&[]).join("\n");
+    let excerpt = |lines: &[&str]| {
+        lines
+            .get(from..(at + 8).min(lines.len()))
+            .unwrap_or(&[])
+            .join("\n")
+    };
     format!(
         "first difference at recorded line {}\n--- {a_name}\n{}\n--- {b_name}\n{}",
         at + 1,
@@ -123,8 +129,14 @@ fn every_transcript_file_has_a_test() {
     let files = transcript_names().expect("the transcripts directory is readable");
     let mut tested: Vec<&str> = TESTED.to_vec();
     tested.sort_unstable();
-    assert_eq!(files, tested, "transcripts! must list every file in conformance/transcripts");
-    assert!(files.len() >= 25, "the suite promises at least 25 transcripts");
+    assert_eq!(
+        files, tested,
+        "transcripts! must list every file in conformance/transcripts"
+    );
+    assert!(
+        files.len() >= 25,
+        "the suite promises at least 25 transcripts"
+    );
 }
 
 #[test]

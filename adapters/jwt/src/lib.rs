@@ -141,10 +141,12 @@ impl Tokens for JwtTokens {
     }
 
     fn verify(&self, token: &str) -> Result<Identity, TokenError> {
-        let claims = jsonwebtoken::decode::<VerifiedClaims>(token, &self.decoding, &self.validation)
-            .map_err(|_| TokenError::Invalid)?
-            .claims;
-        let identity = Identity::from_parts(claims.rand_id, claims.sub).ok_or(TokenError::Invalid)?;
+        let claims =
+            jsonwebtoken::decode::<VerifiedClaims>(token, &self.decoding, &self.validation)
+                .map_err(|_| TokenError::Invalid)?
+                .claims;
+        let identity =
+            Identity::from_parts(claims.rand_id, claims.sub).ok_or(TokenError::Invalid)?;
         let now = (self.now)();
         if claims.nbf > now {
             return Err(TokenError::Invalid);
@@ -201,7 +203,10 @@ mod tests {
         pub fn encode(bytes: &[u8]) -> String {
             let mut out = String::new();
             for chunk in bytes.chunks(3) {
-                let n = chunk.iter().enumerate().fold(0u32, |n, (i, &b)| n | (u32::from(b) << (16 - 8 * i)));
+                let n = chunk
+                    .iter()
+                    .enumerate()
+                    .fold(0u32, |n, (i, &b)| n | (u32::from(b) << (16 - 8 * i)));
                 for i in 0..=chunk.len() {
                     out.push(char::from(ALPHABET[(n >> (18 - 6 * i)) as usize & 63]));
                 }
@@ -216,7 +221,10 @@ mod tests {
                 .collect();
             let mut out = Vec::new();
             for chunk in values.chunks(4) {
-                let n = chunk.iter().enumerate().fold(0u32, |n, (i, &v)| n | (v << (18 - 6 * i)));
+                let n = chunk
+                    .iter()
+                    .enumerate()
+                    .fold(0u32, |n, (i, &v)| n | (v << (18 - 6 * i)));
                 for i in 0..chunk.len() - 1 {
                     out.push((n >> (16 - 8 * i)) as u8);
                 }
@@ -248,9 +256,10 @@ mod tests {
         let jti = claims["jti"].as_str().expect("jti");
         let jti = uuid::Uuid::parse_str(jti).expect("uuid");
         assert_eq!(jti.get_version_num(), 4);
-        let header: serde_json::Value =
-            serde_json::from_slice(&base64_url::decode(token.split('.').next().expect("header")))
-                .expect("header json");
+        let header: serde_json::Value = serde_json::from_slice(&base64_url::decode(
+            token.split('.').next().expect("header"),
+        ))
+        .expect("header json");
         assert_eq!(header["alg"], "HS256");
     }
 
@@ -295,7 +304,11 @@ mod tests {
     fn wrong_secret_is_invalid() {
         let clock = Arc::new(AtomicU64::new(START));
         let token = tokens_at(&clock).issue(&identity(), "x");
-        let other = JwtTokens::new(b"another secret entirely, 32 byte", "rtchat-test".to_owned(), DEFAULT_TTL);
+        let other = JwtTokens::new(
+            b"another secret entirely, 32 byte",
+            "rtchat-test".to_owned(),
+            DEFAULT_TTL,
+        );
         assert_eq!(other.verify(&token), Err(TokenError::Invalid));
     }
 
@@ -303,8 +316,12 @@ mod tests {
     fn expired_with_wrong_secret_is_invalid_not_expired() {
         let clock = Arc::new(AtomicU64::new(START));
         let token = tokens_at(&clock).issue(&identity(), "x");
-        let other = JwtTokens::new(b"another secret entirely, 32 byte", "rtchat-test".to_owned(), DEFAULT_TTL)
-            .with_clock(|| START + 1_000_000);
+        let other = JwtTokens::new(
+            b"another secret entirely, 32 byte",
+            "rtchat-test".to_owned(),
+            DEFAULT_TTL,
+        )
+        .with_clock(|| START + 1_000_000);
         assert_eq!(other.verify(&token), Err(TokenError::Invalid));
     }
 
@@ -312,7 +329,8 @@ mod tests {
     fn wrong_issuer_is_invalid() {
         let clock = Arc::new(AtomicU64::new(START));
         let token = tokens_at(&clock).issue(&identity(), "x");
-        let other = JwtTokens::new(SECRET, "someone-else".to_owned(), DEFAULT_TTL).with_clock(|| START);
+        let other =
+            JwtTokens::new(SECRET, "someone-else".to_owned(), DEFAULT_TTL).with_clock(|| START);
         assert_eq!(other.verify(&token), Err(TokenError::Invalid));
     }
 
@@ -320,8 +338,20 @@ mod tests {
     fn garbage_is_invalid() {
         let clock = Arc::new(AtomicU64::new(START));
         let tokens = tokens_at(&clock);
-        for garbage in ["", "null", "abc", "a.b.c", "....", "eyJhbGciOiJIUzI1NiJ9.e30.", "é.é.é"] {
-            assert_eq!(tokens.verify(garbage), Err(TokenError::Invalid), "{garbage:?}");
+        for garbage in [
+            "",
+            "null",
+            "abc",
+            "a.b.c",
+            "....",
+            "eyJhbGciOiJIUzI1NiJ9.e30.",
+            "é.é.é",
+        ] {
+            assert_eq!(
+                tokens.verify(garbage),
+                Err(TokenError::Invalid),
+                "{garbage:?}"
+            );
         }
     }
 
@@ -331,7 +361,11 @@ mod tests {
         let tokens = tokens_at(&clock);
         let token = tokens.issue(&identity(), "x");
         let payload_part = token.split('.').nth(1).expect("payload");
-        for header in [r#"{"alg":"none","typ":"JWT"}"#, r#"{"alg":"None"}"#, r#"{"alg":"HS512"}"#] {
+        for header in [
+            r#"{"alg":"none","typ":"JWT"}"#,
+            r#"{"alg":"None"}"#,
+            r#"{"alg":"HS512"}"#,
+        ] {
             let forged = format!("{}.{payload_part}.", base64_url::encode(header.as_bytes()));
             assert_eq!(tokens.verify(&forged), Err(TokenError::Invalid), "{header}");
         }
@@ -354,9 +388,18 @@ mod tests {
         let clock = Arc::new(AtomicU64::new(START));
         let tokens = tokens_at(&clock);
         for bad in [
-            Identity { rand_id: "Wren42".to_owned(), name_tag: "A1B2C3".to_owned() },
-            Identity { rand_id: "Wren42".to_owned(), name_tag: "#a1b2c3".to_owned() },
-            Identity { rand_id: String::new(), name_tag: "#A1B2C3".to_owned() },
+            Identity {
+                rand_id: "Wren42".to_owned(),
+                name_tag: "A1B2C3".to_owned(),
+            },
+            Identity {
+                rand_id: "Wren42".to_owned(),
+                name_tag: "#a1b2c3".to_owned(),
+            },
+            Identity {
+                rand_id: String::new(),
+                name_tag: "#A1B2C3".to_owned(),
+            },
         ] {
             let token = tokens.issue(&bad, "x");
             assert_eq!(tokens.verify(&token), Err(TokenError::Invalid), "{bad:?}");

@@ -59,7 +59,9 @@ mod tests {
         let seen = recorder.0.lock().expect("lock").clone();
         assert_eq!(
             seen,
-            (1..=3).map(|count| RoomEvent::Entry { count }).collect::<Vec<_>>()
+            (1..=3)
+                .map(|count| RoomEvent::Entry { count })
+                .collect::<Vec<_>>()
         );
     }
 }

@@ -10,8 +10,9 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_rfc3339(&self) -> String {
-        let format =
-            format_description!("[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z");
+        let format = format_description!(
+            "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:3]Z"
+        );
         // Formatting a UTC date with a fixed description only fails for years past 9999.
         OffsetDateTime::now_utc()
             .format(format)

@@ -28,5 +28,7 @@ pub use rooms::MemoryRoomStore;
 /// Locks a mutex whether or not a panicking thread poisoned it: every update in this crate
 /// leaves its data consistent before anything that could panic, so the data is still good.
 fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }

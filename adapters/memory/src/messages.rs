@@ -47,7 +47,11 @@ impl MemoryMessageStore {
         room: &RoomId,
         pick: impl FnOnce(&VecDeque<ChatMessage>) -> Vec<ChatMessage>,
     ) -> Vec<ChatMessage> {
-        lock(&self.state).rooms.get(room).map(pick).unwrap_or_default()
+        lock(&self.state)
+            .rooms
+            .get(room)
+            .map(pick)
+            .unwrap_or_default()
     }
 }
 
@@ -74,7 +78,9 @@ impl MessageStore for MemoryMessageStore {
     }
 
     async fn newest(&self, room: &RoomId, limit: usize) -> Result<Vec<ChatMessage>, BackendError> {
-        Ok(self.query(room, |messages| messages.iter().rev().take(limit).cloned().collect()))
+        Ok(self.query(room, |messages| {
+            messages.iter().rev().take(limit).cloned().collect()
+        }))
     }
 
     async fn before(
@@ -155,7 +161,10 @@ mod tests {
     async fn newest_is_newest_first_and_per_room() {
         let store = store_with(&["a", "b", "a", "a", "b"]).await;
         assert_eq!(ids(&store.newest(&room("a"), 2).await.expect("q")), [4, 3]);
-        assert_eq!(ids(&store.newest(&room("a"), 10).await.expect("q")), [4, 3, 1]);
+        assert_eq!(
+            ids(&store.newest(&room("a"), 10).await.expect("q")),
+            [4, 3, 1]
+        );
         assert_eq!(ids(&store.newest(&room("b"), 10).await.expect("q")), [5, 2]);
         assert!(store.newest(&room("zzz"), 10).await.expect("q").is_empty());
     }
@@ -171,15 +180,27 @@ mod tests {
         assert_eq!(ids(&third), [2, 1]);
         assert!(store.before(&room("a"), 1, 4).await.expect("q").is_empty());
         // An id that is not in the room still works as a bound.
-        assert_eq!(ids(&store.before(&room("a"), 1000, 2).await.expect("q")), [10, 9]);
+        assert_eq!(
+            ids(&store.before(&room("a"), 1000, 2).await.expect("q")),
+            [10, 9]
+        );
     }
 
     #[tokio::test]
     async fn after_is_oldest_first() {
         let store = store_with(&["a", "b", "a", "a", "b", "a"]).await;
-        assert_eq!(ids(&store.after(&room("a"), 1, 2).await.expect("q")), [3, 4]);
-        assert_eq!(ids(&store.after(&room("a"), 0, 10).await.expect("q")), [1, 3, 4, 6]);
-        assert_eq!(ids(&store.after(&room("a"), 2, 10).await.expect("q")), [3, 4, 6]);
+        assert_eq!(
+            ids(&store.after(&room("a"), 1, 2).await.expect("q")),
+            [3, 4]
+        );
+        assert_eq!(
+            ids(&store.after(&room("a"), 0, 10).await.expect("q")),
+            [1, 3, 4, 6]
+        );
+        assert_eq!(
+            ids(&store.after(&room("a"), 2, 10).await.expect("q")),
+            [3, 4, 6]
+        );
         assert!(store.after(&room("a"), 6, 10).await.expect("q").is_empty());
     }
 
@@ -187,11 +208,23 @@ mod tests {
     async fn per_room_cap_drops_the_oldest() {
         let store = MemoryMessageStore::with_max_per_room(3);
         for n in 0..5 {
-            store.append(new_message("a", &format!("{n}"))).await.expect("append");
+            store
+                .append(new_message("a", &format!("{n}")))
+                .await
+                .expect("append");
         }
-        store.append(new_message("b", "other")).await.expect("append");
-        assert_eq!(ids(&store.newest(&room("a"), 10).await.expect("q")), [5, 4, 3]);
-        assert_eq!(ids(&store.after(&room("a"), 0, 10).await.expect("q")), [3, 4, 5]);
+        store
+            .append(new_message("b", "other"))
+            .await
+            .expect("append");
+        assert_eq!(
+            ids(&store.newest(&room("a"), 10).await.expect("q")),
+            [5, 4, 3]
+        );
+        assert_eq!(
+            ids(&store.after(&room("a"), 0, 10).await.expect("q")),
+            [3, 4, 5]
+        );
         assert_eq!(ids(&store.newest(&room("b"), 10).await.expect("q")), [6]);
     }
 

@@ -53,7 +53,10 @@ impl Presence for MemoryPresence {
         Ok(state.connected.len() as u64)
     }
 
-    async fn disconnected(&self, session: &SessionKey) -> Result<(u64, Vec<(RoomId, u64)>), BackendError> {
+    async fn disconnected(
+        &self,
+        session: &SessionKey,
+    ) -> Result<(u64, Vec<(RoomId, u64)>), BackendError> {
         let mut state = lock(&self.state);
         state.connected.remove(session);
         let rooms = state.rooms_of.remove(session).unwrap_or_default();
@@ -151,9 +154,15 @@ mod tests {
         for id in ["x", "y"] {
             presence.joined(&room(id), &key("a")).await.expect("joined");
         }
-        presence.joined(&room("x"), &key("b")).await.expect("joined");
+        presence
+            .joined(&room("x"), &key("b"))
+            .await
+            .expect("joined");
 
-        let (total, changed) = presence.disconnected(&key("a")).await.expect("disconnected");
+        let (total, changed) = presence
+            .disconnected(&key("a"))
+            .await
+            .expect("disconnected");
         assert_eq!(total, 1);
         assert_eq!(changed, vec![(room("x"), 1), (room("y"), 0)]);
         assert_eq!(presence.room_count(&room("y")).await, Ok(0));

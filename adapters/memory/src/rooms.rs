@@ -83,7 +83,11 @@ mod tests {
     #[tokio::test]
     async fn list_is_public_rooms_in_creation_order() {
         let store = MemoryRoomStore::new();
-        for (id, name) in [("zeta", "Z"), ("private-0123456789abcdef", "P"), ("alpha", "A")] {
+        for (id, name) in [
+            ("zeta", "Z"),
+            ("private-0123456789abcdef", "P"),
+            ("alpha", "A"),
+        ] {
             store.create(room(id, name)).await.expect("create");
         }
         assert_eq!(

@@ -3,36 +3,22 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use rtchat_core::ChatError;
+use rtchat_core::{ChatError, Envelope as CoreEnvelope, ErrorBody};
 use serde::Serialize;
 use serde_json::Value;
 
-/// `{"success", "response", "error": {"message"} | null, "type"}`.
-#[derive(Debug, Clone, Serialize)]
+/// The contract's envelope ([`rtchat_core::Envelope`]) with the HTTP status it goes out with.
+#[derive(Debug, Clone)]
 pub struct Envelope {
-    success: bool,
-    response: Value,
-    error: Option<ErrorBody>,
-    #[serde(rename = "type")]
-    kind: &'static str,
-    #[serde(skip)]
+    body: CoreEnvelope<Value>,
     status: StatusCode,
-}
-
-#[derive(Debug, Clone, Serialize)]
-struct ErrorBody {
-    message: String,
 }
 
 impl Envelope {
     /// A success with `response` as payload and `kind` as its code.
     pub fn ok(kind: &'static str, response: impl Serialize) -> Self {
         Envelope {
-            success: true,
-            // Serialising our own plain data types cannot fail; Null is a safe fallback.
-            response: serde_json::to_value(response).unwrap_or(Value::Null),
-            error: None,
-            kind,
+            body: CoreEnvelope::success(kind, Some(to_value(response))),
             status: StatusCode::OK,
         }
     }
@@ -40,25 +26,38 @@ impl Envelope {
     /// A failure with an HTTP status, a code and a message safe to show a user.
     pub fn error(status: StatusCode, kind: &'static str, message: impl Into<String>) -> Self {
         Envelope {
-            success: false,
-            response: Value::Null,
-            error: Some(ErrorBody {
-                message: message.into(),
-            }),
-            kind,
+            body: CoreEnvelope {
+                success: false,
+                response: None,
+                error: Some(ErrorBody {
+                    message: message.into(),
+                }),
+                kind,
+            },
             status,
         }
     }
 
     /// Replaces the payload (an expired token's answer carries the new token and an error).
     pub fn with_response(mut self, response: impl Serialize) -> Self {
-        self.response = serde_json::to_value(response).unwrap_or(Value::Null);
+        self.body.response = Some(to_value(response));
         self
     }
 
     /// The HTTP status this envelope goes out with.
     pub fn status(&self) -> StatusCode {
         self.status
+    }
+}
+
+/// Serialising our own plain data types cannot fail; `null` is a safe fallback.
+fn to_value(response: impl Serialize) -> Value {
+    serde_json::to_value(response).unwrap_or(Value::Null)
+}
+
+impl Serialize for Envelope {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.body.serialize(serializer)
     }
 }
 
@@ -72,7 +71,10 @@ impl From<ChatError> for Envelope {
             ChatError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
         };
-        Envelope::error(status, error.code(), error.to_string())
+        Envelope {
+            body: CoreEnvelope::failure(&error),
+            status,
+        }
     }
 }
 

@@ -164,6 +164,8 @@ pub async fn assemble(config: &ServerConfig) -> Result<Node, StartError> {
         max_message_chars: config.max_message_chars,
         max_sends_per_second: config.max_sends_per_second,
         node_name: config.node_name.clone(),
+        // Core has no randomness of its own: names, tags, room ids and session keys come from this.
+        seed: rand::random(),
         ..ChatConfig::default()
     };
     let service = ChatService::new(ports, hub, chat).await.map_err(StartError::Assemble)?;

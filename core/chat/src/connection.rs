@@ -129,7 +129,10 @@ impl ChatConnection {
                 body,
                 receipt,
                 ..
-            } => self.on_send(&destination, &body, receipt, session, now).await,
+            } => {
+                self.on_send(&destination, &body, receipt, session, now)
+                    .await
+            }
             Event::Subscribe {
                 id,
                 destination,
@@ -137,7 +140,10 @@ impl ChatConnection {
                 receipt,
                 ..
             } => {
-                match self.on_subscribe(&id, &destination, &headers, session).await {
+                match self
+                    .on_subscribe(&id, &destination, &headers, session)
+                    .await
+                {
                     Ok(()) => send_receipt(session, receipt),
                     Err(error) => self.send_error(session, &error),
                 }
@@ -148,9 +154,9 @@ impl ChatConnection {
             }
             // Acks only matter to the engine's bookkeeping; a held COMMIT's frames were
             // handled as the events before this one.
-            Event::Ack { receipt, .. } | Event::Nack { receipt, .. } | Event::Commit { receipt, .. } => {
-                send_receipt(session, receipt)
-            }
+            Event::Ack { receipt, .. }
+            | Event::Nack { receipt, .. }
+            | Event::Commit { receipt, .. } => send_receipt(session, receipt),
             Event::Closed(_) => self.closed().await,
             // Events added to the engine later have no meaning in the chat yet.
             _ => {}
@@ -167,10 +173,10 @@ impl ChatConnection {
         if !Arc::ptr_eq(&subscription.handle, &delivery.subscription) {
             return true;
         }
-        if let (Some(id), Some(up_to)) = (delivery.message_id, subscription.replayed_up_to) {
-            if id <= up_to {
-                return true;
-            }
+        if let (Some(id), Some(up_to)) = (delivery.message_id, subscription.replayed_up_to)
+            && id <= up_to
+        {
+            return true;
         }
         put_on_wire(session, &delivery.subscription, &delivery.message)
     }
@@ -190,9 +196,13 @@ impl ChatConnection {
         let presence = &self.service.ports().presence;
         if let Ok((total, rooms)) = presence.disconnected(&self.key).await {
             for (room_id, count) in rooms {
-                self.service.publish(RoomEvent::Presence { room_id, count }).await;
+                self.service
+                    .publish(RoomEvent::Presence { room_id, count })
+                    .await;
             }
-            self.service.publish(RoomEvent::Entry { count: total }).await;
+            self.service
+                .publish(RoomEvent::Entry { count: total })
+                .await;
         }
     }
 
@@ -213,14 +223,19 @@ impl ChatConnection {
                 self.announced = true;
                 // If presence is down the chat still works; only the counts are stale.
                 if let Ok(total) = self.service.ports().presence.connected(&self.key).await {
-                    self.service.publish(RoomEvent::Entry { count: total }).await;
+                    self.service
+                        .publish(RoomEvent::Entry { count: total })
+                        .await;
                 }
             }
             Err(ChatError::ExpiredToken) => session.refuse(
                 "expired token",
                 "the token has expired; GET /init with it for a new one, then reconnect",
             ),
-            Err(_) => session.refuse("invalid token", "the token is malformed or not signed by this server"),
+            Err(_) => session.refuse(
+                "invalid token",
+                "the token is malformed or not signed by this server",
+            ),
         }
     }
 
@@ -241,7 +256,12 @@ impl ChatConnection {
         }
     }
 
-    async fn post(&mut self, destination: &str, body: &Bytes, now: Instant) -> Result<ChatMessage, ChatError> {
+    async fn post(
+        &mut self,
+        destination: &str,
+        body: &Bytes,
+        now: Instant,
+    ) -> Result<ChatMessage, ChatError> {
         match SendTarget::parse(destination)? {
             SendTarget::Chat => {}
         }
@@ -249,7 +269,9 @@ impl ChatConnection {
             return Err(ChatError::RateLimited);
         }
         let send: ChatSend = serde_json::from_slice(body).map_err(|_| {
-            ChatError::BadRequest("body must be JSON {\"roomId\": string, \"message\": string}".to_owned())
+            ChatError::BadRequest(
+                "body must be JSON {\"roomId\": string, \"message\": string}".to_owned(),
+            )
         })?;
         // The engine yields SEND only on an accepted session, so this is always set.
         let author = self.identity.as_ref().ok_or(ChatError::InvalidToken)?;
@@ -284,7 +306,13 @@ impl ChatConnection {
             }
             SubscribeTarget::Entry => {
                 self.register(id, destination::ENTRY, target.clone());
-                let total = self.service.ports().presence.total().await.map_err(|_| ChatError::Unavailable)?;
+                let total = self
+                    .service
+                    .ports()
+                    .presence
+                    .total()
+                    .await
+                    .map_err(|_| ChatError::Unavailable)?;
                 put_on_wire(session, id, &self.service.hub().entry_message(total));
             }
             SubscribeTarget::Presence(room) => {
@@ -297,7 +325,11 @@ impl ChatConnection {
                     .room_count(room)
                     .await
                     .map_err(|_| ChatError::Unavailable)?;
-                put_on_wire(session, id, &self.service.hub().presence_message(room, count));
+                put_on_wire(
+                    session,
+                    id,
+                    &self.service.hub().presence_message(room, count),
+                );
             }
             SubscribeTarget::ErrorQueue => {
                 self.remember(id, target.clone());
@@ -379,7 +411,10 @@ impl ChatConnection {
             .await
             .map_err(|_| ChatError::Unavailable)?;
         if missed.len() > max {
-            missed = store.newest(room, max).await.map_err(|_| ChatError::Unavailable)?;
+            missed = store
+                .newest(room, max)
+                .await
+                .map_err(|_| ChatError::Unavailable)?;
             missed.reverse();
             missed.retain(|message| message.id > since);
         }
@@ -406,7 +441,9 @@ impl ChatConnection {
     ) -> Result<(), ChatError> {
         let config = self.service.config();
         let limit = parse_number_header(headers, LIMIT_HEADER)?
-            .map_or(config.history_reply_default, |limit| usize::try_from(limit).unwrap_or(usize::MAX))
+            .map_or(config.history_reply_default, |limit| {
+                usize::try_from(limit).unwrap_or(usize::MAX)
+            })
             .clamp(1, config.max_history_limit.max(1));
         let messages = self.service.history(room.as_str(), limit, None).await?;
         let reply = SharedMessage::new(
@@ -545,7 +582,11 @@ mod tests {
     use super::*;
     use rtchat_stomp::Version;
 
-    fn request(headers: &[(&str, &str)], login: Option<&str>, passcode: Option<&str>) -> ConnectRequest {
+    fn request(
+        headers: &[(&str, &str)],
+        login: Option<&str>,
+        passcode: Option<&str>,
+    ) -> ConnectRequest {
         ConnectRequest {
             version: Version::V1_2,
             host: None,
@@ -557,7 +598,11 @@ mod tests {
 
     #[test]
     fn token_comes_from_authorization_first() {
-        let r = request(&[("Authorization", "Bearer abc")], Some("guest"), Some("pw"));
+        let r = request(
+            &[("Authorization", "Bearer abc")],
+            Some("guest"),
+            Some("pw"),
+        );
         assert_eq!(bearer_token(&r), Some("abc"));
         let r = request(&[("authorization", "bearer  abc ")], None, None);
         assert_eq!(bearer_token(&r), Some("abc"));
@@ -568,15 +613,27 @@ mod tests {
     #[test]
     fn token_falls_back_to_passcode_then_login() {
         assert_eq!(bearer_token(&request(&[], Some("l"), Some("p"))), Some("p"));
-        assert_eq!(bearer_token(&request(&[], Some("Bearer l"), None)), Some("l"));
+        assert_eq!(
+            bearer_token(&request(&[], Some("Bearer l"), None)),
+            Some("l")
+        );
     }
 
     #[test]
     fn missing_empty_or_null_token_is_none() {
         assert_eq!(bearer_token(&request(&[], None, None)), None);
-        assert_eq!(bearer_token(&request(&[("Authorization", "Bearer ")], None, None)), None);
-        assert_eq!(bearer_token(&request(&[("Authorization", "Bearer null")], None, None)), None);
-        assert_eq!(bearer_token(&request(&[("Authorization", "")], None, None)), None);
+        assert_eq!(
+            bearer_token(&request(&[("Authorization", "Bearer ")], None, None)),
+            None
+        );
+        assert_eq!(
+            bearer_token(&request(&[("Authorization", "Bearer null")], None, None)),
+            None
+        );
+        assert_eq!(
+            bearer_token(&request(&[("Authorization", "")], None, None)),
+            None
+        );
     }
 
     #[test]

@@ -99,13 +99,28 @@ mod tests {
     #[test]
     fn subscribe_destinations() {
         use SubscribeTarget::*;
-        assert_eq!(SubscribeTarget::parse("/sub/channel/lobby"), Ok(Channel(room("lobby"))));
+        assert_eq!(
+            SubscribeTarget::parse("/sub/channel/lobby"),
+            Ok(Channel(room("lobby")))
+        );
         assert_eq!(SubscribeTarget::parse("/sub/channel/entry"), Ok(Entry));
-        assert_eq!(SubscribeTarget::parse("/sub/presence/a-1"), Ok(Presence(room("a-1"))));
+        assert_eq!(
+            SubscribeTarget::parse("/sub/presence/a-1"),
+            Ok(Presence(room("a-1")))
+        );
         assert_eq!(SubscribeTarget::parse("/user/queue/errors"), Ok(ErrorQueue));
-        assert_eq!(SubscribeTarget::parse("/pub/history/lobby"), Ok(History(room("lobby"))));
-        assert_eq!(SubscribeTarget::parse("/sub/channel/"), Err(ChatError::InvalidRoomId));
-        assert_eq!(SubscribeTarget::parse("/sub/channel/a/b"), Err(ChatError::InvalidRoomId));
+        assert_eq!(
+            SubscribeTarget::parse("/pub/history/lobby"),
+            Ok(History(room("lobby")))
+        );
+        assert_eq!(
+            SubscribeTarget::parse("/sub/channel/"),
+            Err(ChatError::InvalidRoomId)
+        );
+        assert_eq!(
+            SubscribeTarget::parse("/sub/channel/a/b"),
+            Err(ChatError::InvalidRoomId)
+        );
         assert!(matches!(
             SubscribeTarget::parse("/topic/x"),
             Err(ChatError::UnknownDestination(_))
@@ -115,7 +130,11 @@ mod tests {
     #[test]
     fn send_destinations() {
         assert_eq!(SendTarget::parse("/pub/chat"), Ok(SendTarget::Chat));
-        for forged in ["/sub/channel/lobby", "/sub/channel/entry", "/user/queue/errors"] {
+        for forged in [
+            "/sub/channel/lobby",
+            "/sub/channel/entry",
+            "/user/queue/errors",
+        ] {
             assert!(matches!(
                 SendTarget::parse(forged),
                 Err(ChatError::ForbiddenDestination(_))
@@ -130,8 +149,17 @@ mod tests {
     #[test]
     fn destination_builders_round_trip() {
         let lobby = room("lobby");
-        assert_eq!(SubscribeTarget::parse(&channel(&lobby)), Ok(SubscribeTarget::Channel(lobby.clone())));
-        assert_eq!(SubscribeTarget::parse(&presence(&lobby)), Ok(SubscribeTarget::Presence(lobby.clone())));
-        assert_eq!(SubscribeTarget::parse(&history(&lobby)), Ok(SubscribeTarget::History(lobby)));
+        assert_eq!(
+            SubscribeTarget::parse(&channel(&lobby)),
+            Ok(SubscribeTarget::Channel(lobby.clone()))
+        );
+        assert_eq!(
+            SubscribeTarget::parse(&presence(&lobby)),
+            Ok(SubscribeTarget::Presence(lobby.clone()))
+        );
+        assert_eq!(
+            SubscribeTarget::parse(&history(&lobby)),
+            Ok(SubscribeTarget::History(lobby))
+        );
     }
 }

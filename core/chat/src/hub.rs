@@ -117,7 +117,10 @@ impl Hub {
 
     /// How many local subscriptions `destination` has (for metrics and tests).
     pub fn subscriber_count(&self, destination: &str) -> usize {
-        self.read().by_destination.get(destination).map_or(0, Vec::len)
+        self.read()
+            .by_destination
+            .get(destination)
+            .map_or(0, Vec::len)
     }
 
     /// How many connections have at least one subscription here.
@@ -143,13 +146,21 @@ impl Hub {
                 ),
                 // A store never hands out a message for a malformed room id; if a foreign
                 // node did, nobody can be subscribed to it either.
-                None => (String::new(), Some(message.id), encode_chat_message(message)),
+                None => (
+                    String::new(),
+                    Some(message.id),
+                    encode_chat_message(message),
+                ),
             },
             RoomEvent::Presence { room_id, count } => {
                 let message = self.presence_message(room_id, *count);
                 (destination::presence(room_id), None, message)
             }
-            RoomEvent::Entry { count } => (destination::ENTRY.to_owned(), None, self.entry_message(*count)),
+            RoomEvent::Entry { count } => (
+                destination::ENTRY.to_owned(),
+                None,
+                self.entry_message(*count),
+            ),
         }
     }
 
@@ -188,11 +199,15 @@ impl Hub {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Subscriptions> {
         // Nothing panics while holding the lock, and every update leaves the maps consistent,
         // so a poisoned lock still holds good data.
-        self.subscriptions.read().unwrap_or_else(PoisonError::into_inner)
+        self.subscriptions
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     fn write(&self) -> std::sync::RwLockWriteGuard<'_, Subscriptions> {
-        self.subscriptions.write().unwrap_or_else(PoisonError::into_inner)
+        self.subscriptions
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -244,7 +259,9 @@ impl RoomEventSink for Hub {
                 };
                 match subscriber.sink.offer(delivery) {
                     Ok(()) => {}
-                    Err(OfferError::Full | OfferError::Closed) => dropped.push(subscriber.connection),
+                    Err(OfferError::Full | OfferError::Closed) => {
+                        dropped.push(subscriber.connection)
+                    }
                 }
             }
         }
@@ -272,7 +289,9 @@ pub(crate) fn encode_chat_message(message: &ChatMessage) -> SharedMessage {
 
 /// JSON of a value made of strings and numbers only, which cannot fail to serialize.
 pub(crate) fn to_json(value: &impl Serialize) -> Bytes {
-    serde_json::to_vec(value).map(Bytes::from).unwrap_or_default()
+    serde_json::to_vec(value)
+        .map(Bytes::from)
+        .unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -330,8 +349,18 @@ mod tests {
     fn events_reach_only_the_subscribers_of_their_destination() {
         let hub = Hub::new();
         let (a, b) = (Recorder::new(10), Recorder::new(10));
-        hub.subscribe("/sub/channel/lobby", ConnectionId(1), a.clone(), Arc::from("s1"));
-        hub.subscribe("/sub/channel/other", ConnectionId(2), b.clone(), Arc::from("s2"));
+        hub.subscribe(
+            "/sub/channel/lobby",
+            ConnectionId(1),
+            a.clone(),
+            Arc::from("s1"),
+        );
+        hub.subscribe(
+            "/sub/channel/other",
+            ConnectionId(2),
+            b.clone(),
+            Arc::from("s2"),
+        );
 
         hub.on_event(RoomEvent::Message(message(7, "lobby")));
 
@@ -347,8 +376,18 @@ mod tests {
     fn one_encoding_is_shared_by_every_subscriber() {
         let hub = Hub::new();
         let (a, b) = (Recorder::new(10), Recorder::new(10));
-        hub.subscribe("/sub/presence/lobby", ConnectionId(1), a.clone(), Arc::from("x"));
-        hub.subscribe("/sub/presence/lobby", ConnectionId(2), b.clone(), Arc::from("y"));
+        hub.subscribe(
+            "/sub/presence/lobby",
+            ConnectionId(1),
+            a.clone(),
+            Arc::from("x"),
+        );
+        hub.subscribe(
+            "/sub/presence/lobby",
+            ConnectionId(2),
+            b.clone(),
+            Arc::from("y"),
+        );
         hub.on_event(RoomEvent::Presence {
             room_id: lobby(),
             count: 2,
@@ -363,9 +402,24 @@ mod tests {
     fn unsubscribe_and_remove_connection() {
         let hub = Hub::new();
         let sink = Recorder::new(10);
-        hub.subscribe(destination::ENTRY, ConnectionId(1), sink.clone(), Arc::from("a"));
-        hub.subscribe("/sub/channel/lobby", ConnectionId(1), sink.clone(), Arc::from("b"));
-        hub.subscribe("/sub/channel/lobby", ConnectionId(2), sink.clone(), Arc::from("c"));
+        hub.subscribe(
+            destination::ENTRY,
+            ConnectionId(1),
+            sink.clone(),
+            Arc::from("a"),
+        );
+        hub.subscribe(
+            "/sub/channel/lobby",
+            ConnectionId(1),
+            sink.clone(),
+            Arc::from("b"),
+        );
+        hub.subscribe(
+            "/sub/channel/lobby",
+            ConnectionId(2),
+            sink.clone(),
+            Arc::from("c"),
+        );
         assert_eq!(hub.subscriber_count("/sub/channel/lobby"), 2);
 
         assert!(hub.unsubscribe(ConnectionId(1), "b"));
@@ -383,8 +437,18 @@ mod tests {
     fn a_full_sink_is_dropped_and_others_still_receive() {
         let hub = Hub::new();
         let (slow, fast) = (Recorder::new(1), Recorder::new(10));
-        hub.subscribe(destination::ENTRY, ConnectionId(1), slow.clone(), Arc::from("s"));
-        hub.subscribe(destination::ENTRY, ConnectionId(2), fast.clone(), Arc::from("f"));
+        hub.subscribe(
+            destination::ENTRY,
+            ConnectionId(1),
+            slow.clone(),
+            Arc::from("s"),
+        );
+        hub.subscribe(
+            destination::ENTRY,
+            ConnectionId(2),
+            fast.clone(),
+            Arc::from("f"),
+        );
         for count in 1..=3 {
             hub.on_event(RoomEvent::Entry { count });
         }

@@ -11,14 +11,12 @@ const WORDS: &[&str] = &[
     "Wren", "Robin", "Finch", "Heron", "Swift", "Lark", "Kestrel", "Plover", "Tern", "Magpie",
     "Starling", "Sparrow", "Warbler", "Osprey", "Puffin", "Curlew", "Dunlin", "Egret", "Falcon",
     "Ibis", "Jay", "Kite", "Linnet", "Merlin", "Oriole", "Pipit", "Raven", "Siskin", "Thrush",
-    "Owl",
-    // Trees.
+    "Owl", // Trees.
     "Alder", "Aspen", "Birch", "Cedar", "Elm", "Hazel", "Holly", "Juniper", "Larch", "Linden",
     "Maple", "Oak", "Pine", "Rowan", "Spruce", "Willow", "Yew", "Cypress", "Hawthorn", "Poplar",
     // Stars and the sky.
     "Vega", "Sirius", "Altair", "Deneb", "Rigel", "Polaris", "Lyra", "Orion", "Capella", "Mira",
-    "Nova", "Comet", "Aurora", "Nebula", "Zenith", "Quasar", "Pulsar", "Meteor", "Eclipse",
-    "Halo",
+    "Nova", "Comet", "Aurora", "Nebula", "Zenith", "Quasar", "Pulsar", "Meteor", "Eclipse", "Halo",
     // Water, stone and weather.
     "River", "Brook", "Delta", "Fjord", "Harbor", "Lagoon", "Tide", "Reef", "Cove", "Glacier",
     "Amber", "Basalt", "Coral", "Flint", "Garnet", "Jade", "Opal", "Quartz", "Slate", "Topaz",
@@ -107,7 +105,16 @@ mod tests {
     fn name_tags_are_checked_strictly() {
         assert!(is_valid_name_tag("#A1B2C3"));
         assert!(is_valid_name_tag("#000000"));
-        for bad in ["", "#", "A1B2C3", "#a1b2c3", "#A1B2C", "#A1B2C3D", "#G00000", "＃A1B2C3"] {
+        for bad in [
+            "",
+            "#",
+            "A1B2C3",
+            "#a1b2c3",
+            "#A1B2C",
+            "#A1B2C3D",
+            "#G00000",
+            "＃A1B2C3",
+        ] {
             assert!(!is_valid_name_tag(bad), "{bad}");
         }
     }

@@ -43,7 +43,10 @@ mod tests {
     #[test]
     fn ipv6_keeps_two_groups() {
         assert_eq!(prefix("2001:db8::1"), "2001:db8");
-        assert_eq!(prefix("2001:0db8:85a3:0000:0000:8a2e:0370:7334"), "2001:db8");
+        assert_eq!(
+            prefix("2001:0db8:85a3:0000:0000:8a2e:0370:7334"),
+            "2001:db8"
+        );
         assert_eq!(prefix("::1"), "0:0");
         assert_eq!(prefix("fe80::1234:5678"), "fe80:0");
     }

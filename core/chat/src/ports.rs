@@ -91,7 +91,10 @@ pub trait Presence: Send + Sync + 'static {
     async fn connected(&self, session: &SessionKey) -> Result<u64, BackendError>;
     /// A session ended (also leaves every room); returns the number of connected sessions
     /// and the rooms whose count changed, with their new counts.
-    async fn disconnected(&self, session: &SessionKey) -> Result<(u64, Vec<(RoomId, u64)>), BackendError>;
+    async fn disconnected(
+        &self,
+        session: &SessionKey,
+    ) -> Result<(u64, Vec<(RoomId, u64)>), BackendError>;
     /// A session joined a room (idempotent); returns the room's count of distinct sessions.
     async fn joined(&self, room: &RoomId, session: &SessionKey) -> Result<u64, BackendError>;
     /// A session left a room; returns the room's count.

@@ -245,10 +245,14 @@ impl ChatService {
         if is_absent_token(token) {
             return Err(ChatError::InvalidToken);
         }
-        self.inner.ports.tokens.verify(token).map_err(|error| match error {
-            TokenError::Expired(_) => ChatError::ExpiredToken,
-            TokenError::Invalid => ChatError::InvalidToken,
-        })
+        self.inner
+            .ports
+            .tokens
+            .verify(token)
+            .map_err(|error| match error {
+                TokenError::Expired(_) => ChatError::ExpiredToken,
+                TokenError::Invalid => ChatError::InvalidToken,
+            })
     }
 
     /// Validates, stores, then publishes a chat message. Returns it once it is stored.
@@ -363,7 +367,11 @@ impl ChatService {
     }
 
     /// A handler for one new STOMP connection from `client`, delivering through `sink`.
-    pub fn connection(&self, client: IpAddr, sink: Arc<dyn ConnectionSink>) -> crate::ChatConnection {
+    pub fn connection(
+        &self,
+        client: IpAddr,
+        sink: Arc<dyn ConnectionSink>,
+    ) -> crate::ChatConnection {
         let n = self.inner.next_connection.fetch_add(1, Ordering::Relaxed);
         let key = SessionKey(Arc::from(format!(
             "{}-{:08x}-{n}",
@@ -432,8 +440,11 @@ impl ChatService {
 
     fn generated_room_id(&self) -> Result<RoomId, ChatError> {
         let bits = self.rng().next_u64() >> (64 - 4 * GENERATED_ROOM_ID_HEX);
-        RoomId::parse(&format!("room-{bits:0width$x}", width = GENERATED_ROOM_ID_HEX))
-            .ok_or(ChatError::InvalidRoomId)
+        RoomId::parse(&format!(
+            "room-{bits:0width$x}",
+            width = GENERATED_ROOM_ID_HEX
+        ))
+        .ok_or(ChatError::InvalidRoomId)
     }
 
     fn remember_room(&self, room: &RoomId) {
@@ -446,7 +457,10 @@ impl ChatService {
 
     fn rng(&self) -> std::sync::MutexGuard<'_, ChaCha12Rng> {
         // Drawing numbers cannot leave the generator half-updated, so poison is harmless.
-        self.inner.rng.lock().unwrap_or_else(PoisonError::into_inner)
+        self.inner
+            .rng
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -497,5 +511,7 @@ fn fnv1a64(parts: &[&[u8]]) -> u64 {
     parts
         .iter()
         .flat_map(|part| part.iter())
-        .fold(OFFSET, |hash, &byte| (hash ^ u64::from(byte)).wrapping_mul(PRIME))
+        .fold(OFFSET, |hash, &byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(PRIME)
+        })
 }

@@ -80,7 +80,10 @@ mod tests {
         assert_eq!(room_name("  Garden "), Ok("Garden"));
         assert!(room_name("   ").is_err());
         assert!(room_name(&"n".repeat(100)).is_ok());
-        assert!(matches!(room_name(&"n".repeat(101)), Err(ChatError::BadRequest(_))));
+        assert!(matches!(
+            room_name(&"n".repeat(101)),
+            Err(ChatError::BadRequest(_))
+        ));
     }
 
     #[test]

@@ -133,8 +133,12 @@ pub fn parse_frame(
 /// An incremental parser over a byte stream fed in chunks of any size.
 ///
 /// Memory: after [`Parser::feed`] returns, the parser holds at most `max_frame_bytes` of an
-/// unfinished frame, plus the already complete items of that chunk that [`Parser::next_item`]
-/// has not handed out yet (so never more than one chunk beyond the limit).
+/// unfinished frame. When one chunk carries more than a frame's worth of bytes, `feed` reads
+/// its complete frames ahead (so an oversized frame anywhere in it is refused without
+/// buffering it); those wait for [`Parser::next_item`], heart-beats among them as a count.
+///
+/// Bodies are slices of the receive buffer, never copies; one that is kept for long (in a
+/// message store, say) pins the buffer it came from, so such a consumer should copy it.
 #[derive(Debug)]
 pub struct Parser {
     limits: Limits,
@@ -145,7 +149,15 @@ pub struct Parser {
     scan: FrameScan,
     /// Items parsed early by `feed`, which must read ahead to keep `buffer` within the frame
     /// limit when one chunk holds more than a frame's worth of bytes.
-    ready: VecDeque<Item>,
+    ready: VecDeque<Ready>,
+}
+
+/// Items read ahead by [`Parser::feed`]. Heart-beats are counted, not stored one by one, so
+/// a chunk full of EOLs costs nothing to hold.
+#[derive(Debug)]
+enum Ready {
+    Frame(Frame),
+    HeartBeats(usize),
 }
 
 impl Parser {
@@ -191,7 +203,7 @@ impl Parser {
             bytes = rest;
             if self.buffer.len() > self.limits.max_frame_bytes {
                 while let Ok(Some(item)) = self.parse_buffered() {
-                    self.ready.push_back(item);
+                    self.push_ready(item);
                 }
             }
         }
@@ -200,7 +212,7 @@ impl Parser {
     /// The next whole item, `Ok(None)` when more bytes are needed, or the error that
     /// stopped the parser for good.
     pub fn next_item(&mut self) -> Result<Option<Item>, ParseError> {
-        if let Some(item) = self.ready.pop_front() {
+        if let Some(item) = self.pop_ready() {
             return Ok(Some(item));
         }
         if let Some(error) = self.failed {
@@ -212,6 +224,27 @@ impl Parser {
     /// Bytes held for an unfinished frame.
     pub fn buffered(&self) -> usize {
         self.buffer.len()
+    }
+
+    fn push_ready(&mut self, item: Item) {
+        match (item, self.ready.back_mut()) {
+            (Item::HeartBeat, Some(Ready::HeartBeats(count))) => *count += 1,
+            (Item::HeartBeat, _) => self.ready.push_back(Ready::HeartBeats(1)),
+            (Item::Frame(frame), _) => self.ready.push_back(Ready::Frame(frame)),
+        }
+    }
+
+    fn pop_ready(&mut self) -> Option<Item> {
+        match self.ready.front_mut()? {
+            Ready::HeartBeats(count) if *count > 1 => {
+                *count -= 1;
+                Some(Item::HeartBeat)
+            }
+            _ => match self.ready.pop_front()? {
+                Ready::Frame(frame) => Some(Item::Frame(frame)),
+                Ready::HeartBeats(_) => Some(Item::HeartBeat),
+            },
+        }
     }
 
     /// Reads the item at the start of the buffer, if it is complete, and removes its bytes.
@@ -292,10 +325,6 @@ struct FrameScan {
 /// The longest command line, `UNSUBSCRIBE`; anything longer is not a command.
 const MAX_COMMAND_LEN: usize = 11;
 
-/// Headers most frames carry (destination, id, content-type, content-length, receipt, ...):
-/// enough that a typical frame's header list never reallocates.
-const TYPICAL_HEADER_COUNT: usize = 8;
-
 impl FrameScan {
     /// Reads on from where the last call stopped. `buf` must start where it started before
     /// and may only have grown. Answers the complete item (and resets itself for the next),
@@ -317,7 +346,6 @@ impl FrameScan {
                 .ok_or(ParseError::UnknownCommand)?;
             self.command = Some(command);
             self.cursor = line.next;
-            self.headers = Headers::with_capacity(TYPICAL_HEADER_COUNT);
             return self.resume(buf, version, limits);
         };
 
@@ -545,7 +573,7 @@ pub(crate) enum Escaping {
 
 impl Escaping {
     /// The escaping of `command`'s headers in `version`.
-    pub(crate) fn of(command: crate::frame::Command, version: Version) -> Escaping {
+    pub(crate) fn of(command: Command, version: Version) -> Escaping {
         if !command.escapes_headers() {
             return Escaping::None;
         }
@@ -1077,6 +1105,23 @@ mod tests {
             }
         }
         assert_eq!((frames, beats), (100, 100));
+    }
+
+    #[test]
+    fn heart_beats_read_ahead_are_counted_not_stored() {
+        let limits = Limits {
+            max_frame_bytes: 64,
+            ..Limits::default()
+        };
+        let mut parser = Parser::new(limits);
+        parser.feed(&[b'\n'; 10_000]);
+        assert_eq!(parser.ready.len(), 1);
+        let mut beats = 0;
+        while let Some(item) = parser.next_item().expect("EOLs are valid") {
+            assert_eq!(item, Item::HeartBeat);
+            beats += 1;
+        }
+        assert_eq!(beats, 10_000);
     }
 
     #[test]

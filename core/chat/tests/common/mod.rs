@@ -43,7 +43,10 @@ impl FakeTokens {
 
 impl Tokens for FakeTokens {
     fn issue(&self, identity: &Identity, audience: &str) -> String {
-        format!("valid|{}|{}|{audience}", identity.rand_id, identity.name_tag)
+        format!(
+            "valid|{}|{}|{audience}",
+            identity.rand_id, identity.name_tag
+        )
     }
 
     fn verify(&self, token: &str) -> Result<Identity, TokenError> {
@@ -114,11 +117,21 @@ impl MessageStore for TestStore {
         self.check()?;
         self.inner.newest(room, limit).await
     }
-    async fn before(&self, room: &RoomId, before: MessageId, limit: usize) -> Result<Vec<ChatMessage>, BackendError> {
+    async fn before(
+        &self,
+        room: &RoomId,
+        before: MessageId,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>, BackendError> {
         self.check()?;
         self.inner.before(room, before, limit).await
     }
-    async fn after(&self, room: &RoomId, after: MessageId, limit: usize) -> Result<Vec<ChatMessage>, BackendError> {
+    async fn after(
+        &self,
+        room: &RoomId,
+        after: MessageId,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>, BackendError> {
         self.check()?;
         let hook = self.before_after.lock().expect("lock").take();
         if let Some(hook) = hook {
@@ -155,7 +168,10 @@ impl Broker for RecordingBroker {
             }
             _ => true,
         };
-        self.events.lock().expect("lock").push((event.clone(), stored));
+        self.events
+            .lock()
+            .expect("lock")
+            .push((event.clone(), stored));
         self.inner.publish(event).await
     }
 }
@@ -265,14 +281,18 @@ impl Client {
     pub async fn send(&mut self, text: &str) {
         self.session.handle_input(text.as_bytes(), self.now);
         while let Some(event) = self.session.poll_event() {
-            self.connection.handle(event, &mut self.session, self.now).await;
+            self.connection
+                .handle(event, &mut self.session, self.now)
+                .await;
         }
     }
 
     /// CONNECT with `headers` (lines like `Authorization:Bearer x`); returns the answer.
     pub async fn connect_with(&mut self, headers: &str) -> Frame {
-        self.send(&format!("CONNECT\naccept-version:1.2\nhost:chat\n{headers}\n\0"))
-            .await;
+        self.send(&format!(
+            "CONNECT\naccept-version:1.2\nhost:chat\n{headers}\n\0"
+        ))
+        .await;
         let mut frames = self.frames();
         assert_eq!(frames.len(), 1, "{frames:?}");
         frames.remove(0)
@@ -281,19 +301,26 @@ impl Client {
     /// CONNECT with a valid token for `identity`; expects CONNECTED.
     pub async fn connect(&mut self, identity: &Identity) {
         let frame = self
-            .connect_with(&format!("Authorization:Bearer {}\n", FakeTokens::valid(identity)))
+            .connect_with(&format!(
+                "Authorization:Bearer {}\n",
+                FakeTokens::valid(identity)
+            ))
             .await;
         assert_eq!(frame.command, Command::Connected, "{frame:?}");
     }
 
     pub async fn subscribe(&mut self, id: &str, destination: &str, extra: &str) {
-        self.send(&format!("SUBSCRIBE\nid:{id}\ndestination:{destination}\n{extra}\n\0"))
-            .await;
+        self.send(&format!(
+            "SUBSCRIBE\nid:{id}\ndestination:{destination}\n{extra}\n\0"
+        ))
+        .await;
     }
 
     pub async fn send_chat(&mut self, room: &str, message: &str, receipt: Option<&str>) {
         let body = serde_json::json!({"roomId": room, "message": message}).to_string();
-        let receipt = receipt.map(|r| format!("receipt:{r}\n")).unwrap_or_default();
+        let receipt = receipt
+            .map(|r| format!("receipt:{r}\n"))
+            .unwrap_or_default();
         self.send(&format!(
             "SEND\ndestination:/pub/chat\ncontent-type:application/json\n{receipt}\n{body}\0"
         ))

@@ -1,0 +1,377 @@
+//! The application service, on the in-memory adapters.
+
+mod common;
+
+use common::*;
+use rtchat_core::{ChatConfig, ChatError, InitOutcome, RoomEvent, is_valid_name_tag};
+use std::net::IpAddr;
+use std::sync::atomic::Ordering;
+
+fn ip(text: &str) -> IpAddr {
+    text.parse().expect("ip")
+}
+
+#[tokio::test]
+async fn lobby_exists_from_the_start_and_restarts_are_fine() {
+    let node = Node::new().await;
+    let rooms = node.service.rooms().await.expect("rooms");
+    assert_eq!(rooms.len(), 1);
+    assert_eq!(rooms[0].0.room_id.as_str(), "lobby");
+    assert_eq!(rooms[0].0.name, "Lobby");
+    assert_eq!(rooms[0].1, 0);
+}
+
+#[tokio::test]
+async fn init_without_token_issues_a_new_identity_for_the_client_address() {
+    let node = Node::new().await;
+    for bearer in [None, Some("null"), Some(""), Some("  ")] {
+        let InitOutcome::Issued(token) = node.service.init(bearer, ip("192.168.1.7")) else {
+            panic!("expected Issued for {bearer:?}");
+        };
+        assert_eq!(FakeTokens::audience(&token), "192.168.1.7");
+        let identity = node.service.authenticate(&token).expect("valid");
+        assert!(is_valid_name_tag(&identity.name_tag));
+    }
+}
+
+#[tokio::test]
+async fn init_outcomes_for_valid_expired_and_invalid_tokens() {
+    let node = Node::new().await;
+    let valid = FakeTokens::valid(&alice());
+    assert_eq!(
+        node.service.init(Some(&valid), ip("10.0.0.1")),
+        InitOutcome::Valid(valid.clone())
+    );
+
+    let InitOutcome::Reissued(token) = node
+        .service
+        .init(Some(&FakeTokens::expired(&alice())), ip("10.0.0.1"))
+    else {
+        panic!("expected Reissued");
+    };
+    assert_eq!(
+        node.service.authenticate(&token),
+        Ok(alice()),
+        "same identity, new token"
+    );
+
+    assert_eq!(
+        node.service.init(Some("garbage"), ip("10.0.0.1")),
+        InitOutcome::Invalid
+    );
+}
+
+#[tokio::test]
+async fn authenticate_maps_token_errors() {
+    let node = Node::new().await;
+    assert_eq!(
+        node.service.authenticate(&FakeTokens::valid(&bob())),
+        Ok(bob())
+    );
+    assert_eq!(
+        node.service.authenticate(&FakeTokens::expired(&bob())),
+        Err(ChatError::ExpiredToken)
+    );
+    assert_eq!(node.service.authenticate("x"), Err(ChatError::InvalidToken));
+    assert_eq!(
+        node.service.authenticate("null"),
+        Err(ChatError::InvalidToken)
+    );
+}
+
+#[tokio::test]
+async fn identities_differ_between_clients() {
+    let node = Node::new().await;
+    let tokens: std::collections::HashSet<String> = (0..50)
+        .map(|_| match node.service.init(None, ip("10.0.0.1")) {
+            InitOutcome::Issued(token) => token,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert!(tokens.len() > 45);
+}
+
+#[tokio::test]
+async fn post_message_stores_then_publishes_and_returns_the_stored_message() {
+    let node = Node::new().await;
+    let stored = node
+        .service
+        .post_message(&alice(), ip("192.168.3.4"), "lobby", "  hello  ")
+        .await
+        .expect("posted");
+    assert_eq!(stored.message, "hello");
+    assert_eq!(stored.room_id, "lobby");
+    assert_eq!(stored.rand_id, "Wren1");
+    assert_eq!(stored.name_tag, "#AAAAAA");
+    assert_eq!(stored.created_at, NOW);
+    assert_eq!(stored.ip_address, "192.168");
+
+    let events = node.broker.events.lock().expect("lock").clone();
+    assert_eq!(
+        events,
+        vec![(RoomEvent::Message(stored.clone()), true)],
+        "published once, after storing"
+    );
+}
+
+#[tokio::test]
+async fn post_message_validation() {
+    let node = Node::new().await;
+    let post = |room: &'static str, text: String| {
+        let service = node.service.clone();
+        async move { service.post_message(&alice(), ip("::1"), room, &text).await }
+    };
+    assert_eq!(
+        post("bad room!", "hi".into()).await,
+        Err(ChatError::InvalidRoomId)
+    );
+    assert_eq!(
+        post("nowhere", "hi".into()).await,
+        Err(ChatError::UnknownRoom)
+    );
+    assert_eq!(
+        post("lobby", " \n ".into()).await,
+        Err(ChatError::EmptyMessage)
+    );
+    assert_eq!(
+        post("lobby", "é".repeat(2001)).await,
+        Err(ChatError::MessageTooLong { max: 2000 })
+    );
+    assert!(post("lobby", "é".repeat(2000)).await.is_ok());
+    assert_eq!(
+        node.broker.events.lock().expect("lock").len(),
+        1,
+        "nothing published for refused messages"
+    );
+}
+
+#[tokio::test]
+async fn backend_failures_are_unavailable_and_publish_failures_are_not_errors() {
+    let node = Node::new().await;
+    node.broker.failing.store(true, Ordering::SeqCst);
+    let stored = node
+        .service
+        .post_message(&alice(), ip("10.1.2.3"), "lobby", "still stored")
+        .await;
+    assert!(
+        stored.is_ok(),
+        "stored even though the broker is down: {stored:?}"
+    );
+
+    node.store.failing.store(true, Ordering::SeqCst);
+    assert_eq!(
+        node.service
+            .post_message(&alice(), ip("10.1.2.3"), "lobby", "x")
+            .await,
+        Err(ChatError::Unavailable)
+    );
+    assert_eq!(
+        node.service.history("lobby", 10, None).await,
+        Err(ChatError::Unavailable)
+    );
+}
+
+#[tokio::test]
+async fn history_pages_newest_first_by_keyset() {
+    let node = Node::new().await;
+    for n in 1..=25 {
+        node.service
+            .post_message(&alice(), ip("10.0.0.1"), "lobby", &format!("m{n}"))
+            .await
+            .expect("posted");
+    }
+    let ids =
+        |messages: Vec<rtchat_core::ChatMessage>| messages.iter().map(|m| m.id).collect::<Vec<_>>();
+    let first = ids(node
+        .service
+        .history("lobby", 10, None)
+        .await
+        .expect("history"));
+    assert_eq!(first, (16..=25).rev().collect::<Vec<_>>());
+    let second = ids(node
+        .service
+        .history("lobby", 10, Some(16))
+        .await
+        .expect("history"));
+    assert_eq!(second, (6..=15).rev().collect::<Vec<_>>());
+    let third = ids(node
+        .service
+        .history("lobby", 10, Some(6))
+        .await
+        .expect("history"));
+    assert_eq!(third, (1..=5).rev().collect::<Vec<_>>());
+}
+
+#[tokio::test]
+async fn history_checks_limit_and_room() {
+    let node = Node::new().await;
+    assert!(matches!(
+        node.service.history("lobby", 0, None).await,
+        Err(ChatError::BadRequest(_))
+    ));
+    assert!(matches!(
+        node.service.history("lobby", 101, None).await,
+        Err(ChatError::BadRequest(_))
+    ));
+    assert!(node.service.history("lobby", 100, None).await.is_ok());
+    assert_eq!(
+        node.service.history("nope", 10, None).await,
+        Err(ChatError::UnknownRoom)
+    );
+    assert_eq!(
+        node.service.history("../x", 10, None).await,
+        Err(ChatError::InvalidRoomId)
+    );
+}
+
+#[tokio::test]
+async fn create_room_with_and_without_an_id() {
+    let node = Node::new().await;
+    let garden = node
+        .service
+        .create_room(" Garden ", Some("garden"))
+        .await
+        .expect("created");
+    assert_eq!(
+        (garden.room_id.as_str(), garden.name.as_str()),
+        ("garden", "Garden")
+    );
+    assert_eq!(
+        node.service.create_room("Again", Some("garden")).await,
+        Err(ChatError::RoomExists)
+    );
+    assert_eq!(
+        node.service.create_room("Lobby 2", Some("lobby")).await,
+        Err(ChatError::RoomExists)
+    );
+
+    let generated = node
+        .service
+        .create_room("Anywhere", None)
+        .await
+        .expect("created");
+    let id = generated.room_id.as_str();
+    assert!(id.starts_with("room-") && id.len() == 17, "{id}");
+    assert!(id[5..].bytes().all(|b| b.is_ascii_hexdigit()));
+    let other = node
+        .service
+        .create_room("Anywhere", None)
+        .await
+        .expect("created");
+    assert_ne!(other.room_id, generated.room_id);
+
+    let listed: Vec<String> = node
+        .service
+        .rooms()
+        .await
+        .expect("rooms")
+        .into_iter()
+        .map(|(room, _)| room.room_id.to_string())
+        .collect();
+    assert_eq!(listed, ["lobby", "garden", id, other.room_id.as_str()]);
+
+    // Posting works at once in a new room.
+    node.service
+        .post_message(&alice(), ip("10.0.0.1"), "garden", "first")
+        .await
+        .expect("posted");
+}
+
+#[tokio::test]
+async fn create_room_refuses_bad_names_and_ids() {
+    let node = Node::new().await;
+    assert!(matches!(
+        node.service.create_room("  ", None).await,
+        Err(ChatError::BadRequest(_))
+    ));
+    assert!(matches!(
+        node.service.create_room(&"n".repeat(101), None).await,
+        Err(ChatError::BadRequest(_))
+    ));
+    for id in [
+        "bad id",
+        "",
+        "entry",
+        "private-0123456789abcdef",
+        &"x".repeat(65),
+    ] {
+        assert_eq!(
+            node.service.create_room("Name", Some(id)).await,
+            Err(ChatError::InvalidRoomId),
+            "{id:?}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn private_rooms_are_the_same_for_a_pair_in_either_order_and_unlisted() {
+    let node = Node::new().await;
+    let ab = node
+        .service
+        .private_room("alice", "bob")
+        .await
+        .expect("room");
+    let ba = node
+        .service
+        .private_room("bob", "alice")
+        .await
+        .expect("room");
+    let again = node
+        .service
+        .private_room(" alice ", "bob")
+        .await
+        .expect("room");
+    assert_eq!(ab, ba);
+    assert_eq!(ab, again);
+    assert!(ab.room_id.as_str().starts_with("private-"));
+    assert_eq!(ab.room_id.as_str().len(), "private-".len() + 16);
+
+    let ac = node
+        .service
+        .private_room("alice", "carol")
+        .await
+        .expect("room");
+    assert_ne!(ab.room_id, ac.room_id);
+    // "ab"+"c" and "a"+"bc" must not meet.
+    let x = node.service.private_room("ab", "c").await.expect("room");
+    let y = node.service.private_room("a", "bc").await.expect("room");
+    assert_ne!(x.room_id, y.room_id);
+
+    let listed = node.service.rooms().await.expect("rooms");
+    assert!(listed.iter().all(|(room, _)| !room.is_private()));
+    node.service
+        .post_message(&alice(), ip("10.0.0.1"), ab.room_id.as_str(), "psst")
+        .await
+        .expect("private rooms take messages");
+}
+
+#[tokio::test]
+async fn private_room_checks_its_inputs() {
+    let node = Node::new().await;
+    assert!(matches!(
+        node.service.private_room("", "bob").await,
+        Err(ChatError::BadRequest(_))
+    ));
+    assert!(matches!(
+        node.service.private_room("alice", " ").await,
+        Err(ChatError::BadRequest(_))
+    ));
+    assert!(matches!(
+        node.service.private_room(&"a".repeat(65), "bob").await,
+        Err(ChatError::BadRequest(_))
+    ));
+}
+
+#[tokio::test]
+async fn seeds_make_identities_reproducible() {
+    let config = ChatConfig {
+        seed: [7; 32],
+        ..ChatConfig::default()
+    };
+    let a = Node::with_config(config.clone()).await;
+    let b = Node::with_config(config).await;
+    assert_eq!(
+        a.service.init(None, ip("10.0.0.1")),
+        b.service.init(None, ip("10.0.0.1"))
+    );
+}
