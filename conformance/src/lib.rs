@@ -43,10 +43,11 @@ pub fn transcript_names() -> std::io::Result<Vec<String>> {
     let mut names = Vec::new();
     for entry in std::fs::read_dir(transcripts_dir())? {
         let path = entry?.path();
-        if path.extension().is_some_and(|ext| ext == "stomp") {
-            if let Some(stem) = path.file_stem() {
-                names.push(stem.to_string_lossy().into_owned());
-            }
+        if let Some(stem) = path
+            .file_stem()
+            .filter(|_| path.extension().is_some_and(|ext| ext == "stomp"))
+        {
+            names.push(stem.to_string_lossy().into_owned());
         }
     }
     names.sort();

@@ -425,7 +425,7 @@ impl Run<'_> {
         loop {
             if let Some(item) = state
                 .reader
-                .next()
+                .next_item()
                 .map_err(|error| format!("{client} received bytes that are not STOMP: {error}"))?
             {
                 return Ok(Next::Item(item));
@@ -510,10 +510,12 @@ fn compare(expected: &ExpectedFrame, actual: &NormalFrame) -> Result<(), String>
             }
         }
     }
-    if let Some(body) = &expected.body {
-        if *body != actual.body {
-            problems.push("the body differs".to_owned());
-        }
+    if expected
+        .body
+        .as_ref()
+        .is_some_and(|body| *body != actual.body)
+    {
+        problems.push("the body differs".to_owned());
     }
     if problems.is_empty() {
         Ok(())

@@ -52,7 +52,7 @@ impl StreamReader {
 
     /// The next complete item; `Ok(None)` when more bytes are needed; an error (naming what
     /// is wrong) when the bytes cannot be a STOMP frame.
-    pub fn next(&mut self) -> Result<Option<Received>, String> {
+    pub fn next_item(&mut self) -> Result<Option<Received>, String> {
         if self.buffer.starts_with(b"\n") {
             self.buffer.drain(..1);
             return Ok(Some(Received::HeartBeat));
@@ -150,7 +150,7 @@ mod tests {
             let mut items = Vec::new();
             for chunk in [&wire[..split], &wire[split..]] {
                 reader.push(chunk);
-                while let Some(item) = reader.next().expect("valid") {
+                while let Some(item) = reader.next_item().expect("valid") {
                     items.push(item);
                 }
             }
@@ -169,6 +169,6 @@ mod tests {
     fn garbage_is_an_error() {
         let mut reader = StreamReader::default();
         reader.push(b"hello\n");
-        assert!(reader.next().is_err());
+        assert!(reader.next_item().is_err());
     }
 }

@@ -102,11 +102,9 @@ pub async fn run_connection<T: Transport>(
     config: &DriverConfig,
     mut shutdown: ShutdownSignal,
 ) {
-    let (sink, mut deliveries) = ChannelSink::new(config.outbound_capacity);
-    let sink = Arc::new(sink);
+    let sink = Arc::new(ChannelSink::new(config.outbound_capacity));
     let mut chat = service.connection(client, sink.clone());
     let mut session = Session::new(config.session.clone(), now());
-    let mut batch: Vec<Delivery> = Vec::with_capacity(config.delivery_batch);
     let mut going_away = false;
 
     loop {
@@ -137,27 +135,28 @@ pub async fn run_connection<T: Transport>(
                 going_away = true;
                 session.close();
             }
-            () = sink.marked_slow() => {
-                tracing::info!(%client, "slow consumer: closing the connection");
-                session.error(
-                    "slow consumer",
-                    "The connection fell too far behind the room and was closed; reconnect with since-id to catch up.",
-                    None,
-                );
-            }
             incoming = transport.recv() => match incoming {
                 Incoming::Data(bytes) => session.handle_input(&bytes, now()),
                 Incoming::Liveness => session.handle_liveness(now()),
                 Incoming::Closed => session.handle_transport_closed(),
             },
-            received = deliveries.recv_many(&mut batch, config.delivery_batch) => {
-                if received == 0 {
-                    // Unreachable while `sink` lives; treat as the end.
-                    session.close();
-                }
-                for delivery in batch.drain(..) {
-                    if !chat.deliver(delivery, &mut session) {
-                        break;
+            () = sink.ready() => {
+                // A fresh buffer per wake-up: one allocation per batch, and nothing kept on an
+                // idle connection.
+                let mut batch: Vec<Delivery> = Vec::new();
+                let slow = sink.take(&mut batch, config.delivery_batch);
+                if slow {
+                    tracing::info!(%client, "slow consumer: closing the connection");
+                    session.error(
+                        "slow consumer",
+                        "The connection fell too far behind the room and was closed; reconnect with since-id to catch up.",
+                        None,
+                    );
+                } else {
+                    for delivery in batch {
+                        if !chat.deliver(delivery, &mut session) {
+                            break;
+                        }
                     }
                 }
             }
@@ -169,6 +168,7 @@ pub async fn run_connection<T: Transport>(
     while let Some(event) = session.poll_event() {
         chat.handle(event, &mut session, now()).await;
     }
+    sink.close();
     chat.closed().await;
     let _ = tokio::time::timeout(config.write_timeout, write_pending(&mut transport, &mut session)).await;
     transport.close(going_away).await;

@@ -1,62 +1,114 @@
 //! The bounded outbound queue between the hub and one connection.
 
 use rtchat_core::{ConnectionSink, Delivery, OfferError};
-use std::sync::atomic::{AtomicBool, Ordering};
-use tokio::sync::{Notify, mpsc};
+use std::collections::VecDeque;
+use std::sync::Mutex;
+use tokio::sync::Notify;
 
-/// A [`ConnectionSink`] over a bounded tokio channel. When the queue is full the connection is
-/// marked slow and its driver is woken to close it: the room never waits for one reader.
+/// A [`ConnectionSink`] over a bounded queue. When the queue is full the connection is marked
+/// slow and its driver is woken to close it: the room never waits for one reader.
+///
+/// A plain `VecDeque` behind a mutex rather than a tokio channel: it allocates nothing while
+/// the connection is idle (a tokio channel allocates a block of 32 slots up front, kilobytes
+/// on every one of thousands of idle connections), and the driver takes a whole batch under
+/// one lock.
 #[derive(Debug)]
 pub struct ChannelSink {
-    queue: mpsc::Sender<Delivery>,
-    slow: AtomicBool,
-    slow_notify: Notify,
+    state: Mutex<QueueState>,
+    /// Wakes the driver: deliveries arrived, or the connection was marked slow.
+    wake: Notify,
+    capacity: usize,
 }
 
+#[derive(Debug, Default)]
+struct QueueState {
+    queue: VecDeque<Delivery>,
+    slow: bool,
+    closed: bool,
+}
+
+/// Queues this long are given back to the allocator once drained, so one burst does not pin
+/// memory on a connection for the rest of its life.
+const SHRINK_ABOVE: usize = 64;
+
 impl ChannelSink {
-    /// A sink holding at most `capacity` deliveries, and the receiving end for the driver.
-    pub fn new(capacity: usize) -> (Self, mpsc::Receiver<Delivery>) {
-        let (queue, receiver) = mpsc::channel(capacity.max(1));
-        let sink = ChannelSink {
-            queue,
-            slow: AtomicBool::new(false),
-            slow_notify: Notify::new(),
-        };
-        (sink, receiver)
+    /// A sink holding at most `capacity` deliveries.
+    pub fn new(capacity: usize) -> Self {
+        ChannelSink {
+            state: Mutex::new(QueueState::default()),
+            wake: Notify::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
+        // The state stays consistent even if a holder panicked: every update is a single push,
+        // drain or flag store.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// True once an offer found the queue full.
     pub fn is_slow(&self) -> bool {
-        self.slow.load(Ordering::Acquire)
+        self.lock().slow
     }
 
-    /// Resolves once the connection has been marked slow.
-    pub async fn marked_slow(&self) {
+    /// Moves up to `limit` queued deliveries into `out`; returns whether the connection is slow.
+    pub fn take(&self, out: &mut Vec<Delivery>, limit: usize) -> bool {
+        let mut state = self.lock();
+        let count = state.queue.len().min(limit);
+        out.extend(state.queue.drain(..count));
+        if state.queue.is_empty() && state.queue.capacity() > SHRINK_ABOVE {
+            state.queue = VecDeque::new();
+        }
+        state.slow
+    }
+
+    /// Resolves when there is something to take or the connection was marked slow.
+    pub async fn ready(&self) {
         loop {
-            let notified = self.slow_notify.notified();
-            if self.is_slow() {
-                return;
+            let notified = self.wake.notified();
+            {
+                let state = self.lock();
+                if state.slow || !state.queue.is_empty() {
+                    return;
+                }
             }
             notified.await;
         }
+    }
+
+    /// The connection is over: further offers fail with [`OfferError::Closed`] and what is
+    /// queued is dropped.
+    pub fn close(&self) {
+        let mut state = self.lock();
+        state.closed = true;
+        state.queue = VecDeque::new();
     }
 }
 
 impl ConnectionSink for ChannelSink {
     fn offer(&self, delivery: Delivery) -> Result<(), OfferError> {
-        if self.is_slow() {
+        let mut state = self.lock();
+        if state.closed {
+            return Err(OfferError::Closed);
+        }
+        if state.slow {
             // Already condemned: dropping further deliveries keeps its memory bounded.
             return Err(OfferError::Full);
         }
-        match self.queue.try_send(delivery) {
-            Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(_)) => {
-                self.slow.store(true, Ordering::Release);
-                self.slow_notify.notify_one();
-                Err(OfferError::Full)
-            }
-            Err(mpsc::error::TrySendError::Closed(_)) => Err(OfferError::Closed),
+        if state.queue.len() >= self.capacity {
+            state.slow = true;
+            drop(state);
+            self.wake.notify_one();
+            return Err(OfferError::Full);
         }
+        let was_empty = state.queue.is_empty();
+        state.queue.push_back(delivery);
+        drop(state);
+        if was_empty {
+            self.wake.notify_one();
+        }
+        Ok(())
     }
 }
 
@@ -67,13 +119,13 @@ mod tests {
     use rtchat_stomp::{Headers, SharedMessage};
     use std::sync::Arc;
 
-    fn delivery() -> Delivery {
+    fn delivery(id: u64) -> Delivery {
         Delivery {
             subscription: Arc::from("sub-0"),
-            message_id: Some(1),
+            message_id: Some(id),
             message: SharedMessage::new(
                 "/sub/channel/lobby",
-                "1",
+                &id.to_string(),
                 Some("application/json"),
                 &Headers::new(),
                 Bytes::from_static(b"{}"),
@@ -83,23 +135,61 @@ mod tests {
 
     #[tokio::test]
     async fn a_full_queue_marks_the_connection_slow_and_refuses_more() {
-        let (sink, mut receiver) = ChannelSink::new(2);
-        assert_eq!(sink.offer(delivery()), Ok(()));
-        assert_eq!(sink.offer(delivery()), Ok(()));
+        let sink = ChannelSink::new(2);
+        assert_eq!(sink.offer(delivery(1)), Ok(()));
+        assert_eq!(sink.offer(delivery(2)), Ok(()));
         assert!(!sink.is_slow());
-        assert_eq!(sink.offer(delivery()), Err(OfferError::Full));
+        assert_eq!(sink.offer(delivery(3)), Err(OfferError::Full));
         assert!(sink.is_slow());
-        sink.marked_slow().await;
+        sink.ready().await;
         // Even after the reader catches up, a condemned connection gets nothing more.
-        assert!(receiver.recv().await.is_some());
-        assert_eq!(sink.offer(delivery()), Err(OfferError::Full));
+        let mut taken = Vec::new();
+        assert!(sink.take(&mut taken, 10), "still slow");
+        assert_eq!(taken.len(), 2);
+        assert_eq!(sink.offer(delivery(4)), Err(OfferError::Full));
     }
 
     #[tokio::test]
-    async fn offering_to_a_finished_connection_says_closed() {
-        let (sink, receiver) = ChannelSink::new(2);
-        drop(receiver);
-        assert_eq!(sink.offer(delivery()), Err(OfferError::Closed));
+    async fn deliveries_come_out_in_order_in_bounded_batches() {
+        let sink = ChannelSink::new(100);
+        for id in 0..10 {
+            assert_eq!(sink.offer(delivery(id)), Ok(()));
+        }
+        sink.ready().await;
+        let mut taken = Vec::new();
+        assert!(!sink.take(&mut taken, 4));
+        let ids: Vec<_> = taken.iter().map(|d| d.message_id).collect();
+        assert_eq!(ids, [Some(0), Some(1), Some(2), Some(3)]);
+        taken.clear();
+        assert!(!sink.take(&mut taken, 100));
+        assert_eq!(taken.len(), 6);
+    }
+
+    #[tokio::test]
+    async fn ready_waits_for_an_offer() {
+        let sink = Arc::new(ChannelSink::new(4));
+        let waiter = tokio::spawn({
+            let sink = sink.clone();
+            async move { sink.ready().await }
+        });
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished());
+        assert_eq!(sink.offer(delivery(1)), Ok(()));
+        tokio::time::timeout(std::time::Duration::from_secs(1), waiter)
+            .await
+            .expect("woken by the offer")
+            .expect("task");
+    }
+
+    #[test]
+    fn offering_to_a_finished_connection_says_closed() {
+        let sink = ChannelSink::new(2);
+        assert_eq!(sink.offer(delivery(1)), Ok(()));
+        sink.close();
+        assert_eq!(sink.offer(delivery(2)), Err(OfferError::Closed));
+        let mut taken = Vec::new();
+        sink.take(&mut taken, 10);
+        assert!(taken.is_empty(), "queued deliveries are dropped on close");
         assert!(!sink.is_slow());
     }
 }

@@ -15,9 +15,9 @@ use std::net::SocketAddr;
 /// The STOMP subprotocols, best first (spec: "STOMP Over WebSocket" names them so).
 const SUBPROTOCOLS: [&str; 3] = ["v12.stomp", "v11.stomp", "v10.stomp"];
 
-/// Read buffer per connection. tungstenite's default is 128 KiB allocated up front; 4 KiB
+/// Read buffer per connection. tungstenite's default is 128 KiB allocated up front; 2 KiB
 /// holds any chat frame and keeps an idle connection at a few KiB (docs/benchmarks.md).
-const READ_BUFFER_BYTES: usize = 4096;
+const READ_BUFFER_BYTES: usize = 2048;
 
 /// `GET /ws`: upgrade and run the connection.
 pub async fn upgrade(
