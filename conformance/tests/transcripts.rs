@@ -58,7 +58,6 @@ transcripts! {
     rate_limit => "33-rate-limit",
     split_and_pipelined_frames => "34-chunking",
     subscription_edge_cases => "35-subscription-edge-cases",
-    #[ignore = "bug: a SUBSCRIBE the chat refuses stays registered in the STOMP session, so its id cannot be reused (ERROR + close)"]
     refused_subscription_id_is_reusable => "36-refused-subscription-id-reusable",
 }
 

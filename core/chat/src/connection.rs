@@ -145,7 +145,12 @@ impl ChatConnection {
                     .await
                 {
                     Ok(()) => send_receipt(session, receipt),
-                    Err(error) => self.send_error(session, &error),
+                    Err(error) => {
+                        // A refused SUBSCRIBE leaves nothing behind: the id is free again.
+                        self.on_unsubscribe(&id).await;
+                        session.refuse_subscription(&id);
+                        self.send_error(session, &error);
+                    }
                 }
             }
             Event::Unsubscribe { id, receipt, .. } => {

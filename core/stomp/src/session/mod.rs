@@ -683,6 +683,13 @@ impl Session {
         Ok(())
     }
 
+    /// Forgets a subscription the application refused (e.g. an unknown room): its id is free
+    /// again and it no longer counts against the limit. No frame is sent; the application
+    /// says why in its own way. Returns false when there was no such subscription.
+    pub fn refuse_subscription(&mut self, id: &str) -> bool {
+        self.subscriptions.remove(id).is_some()
+    }
+
     /// Queues the RECEIPT owed for `receipt`. Accepted while connected and while closing
     /// (so receipts for frames that came before a DISCONNECT still go out); ignored otherwise.
     pub fn receipt(&mut self, receipt: ReceiptId) {

@@ -577,6 +577,23 @@ fn duplicate_subscription_id_is_an_error() {
 }
 
 #[test]
+fn a_subscription_the_application_refused_frees_its_id() {
+    let mut h = Harness::connected("1.2");
+    h.subscribe("0", "auto");
+    assert!(h.session.refuse_subscription("0"));
+    assert_eq!(h.session.subscription("0"), None);
+    assert_eq!(h.session.subscription_count(), 0);
+    assert_eq!(
+        h.session.deliver("0", &message("m-1")),
+        Err(DeliverError::UnknownSubscription("0".into()))
+    );
+    // The same id may be used again, without a protocol error.
+    h.subscribe("0", "auto");
+    assert!(h.frames().is_empty());
+    assert!(!h.session.refuse_subscription("never-subscribed"));
+}
+
+#[test]
 fn unknown_ack_mode_is_an_error() {
     let mut h = Harness::connected("1.2");
     h.send("SUBSCRIBE\nid:0\ndestination:/a\nack:sometimes\n\n\0");
