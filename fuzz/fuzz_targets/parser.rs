@@ -21,10 +21,14 @@ fuzz_target!(|data: &[u8]| {
     };
     let version = Version::ALL[usize::from(control % 3)];
 
-    let (chunked_items, chunked_failed) = parse_in_chunks(stream, version, usize::from(control / 3));
+    let (chunked_items, chunked_failed) =
+        parse_in_chunks(stream, version, usize::from(control / 3));
     let (whole_items, whole_failed) = parse_whole(stream, version);
     assert_eq!(chunked_items, whole_items, "chunking changed the items");
-    assert_eq!(chunked_failed, whole_failed, "chunking changed whether the stream is valid");
+    assert_eq!(
+        chunked_failed, whole_failed,
+        "chunking changed whether the stream is valid"
+    );
 });
 
 /// Feeds `stream` in chunks whose sizes vary with `seed`; answers the items and whether
@@ -39,7 +43,10 @@ fn parse_in_chunks(mut stream: &[u8], version: Version, seed: usize) -> (Vec<Ite
         stream = rest;
         chunk_len = (chunk_len * 31 + 7) % 701 + 1;
         parser.feed(chunk);
-        assert!(parser.buffered() <= LIMITS.max_frame_bytes, "buffered past the frame limit");
+        assert!(
+            parser.buffered() <= LIMITS.max_frame_bytes,
+            "buffered past the frame limit"
+        );
         loop {
             match parser.next_item() {
                 Ok(Some(item)) => items.push(item),
@@ -50,7 +57,10 @@ fn parse_in_chunks(mut stream: &[u8], version: Version, seed: usize) -> (Vec<Ite
                     return (items, true);
                 }
             }
-            assert!(parser.buffered() <= LIMITS.max_frame_bytes, "buffered past the frame limit");
+            assert!(
+                parser.buffered() <= LIMITS.max_frame_bytes,
+                "buffered past the frame limit"
+            );
         }
     }
     (items, false)
@@ -63,7 +73,11 @@ fn parse_whole(stream: &[u8], version: Version) -> (Vec<Item>, bool) {
     loop {
         match parse_frame(&rest, version, &LIMITS) {
             Ok(Status::Complete((item, used))) => {
-                assert!(used > 0 && used <= rest.len(), "used {used} of {}", rest.len());
+                assert!(
+                    used > 0 && used <= rest.len(),
+                    "used {used} of {}",
+                    rest.len()
+                );
                 items.push(item);
                 let _ = rest.split_to(used);
             }

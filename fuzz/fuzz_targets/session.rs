@@ -42,7 +42,10 @@ fn drain(session: &mut Session, now: Instant) {
     while let Some(event) = session.poll_event() {
         match event {
             Event::Connect(_) => session.accept("s1", now),
-            Event::Send { receipt: Some(receipt), .. } => session.receipt(receipt),
+            Event::Send {
+                receipt: Some(receipt),
+                ..
+            } => session.receipt(receipt),
             Event::Subscribe { id, .. } => {
                 let message = SharedMessage::new(
                     "/sub/channel/lobby",

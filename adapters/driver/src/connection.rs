@@ -109,9 +109,16 @@ pub async fn run_connection<T: Transport>(
 
     loop {
         while let Some(event) = session.poll_event() {
-            chat.handle(event, &mut session, now()).await;
+            // Boxed: handling an event is a large future that is only alive while it runs;
+            // inline, it would sit in every idle connection's task.
+            Box::pin(chat.handle(event, &mut session, now())).await;
         }
-        match tokio::time::timeout(config.write_timeout, write_pending(&mut transport, &mut session)).await {
+        // Boxed for the same reason as `handle`: alive only while writing.
+        let writing = Box::pin(tokio::time::timeout(
+            config.write_timeout,
+            write_pending(&mut transport, &mut session),
+        ));
+        match writing.await {
             Ok(Ok(())) => {}
             Ok(Err(error)) => {
                 tracing::debug!(%client, %error, "transport write failed");
@@ -166,15 +173,22 @@ pub async fn run_connection<T: Transport>(
 
     // Drain what the close produced (the Closed event; the ERROR or RECEIPT already written).
     while let Some(event) = session.poll_event() {
-        chat.handle(event, &mut session, now()).await;
+        Box::pin(chat.handle(event, &mut session, now())).await;
     }
     sink.close();
-    chat.closed().await;
-    let _ = tokio::time::timeout(config.write_timeout, write_pending(&mut transport, &mut session)).await;
+    Box::pin(chat.closed()).await;
+    let _ = tokio::time::timeout(
+        config.write_timeout,
+        write_pending(&mut transport, &mut session),
+    )
+    .await;
     transport.close(going_away).await;
 }
 
-async fn write_pending<T: Transport>(transport: &mut T, session: &mut Session) -> Result<(), TransportError> {
+async fn write_pending<T: Transport>(
+    transport: &mut T,
+    session: &mut Session,
+) -> Result<(), TransportError> {
     let mut wrote = false;
     while let Some(transmit) = session.poll_transmit() {
         transport.feed(transmit).await?;

@@ -43,7 +43,10 @@ pub fn memory_pair(capacity: usize) -> (MemoryTransport, MemoryClient) {
 impl MemoryClient {
     /// Sends bytes of the STOMP stream. False when the server end is gone.
     pub async fn send(&self, bytes: impl Into<Bytes>) -> bool {
-        self.to_server.send(Incoming::Data(bytes.into())).await.is_ok()
+        self.to_server
+            .send(Incoming::Data(bytes.into()))
+            .await
+            .is_ok()
     }
 
     /// Sends a transport-level liveness signal (like a WebSocket ping).

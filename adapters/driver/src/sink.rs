@@ -44,7 +44,9 @@ impl ChannelSink {
     fn lock(&self) -> std::sync::MutexGuard<'_, QueueState> {
         // The state stays consistent even if a holder panicked: every update is a single push,
         // drain or flag store.
-        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// True once an offer found the queue full.

@@ -5,7 +5,9 @@ use bytes::Bytes;
 use rtchat_core::{ChatConfig, ChatService, Hub, Identity, Ports, Tokens};
 use rtchat_driver::{DriverConfig, MemoryClient, Shutdown, memory_pair, run_connection};
 use rtchat_jwt::JwtTokens;
-use rtchat_memory::{InProcessBroker, MemoryMessageStore, MemoryPresence, MemoryRoomStore, SystemClock};
+use rtchat_memory::{
+    InProcessBroker, MemoryMessageStore, MemoryPresence, MemoryRoomStore, SystemClock,
+};
 use rtchat_stomp::{Command, Frame, HeartBeat, Item, Limits, Parser};
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -21,7 +23,11 @@ struct Node {
 
 async fn node() -> Node {
     let hub = Arc::new(Hub::new());
-    let tokens = Arc::new(JwtTokens::new(b"driver-test-secret", "rtchat".to_owned(), Duration::from_secs(3600)));
+    let tokens = Arc::new(JwtTokens::new(
+        b"driver-test-secret",
+        "rtchat".to_owned(),
+        Duration::from_secs(3600),
+    ));
     let ports = Ports {
         messages: Arc::new(MemoryMessageStore::new()),
         rooms: Arc::new(MemoryRoomStore::new()),
@@ -34,7 +40,9 @@ async fn node() -> Node {
         max_sends_per_second: 1_000_000,
         ..ChatConfig::default()
     };
-    let service = ChatService::new(ports, hub, config).await.expect("service assembles");
+    let service = ChatService::new(ports, hub, config)
+        .await
+        .expect("service assembles");
     Node {
         service,
         tokens,
@@ -50,7 +58,11 @@ fn alice() -> Identity {
 }
 
 /// Starts a connection on its own task; returns the client end.
-fn open(node: &Node, config: DriverConfig, transport_capacity: usize) -> (MemoryClient, tokio::task::JoinHandle<()>) {
+fn open(
+    node: &Node,
+    config: DriverConfig,
+    transport_capacity: usize,
+) -> (MemoryClient, tokio::task::JoinHandle<()>) {
     let (transport, client) = memory_pair(transport_capacity);
     let service = node.service.clone();
     let signal = node.shutdown.signal();
@@ -75,7 +87,11 @@ impl Reader {
     /// The next item, or `None` once the server closed.
     async fn next(&mut self, client: &mut MemoryClient) -> Option<Item> {
         loop {
-            if let Some(item) = self.parser.next_item().expect("valid STOMP from the server") {
+            if let Some(item) = self
+                .parser
+                .next_item()
+                .expect("valid STOMP from the server")
+            {
                 return Some(item);
             }
             let bytes: Bytes = tokio::time::timeout(Duration::from_secs(30), client.recv())
@@ -118,8 +134,14 @@ async fn a_reader_that_falls_behind_gets_an_error_and_the_room_goes_on() {
     let (mut slow, _task) = open(&node, config, 1024);
     let mut reader = Reader::new();
     connect(&node, &mut slow, &mut reader, "0,0").await;
-    assert!(slow.send("SUBSCRIBE\nid:0\ndestination:/sub/channel/lobby\nreceipt:r\n\n\0").await);
-    assert_eq!(reader.frame(&mut slow).await.expect("RECEIPT").command, Command::Receipt);
+    assert!(
+        slow.send("SUBSCRIBE\nid:0\ndestination:/sub/channel/lobby\nreceipt:r\n\n\0")
+            .await
+    );
+    assert_eq!(
+        reader.frame(&mut slow).await.expect("RECEIPT").command,
+        Command::Receipt
+    );
 
     // The publisher never yields to the reader's task, as a busy room would outpace it.
     for n in 0..200 {
@@ -140,9 +162,16 @@ async fn a_reader_that_falls_behind_gets_an_error_and_the_room_goes_on() {
     }
     let error = error.expect("an ERROR before the close");
     assert_eq!(error.get("message"), Some("slow consumer"));
-    assert!(messages <= 8, "at most the queue's worth was delivered, got {messages}");
+    assert!(
+        messages <= 8,
+        "at most the queue's worth was delivered, got {messages}"
+    );
     // Everything is still stored for a since-id catch-up.
-    let stored = node.service.history("lobby", 100, None).await.expect("history");
+    let stored = node
+        .service
+        .history("lobby", 100, None)
+        .await
+        .expect("history");
     assert_eq!(stored.len(), 100);
 }
 
@@ -158,8 +187,15 @@ async fn a_reader_whose_transport_stalls_is_dropped_after_the_write_timeout() {
     let (mut stalled, task) = open(&node, config, 2);
     let mut reader = Reader::new();
     connect(&node, &mut stalled, &mut reader, "0,0").await;
-    assert!(stalled.send("SUBSCRIBE\nid:0\ndestination:/sub/channel/lobby\nreceipt:r\n\n\0").await);
-    assert_eq!(reader.frame(&mut stalled).await.expect("RECEIPT").command, Command::Receipt);
+    assert!(
+        stalled
+            .send("SUBSCRIBE\nid:0\ndestination:/sub/channel/lobby\nreceipt:r\n\n\0")
+            .await
+    );
+    assert_eq!(
+        reader.frame(&mut stalled).await.expect("RECEIPT").command,
+        Command::Receipt
+    );
     for n in 0..50 {
         node.service
             .post_message(&alice(), LOCALHOST, "lobby", &format!("message {n}"))
@@ -194,7 +230,8 @@ async fn the_server_sends_heart_beats_on_time() {
         assert_eq!(reader.next(&mut client).await, Some(Item::HeartBeat));
         let elapsed = started.elapsed();
         assert!(
-            elapsed >= Duration::from_millis(1000) * beat && elapsed < Duration::from_millis(1000) * beat + Duration::from_millis(100),
+            elapsed >= Duration::from_millis(1000) * beat
+                && elapsed < Duration::from_millis(1000) * beat + Duration::from_millis(100),
             "beat {beat} at {elapsed:?}"
         );
     }
@@ -224,7 +261,10 @@ async fn a_silent_client_is_closed_but_pings_keep_it_alive() {
     let silent_since = tokio::time::Instant::now();
     while reader.next(&mut client).await.is_some() {}
     let waited = silent_since.elapsed();
-    assert!(waited >= Duration::from_millis(2000) && waited < Duration::from_millis(3000), "{waited:?}");
+    assert!(
+        waited >= Duration::from_millis(2000) && waited < Duration::from_millis(3000),
+        "{waited:?}"
+    );
 }
 
 #[tokio::test]

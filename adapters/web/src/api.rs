@@ -98,11 +98,17 @@ impl Params {
             .ok_or_else(|| bad_request(format!("missing query parameter '{name}'")))
     }
 
-    fn number<T: std::str::FromStr>(&self, name: &'static str, default: Option<T>) -> Result<T, Envelope> {
+    fn number<T: std::str::FromStr>(
+        &self,
+        name: &'static str,
+        default: Option<T>,
+    ) -> Result<T, Envelope> {
         match (self.0.get(name), default) {
-            (Some(value), _) => value
-                .parse()
-                .map_err(|_| bad_request(format!("query parameter '{name}' must be a positive whole number"))),
+            (Some(value), _) => value.parse().map_err(|_| {
+                bad_request(format!(
+                    "query parameter '{name}' must be a positive whole number"
+                ))
+            }),
             (None, Some(default)) => Ok(default),
             (None, None) => Err(bad_request(format!("missing query parameter '{name}'"))),
         }
@@ -148,7 +154,9 @@ pub async fn messages_before(
         let room = params.required("roomId")?;
         let limit = params.number("limit", Some(DEFAULT_PAGE))?;
         let before: MessageId = params.number("lastMessageId", None)?;
-        Ok::<_, Envelope>(messages(state.service.history(room, limit, Some(before)).await))
+        Ok::<_, Envelope>(messages(
+            state.service.history(room, limit, Some(before)).await,
+        ))
     };
     run.await.unwrap_or_else(|envelope| envelope)
 }
@@ -188,16 +196,26 @@ pub struct CreateRoom {
 }
 
 fn json_error(rejection: JsonRejection) -> Envelope {
-    bad_request(format!("the body must be JSON of the documented shape ({})", rejection.body_text()))
+    bad_request(format!(
+        "the body must be JSON of the documented shape ({})",
+        rejection.body_text()
+    ))
 }
 
 /// `POST /rooms` `{"name", "roomId"?}`.
-pub async fn create_room(State(state): State<AppState>, body: Result<Json<CreateRoom>, JsonRejection>) -> Envelope {
+pub async fn create_room(
+    State(state): State<AppState>,
+    body: Result<Json<CreateRoom>, JsonRejection>,
+) -> Envelope {
     let Json(request) = match body {
         Ok(body) => body,
         Err(rejection) => return json_error(rejection),
     };
-    match state.service.create_room(&request.name, request.room_id.as_deref()).await {
+    match state
+        .service
+        .create_room(&request.name, request.room_id.as_deref())
+        .await
+    {
         Ok(room) => Envelope::ok(
             "SUCCESS",
             RoomView {
@@ -218,12 +236,19 @@ pub struct PrivateRoom {
 }
 
 /// `POST /chatroom/private` `{"senderId", "receiverId"}`: the pair's room, always the same.
-pub async fn private_room(State(state): State<AppState>, body: Result<Json<PrivateRoom>, JsonRejection>) -> Envelope {
+pub async fn private_room(
+    State(state): State<AppState>,
+    body: Result<Json<PrivateRoom>, JsonRejection>,
+) -> Envelope {
     let Json(request) = match body {
         Ok(body) => body,
         Err(rejection) => return json_error(rejection),
     };
-    match state.service.private_room(&request.sender_id, &request.receiver_id).await {
+    match state
+        .service
+        .private_room(&request.sender_id, &request.receiver_id)
+        .await
+    {
         Ok(room) => Envelope::ok(
             "SUCCESS",
             serde_json::json!({

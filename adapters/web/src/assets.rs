@@ -19,7 +19,10 @@ fn respond(body: &'static str, content_type: &'static str) -> Response {
         [
             (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
             (header::CACHE_CONTROL, HeaderValue::from_static("no-cache")),
-            (header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff")),
+            (
+                header::X_CONTENT_TYPE_OPTIONS,
+                HeaderValue::from_static("nosniff"),
+            ),
             (
                 header::CONTENT_SECURITY_POLICY,
                 HeaderValue::from_static(CONTENT_SECURITY_POLICY),
@@ -41,6 +44,7 @@ pub async fn asset(Path(file): Path<String>) -> Response {
         "app.js" => respond(APP_JS, "text/javascript; charset=utf-8"),
         "style.css" => respond(STYLE_CSS, "text/css; charset=utf-8"),
         "stomp.umd.min.js" => respond(STOMP_JS, "text/javascript; charset=utf-8"),
-        _ => crate::envelope::Envelope::error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such asset").into_response(),
+        _ => crate::envelope::Envelope::error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such asset")
+            .into_response(),
     }
 }

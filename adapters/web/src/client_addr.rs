@@ -29,9 +29,15 @@ mod tests {
     #[test]
     fn forwarded_for_is_ignored_unless_trusted() {
         let mut headers = HeaderMap::new();
-        headers.insert("x-forwarded-for", HeaderValue::from_static("203.0.113.9, 10.0.0.1"));
+        headers.insert(
+            "x-forwarded-for",
+            HeaderValue::from_static("203.0.113.9, 10.0.0.1"),
+        );
         assert_eq!(client_addr(peer(), &headers, false), peer().ip());
-        assert_eq!(client_addr(peer(), &headers, true), "203.0.113.9".parse::<IpAddr>().unwrap());
+        assert_eq!(
+            client_addr(peer(), &headers, true),
+            "203.0.113.9".parse::<IpAddr>().unwrap()
+        );
     }
 
     #[test]

@@ -107,7 +107,13 @@ mod tests {
         assert_eq!(value["success"], false);
         assert_eq!(value["response"], Value::Null);
         assert_eq!(value["error"]["message"], "room already exists");
-        assert_eq!(Envelope::from(ChatError::Unavailable).status(), StatusCode::SERVICE_UNAVAILABLE);
-        assert_eq!(Envelope::from(ChatError::InvalidToken).status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            Envelope::from(ChatError::Unavailable).status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        assert_eq!(
+            Envelope::from(ChatError::InvalidToken).status(),
+            StatusCode::UNAUTHORIZED
+        );
     }
 }

@@ -15,9 +15,10 @@ use std::net::SocketAddr;
 /// The STOMP subprotocols, best first (spec: "STOMP Over WebSocket" names them so).
 const SUBPROTOCOLS: [&str; 3] = ["v12.stomp", "v11.stomp", "v10.stomp"];
 
-/// Read buffer per connection. tungstenite's default is 128 KiB allocated up front; 2 KiB
-/// holds any chat frame and keeps an idle connection at a few KiB (docs/benchmarks.md).
-const READ_BUFFER_BYTES: usize = 2048;
+/// Read buffer per connection. tungstenite's default is 128 KiB allocated up front; 1 KiB
+/// reads a typical chat frame in one go (bigger ones take a few reads) and keeps an idle
+/// connection under 8 KiB in all (docs/benchmarks.md).
+const READ_BUFFER_BYTES: usize = 1024;
 
 /// `GET /ws`: upgrade and run the connection.
 pub async fn upgrade(

@@ -16,15 +16,18 @@ use rtchat_jwt::JwtTokens;
 use rtchat_stomp::{Command, Item, Limits, Parser};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 #[derive(Debug, CliParser)]
-#[command(name = "rtchat-loadgen", about = "Measure an rtchat server over loopback WebSockets")]
+#[command(
+    name = "rtchat-loadgen",
+    about = "Measure an rtchat server over loopback WebSockets"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Measure,
@@ -79,13 +82,24 @@ struct Target {
 async fn main() -> Result<(), String> {
     let cli = Cli::parse();
     match cli.command {
-        Measure::Idle { target, connections } => idle(&target, connections.min(20_000)).await,
+        Measure::Idle {
+            target,
+            connections,
+        } => idle(&target, connections.min(20_000)).await,
         Measure::Fanout {
             target,
             subscribers,
             messages,
             window,
-        } => fanout(&target, subscribers.min(5_000), messages.min(1_000_000), window.max(1)).await,
+        } => {
+            fanout(
+                &target,
+                subscribers.min(5_000),
+                messages.min(1_000_000),
+                window.max(1),
+            )
+            .await
+        }
     }
 }
 
@@ -106,10 +120,15 @@ struct Client {
 
 impl Client {
     async fn connect(target: &Target, tokens: &JwtTokens, n: usize) -> Result<Client, String> {
-        let mut request = target.url.as_str().into_client_request().map_err(|e| e.to_string())?;
-        request
-            .headers_mut()
-            .insert("Sec-WebSocket-Protocol", HeaderValue::from_static("v12.stomp"));
+        let mut request = target
+            .url
+            .as_str()
+            .into_client_request()
+            .map_err(|e| e.to_string())?;
+        request.headers_mut().insert(
+            "Sec-WebSocket-Protocol",
+            HeaderValue::from_static("v12.stomp"),
+        );
         let (socket, _) = tokio_tungstenite::connect_async(request)
             .await
             .map_err(|e| format!("connection {n}: {e}"))?;
@@ -242,7 +261,12 @@ async fn idle(target: &Target, connections: usize) -> Result<(), String> {
     Ok(())
 }
 
-async fn fanout(target: &Target, subscribers: usize, messages: usize, window: usize) -> Result<(), String> {
+async fn fanout(
+    target: &Target,
+    subscribers: usize,
+    messages: usize,
+    window: usize,
+) -> Result<(), String> {
     ensure_loopback(&target.url)?;
     let tokens = tokens(target);
     let destination = format!("/sub/channel/{}", target.room);

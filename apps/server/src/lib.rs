@@ -10,7 +10,9 @@ use clap::{Parser, ValueEnum};
 use rtchat_core::{ChatConfig, ChatService, Hub, Ports};
 use rtchat_driver::{DriverConfig, Shutdown};
 use rtchat_jwt::JwtTokens;
-use rtchat_memory::{InProcessBroker, MemoryMessageStore, MemoryPresence, MemoryRoomStore, SystemClock};
+use rtchat_memory::{
+    InProcessBroker, MemoryMessageStore, MemoryPresence, MemoryRoomStore, SystemClock,
+};
 use rtchat_stomp::{HeartBeat, SessionConfig};
 use rtchat_web::{AppState, WebConfig};
 use std::future::Future;
@@ -35,7 +37,11 @@ pub enum BrokerKind {
 
 /// Every setting, from flags or `RTCHAT_*` environment variables.
 #[derive(Debug, Clone, Parser)]
-#[command(name = "rtchat-server", version, about = "Anonymous real-time chat over STOMP and WebSocket")]
+#[command(
+    name = "rtchat-server",
+    version,
+    about = "Anonymous real-time chat over STOMP and WebSocket"
+)]
 pub struct ServerConfig {
     /// Address to listen on (port 0 picks a free one).
     #[arg(long, env = "RTCHAT_BIND", default_value = "127.0.0.1:8080")]
@@ -168,7 +174,9 @@ pub async fn assemble(config: &ServerConfig) -> Result<Node, StartError> {
         seed: rand::random(),
         ..ChatConfig::default()
     };
-    let service = ChatService::new(ports, hub, chat).await.map_err(StartError::Assemble)?;
+    let service = ChatService::new(ports, hub, chat)
+        .await
+        .map_err(StartError::Assemble)?;
     let driver = DriverConfig {
         session: config.session_config(),
         outbound_capacity: config.outbound_queue,
@@ -194,7 +202,9 @@ impl Server {
     /// Assembles the adapters `config` names and binds the listener.
     pub async fn bind(config: &ServerConfig) -> Result<Server, StartError> {
         let Node { service, web } = assemble(config).await?;
-        let listener = TcpListener::bind(config.bind).await.map_err(StartError::Bind)?;
+        let listener = TcpListener::bind(config.bind)
+            .await
+            .map_err(StartError::Bind)?;
         Ok(Server {
             listener,
             service,
@@ -215,7 +225,11 @@ impl Server {
 
     /// Serves until `stop` resolves, then closes every WebSocket with "going away" and waits
     /// (at most `drain`) for connections to finish.
-    pub async fn run(self, stop: impl Future<Output = ()> + Send + 'static, drain: Duration) -> std::io::Result<()> {
+    pub async fn run(
+        self,
+        stop: impl Future<Output = ()> + Send + 'static,
+        drain: Duration,
+    ) -> std::io::Result<()> {
         let state = AppState::new(self.service, self.web, self.shutdown.clone());
         let app = rtchat_web::router(state).into_make_service_with_connect_info::<SocketAddr>();
         let shutdown = self.shutdown.clone();
@@ -225,7 +239,10 @@ impl Server {
                 shutdown.trigger();
             })
             .await;
-        if tokio::time::timeout(drain, self.shutdown.wait_idle()).await.is_err() {
+        if tokio::time::timeout(drain, self.shutdown.wait_idle())
+            .await
+            .is_err()
+        {
             tracing::warn!(
                 connections = self.shutdown.live_connections(),
                 "connections still open after the drain period"

@@ -25,7 +25,6 @@ fn assert_envelope(body: &Value, success: bool, kind: &str) {
 }
 
 fn claims(token: &str) -> Value {
-    use std::str;
     let payload = token.split('.').nth(1).expect("three JWT parts");
     serde_json::from_slice(&base64url(payload)).expect("JSON claims")
 }
@@ -59,7 +58,11 @@ async fn init_without_a_token_issues_one_with_the_contract_claims() {
         let claims = claims(token);
         let tag = claims["sub"].as_str().expect("sub");
         assert!(
-            tag.len() == 7 && tag.starts_with('#') && tag[1..].chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_lowercase()),
+            tag.len() == 7
+                && tag.starts_with('#')
+                && tag[1..]
+                    .chars()
+                    .all(|c| c.is_ascii_hexdigit() && !c.is_ascii_lowercase()),
             "{tag}"
         );
         assert!(!claims["randId"].as_str().expect("randId").is_empty());
@@ -76,7 +79,9 @@ async fn init_without_a_token_issues_one_with_the_contract_claims() {
 async fn init_accepts_a_valid_token_and_refuses_a_forged_one() {
     let server = TestServer::start().await;
     let token = server.token().await;
-    let valid = server.request("GET", "/init", &[("Authorization", &bearer(&token))], None).await;
+    let valid = server
+        .request("GET", "/init", &[("Authorization", &bearer(&token))], None)
+        .await;
     assert_eq!(valid.status, 200);
     assert_eq!(valid.body["success"], true);
     assert_eq!(valid.body["response"], token.as_str());
@@ -86,12 +91,20 @@ async fn init_accepts_a_valid_token_and_refuses_a_forged_one() {
     parts[2] = "c2lnbmF0dXJlLWZyb20tc29tZW9uZS1lbHNl";
     let forged = parts.join(".");
     for bad in [forged.as_str(), "garbage", "a.b.c"] {
-        let response = server.request("GET", "/init", &[("Authorization", &bearer(bad))], None).await;
+        let response = server
+            .request("GET", "/init", &[("Authorization", &bearer(bad))], None)
+            .await;
         assert_eq!(response.status, 401, "{bad}");
         assert_envelope(&response.body, false, "INVALID_TOKEN");
-        assert_eq!(response.body["response"], Value::Null, "no new token for a bad one");
+        assert_eq!(
+            response.body["response"],
+            Value::Null,
+            "no new token for a bad one"
+        );
     }
-    let not_bearer = server.request("GET", "/init", &[("Authorization", "Basic abc")], None).await;
+    let not_bearer = server
+        .request("GET", "/init", &[("Authorization", "Basic abc")], None)
+        .await;
     assert_eq!(not_bearer.status, 401);
     server.stop().await;
 }
@@ -103,7 +116,12 @@ async fn history_needs_a_valid_token() {
     assert_eq!(missing.status, 401);
     assert_envelope(&missing.body, false, "MISSING_TOKEN");
     let invalid = server
-        .request("GET", "/message?roomId=lobby&limit=10", &[("Authorization", "Bearer nope")], None)
+        .request(
+            "GET",
+            "/message?roomId=lobby&limit=10",
+            &[("Authorization", "Bearer nope")],
+            None,
+        )
         .await;
     assert_eq!(invalid.status, 401);
     assert_envelope(&invalid.body, false, "INVALID_TOKEN");
@@ -130,7 +148,12 @@ async fn history_pages_newest_first_with_keyset_pagination() {
     }
     let auth = bearer(&token);
     let newest = server
-        .request("GET", "/message?roomId=lobby&limit=10", &[("Authorization", &auth)], None)
+        .request(
+            "GET",
+            "/message?roomId=lobby&limit=10",
+            &[("Authorization", &auth)],
+            None,
+        )
         .await;
     assert_eq!(newest.status, 200);
     assert_envelope(&newest.body, true, "SUCCESS");
@@ -175,13 +198,20 @@ async fn bad_history_parameters_get_a_400_envelope() {
         "/message/lastMessageId?roomId=lobby&limit=10&lastMessageId=x",
         "/message?roomId=bad%20room&limit=10",
     ] {
-        let response = server.request("GET", path, &[("Authorization", &auth)], None).await;
+        let response = server
+            .request("GET", path, &[("Authorization", &auth)], None)
+            .await;
         assert_eq!(response.status, 400, "{path}: {}", response.body);
         assert_eq!(response.body["success"], false, "{path}");
         assert!(response.body["error"]["message"].is_string(), "{path}");
     }
     let unknown = server
-        .request("GET", "/message?roomId=nowhere&limit=10", &[("Authorization", &auth)], None)
+        .request(
+            "GET",
+            "/message?roomId=nowhere&limit=10",
+            &[("Authorization", &auth)],
+            None,
+        )
         .await;
     assert_eq!(unknown.status, 404);
     assert_envelope(&unknown.body, false, "UNKNOWN_ROOM");
@@ -196,26 +226,52 @@ async fn rooms_are_listed_created_and_conflicts_are_409() {
     assert_envelope(&rooms.body, true, "SUCCESS");
     let list = rooms.body["response"].as_array().expect("array");
     assert!(
-        list.iter().any(|room| room["roomId"] == "lobby" && room["count"] == 0 && room["name"].is_string()),
+        list.iter().any(|room| room["roomId"] == "lobby"
+            && room["count"] == 0
+            && room["name"].is_string()),
         "{list:?}"
     );
 
     let created = server
-        .request("POST", "/rooms", &[], Some(r#"{"name":"Rust fans","roomId":"rust"}"#))
+        .request(
+            "POST",
+            "/rooms",
+            &[],
+            Some(r#"{"name":"Rust fans","roomId":"rust"}"#),
+        )
         .await;
     assert_eq!(created.status, 200, "{}", created.body);
-    assert_eq!(created.body["response"], json!({"roomId": "rust", "name": "Rust fans"}));
+    assert_eq!(
+        created.body["response"],
+        json!({"roomId": "rust", "name": "Rust fans"})
+    );
     let again = server
-        .request("POST", "/rooms", &[], Some(r#"{"name":"Other","roomId":"rust"}"#))
+        .request(
+            "POST",
+            "/rooms",
+            &[],
+            Some(r#"{"name":"Other","roomId":"rust"}"#),
+        )
         .await;
     assert_eq!(again.status, 409);
     assert_envelope(&again.body, false, "ROOM_EXISTS");
 
-    let generated = server.request("POST", "/rooms", &[], Some(r#"{"name":"No id"}"#)).await;
+    let generated = server
+        .request("POST", "/rooms", &[], Some(r#"{"name":"No id"}"#))
+        .await;
     assert_eq!(generated.status, 200);
-    assert!(generated.body["response"]["roomId"].as_str().is_some_and(|id| !id.is_empty()));
+    assert!(
+        generated.body["response"]["roomId"]
+            .as_str()
+            .is_some_and(|id| !id.is_empty())
+    );
 
-    for bad in ["not json", r#"{"roomId":"x"}"#, r#"{"name":""}"#, r#"{"name":"x","roomId":"has space"}"#] {
+    for bad in [
+        "not json",
+        r#"{"roomId":"x"}"#,
+        r#"{"name":""}"#,
+        r#"{"name":"x","roomId":"has space"}"#,
+    ] {
         let response = server.request("POST", "/rooms", &[], Some(bad)).await;
         assert_eq!(response.status, 400, "{bad}: {}", response.body);
         assert_eq!(response.body["success"], false);
@@ -235,22 +291,45 @@ async fn rooms_are_listed_created_and_conflicts_are_409() {
 async fn a_private_room_is_the_same_for_the_same_pair() {
     let server = TestServer::start().await;
     let first = server
-        .request("POST", "/chatroom/private", &[], Some(r##"{"senderId":"#AAAAAA","receiverId":"#BBBBBB"}"##))
+        .request(
+            "POST",
+            "/chatroom/private",
+            &[],
+            Some(r##"{"senderId":"#AAAAAA","receiverId":"#BBBBBB"}"##),
+        )
         .await;
     assert_eq!(first.status, 200, "{}", first.body);
     assert_eq!(first.body["response"]["senderId"], "#AAAAAA");
     assert_eq!(first.body["response"]["receiverId"], "#BBBBBB");
-    let room = first.body["response"]["roomId"].as_str().expect("roomId").to_owned();
+    let room = first.body["response"]["roomId"]
+        .as_str()
+        .expect("roomId")
+        .to_owned();
     let again = server
-        .request("POST", "/chatroom/private", &[], Some(r##"{"senderId":"#AAAAAA","receiverId":"#BBBBBB"}"##))
+        .request(
+            "POST",
+            "/chatroom/private",
+            &[],
+            Some(r##"{"senderId":"#AAAAAA","receiverId":"#BBBBBB"}"##),
+        )
         .await;
     assert_eq!(again.body["response"]["roomId"], room.as_str());
     let reversed = server
-        .request("POST", "/chatroom/private", &[], Some(r##"{"senderId":"#BBBBBB","receiverId":"#AAAAAA"}"##))
+        .request(
+            "POST",
+            "/chatroom/private",
+            &[],
+            Some(r##"{"senderId":"#BBBBBB","receiverId":"#AAAAAA"}"##),
+        )
         .await;
     assert_eq!(reversed.body["response"]["roomId"], room.as_str());
     let other = server
-        .request("POST", "/chatroom/private", &[], Some(r##"{"senderId":"#AAAAAA","receiverId":"#CCCCCC"}"##))
+        .request(
+            "POST",
+            "/chatroom/private",
+            &[],
+            Some(r##"{"senderId":"#AAAAAA","receiverId":"#CCCCCC"}"##),
+        )
         .await;
     assert_ne!(other.body["response"]["roomId"], room.as_str());
     server.stop().await;
@@ -266,9 +345,20 @@ async fn health_page_assets_and_unknown_paths() {
     let page = server.get("/").await;
     assert_eq!(page.status, 200);
     assert!(page.head.contains("content-type: text/html"));
-    assert!(page.head.contains("content-security-policy: default-src 'self'"));
-    assert!(page.body.as_str().is_some_and(|html| html.contains("<html")));
-    for asset in ["/assets/app.js", "/assets/style.css", "/assets/stomp.umd.min.js"] {
+    assert!(
+        page.head
+            .contains("content-security-policy: default-src 'self'")
+    );
+    assert!(
+        page.body
+            .as_str()
+            .is_some_and(|html| html.contains("<html"))
+    );
+    for asset in [
+        "/assets/app.js",
+        "/assets/style.css",
+        "/assets/stomp.umd.min.js",
+    ] {
         assert_eq!(server.get(asset).await.status, 200, "{asset}");
     }
     let missing_asset = server.get("/assets/secret.txt").await;

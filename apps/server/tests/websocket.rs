@@ -81,10 +81,15 @@ async fn the_best_shared_stomp_subprotocol_is_selected() {
 async fn connect_without_a_token_gets_an_error_and_is_closed() {
     let server = TestServer::start().await;
     let mut client = StompClient::open(&server.ws_url(), "v12.stomp").await;
-    client.send("CONNECT\naccept-version:1.2\nhost:rtchat\n\n\0").await;
+    client
+        .send("CONNECT\naccept-version:1.2\nhost:rtchat\n\n\0")
+        .await;
     let error = client.frame().await;
     assert_eq!(error.command, Command::Error);
-    assert!(error.get("message").is_some_and(|m| m.contains("token")), "{error:?}");
+    assert!(
+        error.get("message").is_some_and(|m| m.contains("token")),
+        "{error:?}"
+    );
     client.closed().await;
     server.stop().await;
 }

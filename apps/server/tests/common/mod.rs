@@ -12,9 +12,9 @@ use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
+use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub const SECRET: &str = "integration-test-secret";
@@ -77,9 +77,18 @@ impl TestServer {
 
     /// A plain HTTP/1.1 request; returns the status, the headers as text, and the body as JSON
     /// (or as a string when it is not JSON).
-    pub async fn request(&self, method: &str, path: &str, headers: &[(&str, &str)], body: Option<&str>) -> Response {
+    pub async fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&str>,
+    ) -> Response {
         let mut stream = TcpStream::connect(self.addr).await.expect("connect");
-        let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n", self.addr);
+        let mut request = format!(
+            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
+            self.addr
+        );
         for (name, value) in headers {
             request.push_str(&format!("{name}: {value}\r\n"));
         }
@@ -93,7 +102,10 @@ impl TestServer {
         if let Some(body) = body {
             request.push_str(body);
         }
-        stream.write_all(request.as_bytes()).await.expect("write request");
+        stream
+            .write_all(request.as_bytes())
+            .await
+            .expect("write request");
         let mut raw = Vec::new();
         tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut raw))
             .await
@@ -121,7 +133,10 @@ impl TestServer {
     /// A fresh token from `GET /init`.
     pub async fn token(&self) -> String {
         let response = self.get("/init").await;
-        response.body["response"].as_str().expect("token").to_owned()
+        response.body["response"]
+            .as_str()
+            .expect("token")
+            .to_owned()
     }
 }
 
@@ -155,7 +170,9 @@ impl StompClient {
                 HeaderValue::from_str(subprotocols).expect("header value"),
             );
         }
-        let (socket, response) = tokio_tungstenite::connect_async(request).await.expect("WebSocket handshake");
+        let (socket, response) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("WebSocket handshake");
         let protocol = response
             .headers()
             .get("sec-websocket-protocol")
@@ -215,7 +232,11 @@ impl StompClient {
             ))
             .await;
         let connected = client.frame().await;
-        assert_eq!(connected.command, rtchat_stomp::Command::Connected, "{connected:?}");
+        assert_eq!(
+            connected.command,
+            rtchat_stomp::Command::Connected,
+            "{connected:?}"
+        );
         client
     }
 }

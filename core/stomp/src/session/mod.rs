@@ -719,7 +719,11 @@ impl Session {
     /// The next thing the application must handle.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let event = self.events.pop_front();
+        if event.is_none() {
+            release_if_drained(&mut self.events);
+        }
+        event
     }
 
     /// The next buffer to write to the transport.
@@ -728,6 +732,9 @@ impl Session {
         let transmit = self.transmits.pop_front();
         if self.state == State::Closing && self.transmits.is_empty() {
             self.state = State::Closed;
+        }
+        if transmit.is_none() {
+            release_if_drained(&mut self.transmits);
         }
         transmit
     }
@@ -1247,5 +1254,14 @@ fn explanation(error: &ProtocolError) -> &'static str {
         ProtocolError::TooMuchBeforeConnected => {
             "The client sent too much data before the server answered its CONNECT."
         }
+    }
+}
+
+/// Gives a drained queue's buffer back to the allocator. Most connections are idle most of the
+/// time: a queue that keeps the capacity of its last burst would cost every idle connection
+/// hundreds of bytes, while reallocating costs one allocation per burst.
+fn release_if_drained<T>(queue: &mut VecDeque<T>) {
+    if queue.is_empty() && queue.capacity() > 0 {
+        *queue = VecDeque::new();
     }
 }
