@@ -150,6 +150,9 @@ pub struct Parser {
     /// Items parsed early by `feed`, which must read ahead to keep `buffer` within the frame
     /// limit when one chunk holds more than a frame's worth of bytes.
     ready: VecDeque<Ready>,
+    /// A CONNECT or STOMP frame was read and the version it negotiates is not known yet:
+    /// reading ahead now would unescape the next frames under the wrong rules.
+    awaiting_version: bool,
 }
 
 /// Items read ahead by [`Parser::feed`]. Heart-beats are counted, not stored one by one, so
@@ -171,12 +174,14 @@ impl Parser {
             failed: None,
             scan: FrameScan::default(),
             ready: VecDeque::new(),
+            awaiting_version: false,
         }
     }
 
     /// The escaping rules to apply from now on. A frame only partly read is read again under
     /// the new rules; items already parsed (those `next_item` would hand out next) keep theirs.
     pub fn set_version(&mut self, version: Version) {
+        self.awaiting_version = false;
         if version != self.version {
             self.version = version;
             self.scan = FrameScan::default();
@@ -201,9 +206,18 @@ impl Parser {
             let (piece, rest) = bytes.split_at(room.min(bytes.len()));
             self.buffer.extend_from_slice(piece);
             bytes = rest;
-            if self.buffer.len() > self.limits.max_frame_bytes {
+            if self.buffer.len() > self.limits.max_frame_bytes && !self.awaiting_version {
                 while let Ok(Some(item)) = self.parse_buffered() {
+                    let negotiates = matches!(
+                        &item,
+                        Item::Frame(frame) if matches!(frame.command, Command::Connect | Command::Stomp)
+                    );
                     self.push_ready(item);
+                    if negotiates {
+                        // What follows waits for `set_version`; the transport bounds the chunk.
+                        self.awaiting_version = true;
+                        break;
+                    }
                 }
             }
         }
@@ -789,6 +803,33 @@ mod tests {
     fn v10_does_not_unescape() {
         let (frame, _) = parse_one(b"SEND\na\\cb:x\\ny\\q\n\n\0", Version::V1_0);
         assert_eq!(headers_of(&frame), [("a\\cb", "x\\ny\\q")]);
+    }
+
+    #[test]
+    fn frames_after_connect_in_one_big_chunk_wait_for_the_negotiated_version() {
+        let limits = Limits {
+            max_frame_bytes: 64,
+            ..Limits::default()
+        };
+        let mut parser = Parser::new(limits);
+        let mut chunk = b"CONNECT\naccept-version:1.0\n\n\0".to_vec();
+        // More than a frame's worth in one chunk makes `feed` read ahead.
+        for _ in 0..4 {
+            chunk.extend_from_slice(b"SEND\ndestination:/a\\nb\n\n\0");
+        }
+        parser.feed(&chunk);
+        let Some(Item::Frame(connect)) = parser.next_item().expect("CONNECT") else {
+            panic!("expected CONNECT first");
+        };
+        assert_eq!(connect.command, Command::Connect);
+        parser.set_version(Version::V1_0);
+        for _ in 0..4 {
+            let Some(Item::Frame(send)) = parser.next_item().expect("SEND") else {
+                panic!("expected SEND");
+            };
+            // 1.0 does not unescape: the backslash stays.
+            assert_eq!(send.get("destination"), Some("/a\\nb"));
+        }
     }
 
     #[test]
