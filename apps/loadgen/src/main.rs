@@ -64,8 +64,8 @@ struct Target {
     /// The server's WebSocket URL (loopback only).
     #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
     url: String,
-    /// The server's JWT secret, to mint tokens.
-    #[arg(long, env = "RTCHAT_JWT_SECRET")]
+    /// The server's JWT secret, to mint tokens (rtchat dialect).
+    #[arg(long, env = "RTCHAT_JWT_SECRET", default_value = "")]
     jwt_secret: String,
     /// The server's node name (the token issuer).
     #[arg(long, default_value = "rtchat")]
@@ -76,6 +76,41 @@ struct Target {
     /// The room to use.
     #[arg(long, default_value = "lobby")]
     room: String,
+    /// Whose STOMP contract to speak: `rtchat` (token in CONNECT, SEND to /pub/chat, subscribe
+    /// /sub/channel/{room}), or `broker` for a plain STOMP broker such as RabbitMQ Web-STOMP
+    /// (login/passcode, SEND and SUBSCRIBE on `--topic`), to measure both side by side.
+    #[arg(long, value_enum, default_value = "rtchat")]
+    dialect: Dialect,
+    /// With `--dialect broker`: the destination to publish and subscribe on.
+    #[arg(long, default_value = "/topic/chat.lobby")]
+    topic: String,
+    /// With `--dialect broker`: CONNECT login and passcode.
+    #[arg(long, default_value = "guest")]
+    login: String,
+    #[arg(long, default_value = "guest")]
+    passcode: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Dialect {
+    Rtchat,
+    Broker,
+}
+
+impl Target {
+    fn subscribe_destination(&self) -> String {
+        match self.dialect {
+            Dialect::Rtchat => format!("/sub/channel/{}", self.room),
+            Dialect::Broker => self.topic.clone(),
+        }
+    }
+
+    fn send_destination(&self) -> &str {
+        match self.dialect {
+            Dialect::Rtchat => "/pub/chat",
+            Dialect::Broker => &self.topic,
+        }
+    }
 }
 
 #[tokio::main]
@@ -136,14 +171,17 @@ impl Client {
             rand_id: format!("Load{}", n % 100),
             name_tag: format!("#{:06X}", n & 0xFF_FFFF),
         };
-        let token = tokens.issue(&identity, "127.0.0.1");
         let mut client = Client {
             socket,
             parser: Parser::new(Limits::default()),
         };
+        let credentials = match target.dialect {
+            Dialect::Rtchat => format!("host:rtchat\nAuthorization:Bearer {}", tokens.issue(&identity, "127.0.0.1")),
+            Dialect::Broker => format!("host:/\nlogin:{}\npasscode:{}", target.login, target.passcode),
+        };
         client
             .send(format!(
-                "CONNECT\naccept-version:1.2\nhost:rtchat\nheart-beat:0,0\nAuthorization:Bearer {token}\n\n\0"
+                "CONNECT\naccept-version:1.2\nheart-beat:0,0\n{credentials}\n\n\0"
             ))
             .await?;
         client.expect(Command::Connected).await?;
@@ -238,9 +276,7 @@ async fn idle(target: &Target, connections: usize) -> Result<(), String> {
     let mut clients = Vec::with_capacity(connections);
     for n in 0..connections {
         let mut client = Client::connect(target, &tokens, n).await?;
-        client
-            .subscribe(&format!("/sub/channel/{}", target.room), "0")
-            .await?;
+        client.subscribe(&target.subscribe_destination(), "0").await?;
         clients.push(client);
     }
     // Let allocator caches and the server's queues settle.
@@ -269,7 +305,7 @@ async fn fanout(
 ) -> Result<(), String> {
     ensure_loopback(&target.url)?;
     let tokens = tokens(target);
-    let destination = format!("/sub/channel/{}", target.room);
+    let destination = target.subscribe_destination();
     let mut readers = Vec::with_capacity(subscribers);
     for n in 0..subscribers {
         let mut client = Client::connect(target, &tokens, n).await?;
@@ -293,7 +329,8 @@ async fn fanout(
     for n in 0..messages {
         publisher
             .send(format!(
-                "SEND\ndestination:/pub/chat\ncontent-type:application/json\nreceipt:{n}\n\n{body}\0"
+                "SEND\ndestination:{}\ncontent-type:application/json\nreceipt:{n}\n\n{body}\0",
+                target.send_destination()
             ))
             .await?;
         in_flight += 1;
