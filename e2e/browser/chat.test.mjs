@@ -9,6 +9,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync } from 'node:fs';
+import { createHmac, randomUUID } from 'node:crypto';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -231,6 +232,52 @@ test('the page loads, gets a token and shows who I am', { timeout: 30_000 }, asy
   assert.ok(stored && stored.split('.').length === 3, 'the token is kept in localStorage');
 });
 
+/** An HS256 token signed with the test secret, expired an hour ago. */
+function expiredToken(tag, name) {
+  const now = Math.floor(Date.now() / 1000);
+  const b64 = (o) => Buffer.from(JSON.stringify(o)).toString('base64url');
+  const head = b64({ typ: 'JWT', alg: 'HS256' });
+  const body = b64({ jti: randomUUID(), iss: 'rtchat', sub: tag, randId: name, aud: '127.0.0.1',
+    iat: now - 7200, nbf: now - 7200, exp: now - 3600 });
+  return `${head}.${body}.${createHmac('sha256', JWT_SECRET).update(`${head}.${body}`).digest('base64url')}`;
+}
+
+/** A fresh person whose localStorage already holds `token` when the page starts. */
+async function userWithStoredToken(label, token) {
+  const context = await browser.newContext({ viewport: VIEWPORT });
+  context.setDefaultTimeout(WAIT);
+  const page = await context.newPage();
+  page.label = label;
+  page.dialogs = [];
+  page.errors = [];
+  page.on('dialog', async (d) => { page.dialogs.push(d.message()); await d.dismiss().catch(() => {}); });
+  page.on('pageerror', (e) => page.errors.push(String(e)));
+  await page.goto(`${baseUrl}/healthz`); // same origin, without the app running
+  await page.evaluate((t) => localStorage.setItem('rtchat.token', t), token);
+  await page.goto(`${baseUrl}/`);
+  await waitReady(page);
+  return page;
+}
+
+test('an expired stored token is replaced (same name), a bad one gets a new identity', { timeout: 30_000 }, async () => {
+  const old = expiredToken('#ABCDEF', 'Oldtimer7');
+  const p1 = await userWithStoredToken('expired', old);
+  assert.deepEqual(await me(p1), { name: 'Oldtimer7', tag: '#ABCDEF' }, 'the re-issued token keeps name and tag');
+  const stored1 = await p1.evaluate(() => localStorage.getItem('rtchat.token'));
+  assert.notEqual(stored1, old, 'the new token was stored');
+  assert.deepEqual(p1.errors, []);
+  await p1.context().close();
+
+  const p2 = await userWithStoredToken('invalid', 'not.a.token');
+  const who = await me(p2);
+  assert.match(who.tag, /^#[0-9A-F]{6}$/, 'a new identity after an invalid token');
+  const stored2 = await p2.evaluate(() => localStorage.getItem('rtchat.token'));
+  assert.notEqual(stored2, 'not.a.token');
+  assert.equal(stored2.split('.').length, 3);
+  assert.deepEqual(p2.errors, []);
+  await p2.context().close();
+});
+
 test('two users chat both ways', { timeout: 30_000 }, async () => {
   const a = await me(alice);
   const b = await me(bob);
@@ -305,6 +352,7 @@ test('older messages load when scrolled to the top, keeping the position', { tim
   const TOTAL = 25;
   for (let i = 1; i <= TOTAL; i++) {
     await say(bob, `history message ${i} of ${TOTAL}`);
+    await sleep(60); // stay under the server's per-connection send rate (20/s by default)
   }
 
   await alice.goto(baseUrl + roomPath);

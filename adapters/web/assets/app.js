@@ -509,7 +509,8 @@
       var opt = document.createElement('option');
       opt.value = String(r.roomId);
       var label = String(r.name || r.roomId);
-      if (r.count != null) label += ' (' + r.count + ')';
+      // The current room's live count is in the header; others show theirs when not empty.
+      if (r.roomId !== roomId && Number(r.count) > 0) label += ' (' + r.count + ')';
       opt.textContent = '# ' + label;
       if (r.roomId === roomId) opt.selected = true;
       el.roomSelect.appendChild(opt);
