@@ -176,8 +176,14 @@ impl Client {
             parser: Parser::new(Limits::default()),
         };
         let credentials = match target.dialect {
-            Dialect::Rtchat => format!("host:rtchat\nAuthorization:Bearer {}", tokens.issue(&identity, "127.0.0.1")),
-            Dialect::Broker => format!("host:/\nlogin:{}\npasscode:{}", target.login, target.passcode),
+            Dialect::Rtchat => format!(
+                "host:rtchat\nAuthorization:Bearer {}",
+                tokens.issue(&identity, "127.0.0.1")
+            ),
+            Dialect::Broker => format!(
+                "host:/\nlogin:{}\npasscode:{}",
+                target.login, target.passcode
+            ),
         };
         client
             .send(format!(
@@ -276,7 +282,9 @@ async fn idle(target: &Target, connections: usize) -> Result<(), String> {
     let mut clients = Vec::with_capacity(connections);
     for n in 0..connections {
         let mut client = Client::connect(target, &tokens, n).await?;
-        client.subscribe(&target.subscribe_destination(), "0").await?;
+        client
+            .subscribe(&target.subscribe_destination(), "0")
+            .await?;
         clients.push(client);
     }
     // Let allocator caches and the server's queues settle.
