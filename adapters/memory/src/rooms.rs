@@ -53,6 +53,11 @@ impl RoomStore for MemoryRoomStore {
             .filter_map(|id| state.by_id.get(id).cloned())
             .collect())
     }
+
+    async fn count(&self) -> Result<u64, BackendError> {
+        let state = self.state.read().unwrap_or_else(PoisonError::into_inner);
+        Ok(state.by_id.len() as u64)
+    }
 }
 
 #[cfg(test)]

@@ -68,7 +68,7 @@ impl From<ChatError> for Envelope {
             ChatError::RoomExists => StatusCode::CONFLICT,
             ChatError::InvalidToken | ChatError::ExpiredToken => StatusCode::UNAUTHORIZED,
             ChatError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            ChatError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ChatError::Unavailable | ChatError::TooManyRooms => StatusCode::SERVICE_UNAVAILABLE,
             _ => StatusCode::BAD_REQUEST,
         };
         Envelope {

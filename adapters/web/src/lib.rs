@@ -29,6 +29,8 @@ pub struct WebConfig {
     pub max_ws_message_bytes: usize,
     /// Take the client address from `X-Forwarded-For` (only behind a proxy you run).
     pub trust_forwarded_for: bool,
+    /// Open WebSocket connections at most; upgrades past it get a 503 envelope.
+    pub max_connections: usize,
 }
 
 impl Default for WebConfig {
@@ -39,6 +41,7 @@ impl Default for WebConfig {
             driver,
             max_ws_message_bytes,
             trust_forwarded_for: false,
+            max_connections: 50_000,
         }
     }
 }

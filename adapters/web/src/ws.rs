@@ -2,11 +2,13 @@
 
 use crate::AppState;
 use crate::client_addr::client_addr;
+use crate::envelope::Envelope;
 use async_trait::async_trait;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, WebSocketUpgrade, close_code};
 use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
-use axum::response::Response;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use futures_util::SinkExt;
 use rtchat_driver::{Incoming, Transport, TransportError, run_connection};
 use rtchat_stomp::Transmit;
@@ -28,6 +30,15 @@ pub async fn upgrade(
     upgrade: WebSocketUpgrade,
 ) -> Response {
     let client = client_addr(peer, &headers, state.config.trust_forwarded_for);
+    if state.shutdown.live_connections() >= state.config.max_connections {
+        tracing::warn!(%client, "connection limit reached: refusing a WebSocket");
+        return Envelope::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "TOO_MANY_CONNECTIONS",
+            "the server is full; try again later",
+        )
+        .into_response();
+    }
     let max_message = state.config.max_ws_message_bytes;
     upgrade
         .protocols(SUBPROTOCOLS)

@@ -74,6 +74,15 @@ pub struct ServerConfig {
     /// Chat SENDs per connection per second.
     #[arg(long, env = "RTCHAT_MAX_SENDS_PER_SECOND", default_value_t = 20)]
     pub max_sends_per_second: u32,
+    /// SUBSCRIBEs per connection per second (joining rooms makes the server tell others).
+    #[arg(long, env = "RTCHAT_MAX_SUBSCRIBES_PER_SECOND", default_value_t = 10)]
+    pub max_subscribes_per_second: u32,
+    /// Rooms this node keeps at most, public and private.
+    #[arg(long, env = "RTCHAT_MAX_ROOMS", default_value_t = 10_000)]
+    pub max_rooms: usize,
+    /// Open WebSocket connections at most; more get a 503.
+    #[arg(long, env = "RTCHAT_MAX_CONNECTIONS", default_value_t = 50_000)]
+    pub max_connections: usize,
     /// Take client addresses from X-Forwarded-For (only behind your own proxy).
     #[arg(long, env = "RTCHAT_TRUST_FORWARDED_FOR")]
     pub trust_forwarded_for: bool,
@@ -169,6 +178,8 @@ pub async fn assemble(config: &ServerConfig) -> Result<Node, StartError> {
     let chat = ChatConfig {
         max_message_chars: config.max_message_chars,
         max_sends_per_second: config.max_sends_per_second,
+        max_subscribes_per_second: config.max_subscribes_per_second,
+        max_rooms: config.max_rooms,
         node_name: config.node_name.clone(),
         // Core has no randomness of its own: names, tags, room ids and session keys come from this.
         seed: rand::random(),
@@ -186,6 +197,7 @@ pub async fn assemble(config: &ServerConfig) -> Result<Node, StartError> {
         max_ws_message_bytes: driver.session.limits.max_frame_bytes * 2,
         driver,
         trust_forwarded_for: config.trust_forwarded_for,
+        max_connections: config.max_connections,
     };
     Ok(Node { service, web })
 }

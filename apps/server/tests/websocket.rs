@@ -103,3 +103,20 @@ async fn shutdown_closes_websockets_with_going_away() {
     assert_eq!(client.closed().await, Some(1001));
     stopping.await.expect("server stopped");
 }
+
+#[tokio::test]
+async fn connections_past_the_limit_get_a_503() {
+    let mut config = common::config();
+    config.max_connections = 1;
+    let server = TestServer::start_with(config).await;
+    let token = server.token().await;
+    let _first = StompClient::connect(&server.ws_url(), &token).await;
+    let refused = tokio_tungstenite::connect_async(server.ws_url()).await;
+    match refused {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => {
+            assert_eq!(response.status(), 503);
+        }
+        other => panic!("expected a 503, got {other:?}"),
+    }
+    server.stop().await;
+}

@@ -47,6 +47,7 @@ pub struct ChatConnection {
     /// The id of the `/user/queue/errors` subscription, if any.
     error_queue: Option<String>,
     sends: TokenBucket,
+    subscribes: TokenBucket,
     /// Presence was told about this session, so it must be told when it ends.
     announced: bool,
     closed: bool,
@@ -82,6 +83,7 @@ impl ChatConnection {
         key: SessionKey,
     ) -> Self {
         let sends = TokenBucket::new(service.config().max_sends_per_second);
+        let subscribes = TokenBucket::new(service.config().max_subscribes_per_second);
         ChatConnection {
             service,
             client,
@@ -92,6 +94,7 @@ impl ChatConnection {
             subscriptions: HashMap::new(),
             error_queue: None,
             sends,
+            subscribes,
             announced: false,
             closed: false,
         }
@@ -140,10 +143,13 @@ impl ChatConnection {
                 receipt,
                 ..
             } => {
-                match self
-                    .on_subscribe(&id, &destination, &headers, session)
-                    .await
-                {
+                let outcome = if self.subscribes.try_take(now) {
+                    self.on_subscribe(&id, &destination, &headers, session)
+                        .await
+                } else {
+                    Err(ChatError::RateLimited)
+                };
+                match outcome {
                     Ok(()) => send_receipt(session, receipt),
                     Err(error) => {
                         // A refused SUBSCRIBE leaves nothing behind: the id is free again.
@@ -300,6 +306,9 @@ impl ChatConnection {
             SubscribeTarget::Channel(room) => {
                 self.service.ensure_room(room).await?;
                 let since = parse_number_header(headers, SINCE_ID_HEADER)?;
+                // Presence counts sessions: a second subscription to the same room changes
+                // no room count, so its presence subscribers are not told.
+                let already_in_room = self.in_room(room);
                 // Registered before the replay reads the store: whatever is published from
                 // now on is queued for us, and whatever was stored before the read is in the
                 // replay. The overlap is dropped by `replayed_up_to`; there is no gap.
@@ -307,7 +316,12 @@ impl ChatConnection {
                 if let Some(since) = since {
                     self.replay(&handle, room, since, session).await?;
                 }
-                self.join(room).await;
+                if already_in_room {
+                    // The contract still sends the connection count on every subscribe.
+                    self.publish_entry().await;
+                } else {
+                    self.join(room).await;
+                }
             }
             SubscribeTarget::Entry => {
                 self.register(id, destination::ENTRY, target.clone());
@@ -362,15 +376,18 @@ impl ChatConnection {
                 self.service.hub().unsubscribe(self.id, id);
                 // Presence counts sessions, not subscriptions: a second subscription to the
                 // same room keeps this session in it.
-                let still_in_room = self
-                    .subscriptions
-                    .values()
-                    .any(|s| s.target == SubscribeTarget::Channel(room.clone()));
-                if !still_in_room {
+                if !self.in_room(&room) {
                     self.leave(&room).await;
                 }
             }
         }
+    }
+
+    /// Whether one of this connection's subscriptions is to `room`'s channel.
+    fn in_room(&self, room: &RoomId) -> bool {
+        self.subscriptions
+            .values()
+            .any(|s| matches!(&s.target, SubscribeTarget::Channel(r) if r == room))
     }
 
     /// Registers in the hub and remembers the subscription; returns the hub's handle.

@@ -53,6 +53,8 @@ pub trait RoomStore: Send + Sync + 'static {
     async fn get(&self, id: &RoomId) -> Result<Option<Room>, BackendError>;
     /// Every public room, in creation order.
     async fn list(&self) -> Result<Vec<Room>, BackendError>;
+    /// How many rooms there are, public and private.
+    async fn count(&self) -> Result<u64, BackendError>;
 }
 
 /// Something that happened in a room, fanned out to every node.

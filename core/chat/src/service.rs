@@ -33,6 +33,13 @@ pub struct ChatConfig {
     pub max_replay: usize,
     /// SENDs to `/pub/chat` per connection per second before `RATE_LIMITED` (default 20).
     pub max_sends_per_second: u32,
+    /// SUBSCRIBEs per connection per second before `RATE_LIMITED` (default 10). Joining and
+    /// leaving rooms makes the server tell every `/sub/channel/entry` and presence subscriber,
+    /// so a client looping SUBSCRIBE/UNSUBSCRIBE would otherwise flood everyone.
+    pub max_subscribes_per_second: u32,
+    /// Rooms the node keeps at most, public and private (default 10,000): creating rooms is
+    /// open to anyone, and each one costs memory.
+    pub max_rooms: usize,
     /// The `server` part of ids and the token issuer.
     pub node_name: String,
     /// Seed of the service's generator of identities, room ids and session keys. Core has
@@ -50,6 +57,8 @@ impl fmt::Debug for ChatConfig {
             .field("history_reply_default", &self.history_reply_default)
             .field("max_replay", &self.max_replay)
             .field("max_sends_per_second", &self.max_sends_per_second)
+            .field("max_subscribes_per_second", &self.max_subscribes_per_second)
+            .field("max_rooms", &self.max_rooms)
             .field("node_name", &self.node_name)
             .finish_non_exhaustive()
     }
@@ -63,6 +72,8 @@ impl Default for ChatConfig {
             history_reply_default: 50,
             max_replay: 1000,
             max_sends_per_second: 20,
+            max_subscribes_per_second: 10,
+            max_rooms: 10_000,
             node_name: "rtchat".to_owned(),
             seed: [0; 32],
         }
@@ -101,6 +112,8 @@ pub enum ChatError {
     /// `POST /rooms` with a taken id.
     #[error("room already exists")]
     RoomExists,
+    #[error("no more rooms can be created on this server")]
+    TooManyRooms,
     /// Malformed or badly signed token.
     #[error("invalid token")]
     InvalidToken,
@@ -125,6 +138,7 @@ impl ChatError {
             ChatError::UnknownDestination(_) => "UNKNOWN_DESTINATION",
             ChatError::BadRequest(_) => "BAD_REQUEST",
             ChatError::RoomExists => "ROOM_EXISTS",
+            ChatError::TooManyRooms => "ROOM_LIMIT_REACHED",
             ChatError::InvalidToken => "INVALID_TOKEN",
             ChatError::ExpiredToken => "EXPIRED_TOKEN",
             ChatError::Unavailable => "UNAVAILABLE",
@@ -352,7 +366,17 @@ impl ChatService {
             room_id: private_room_id(sender, receiver)?,
             name: PRIVATE_ROOM_NAME.to_owned(),
         };
-        match self.inner.ports.rooms.create(room.clone()).await {
+        let rooms = &self.inner.ports.rooms;
+        if let Some(existing) = rooms
+            .get(&room.room_id)
+            .await
+            .map_err(|_| ChatError::Unavailable)?
+        {
+            self.remember_room(&existing.room_id);
+            return Ok(existing);
+        }
+        self.ensure_room_capacity().await?;
+        match rooms.create(room.clone()).await {
             Ok(room) => {
                 self.remember_room(&room.room_id);
                 Ok(room)
@@ -424,6 +448,7 @@ impl ChatService {
     // ---- private ----
 
     async fn create(&self, room_id: RoomId, name: &str) -> Result<Room, ChatError> {
+        self.ensure_room_capacity().await?;
         let room = Room {
             room_id,
             name: name.to_owned(),
@@ -436,6 +461,21 @@ impl ChatService {
             Err(CreateRoomError::AlreadyExists) => Err(ChatError::RoomExists),
             Err(CreateRoomError::Backend(_)) => Err(ChatError::Unavailable),
         }
+    }
+
+    /// Refuses a new room once the node holds `max_rooms`.
+    async fn ensure_room_capacity(&self) -> Result<(), ChatError> {
+        let rooms = self
+            .inner
+            .ports
+            .rooms
+            .count()
+            .await
+            .map_err(|_| ChatError::Unavailable)?;
+        if rooms >= self.inner.config.max_rooms as u64 {
+            return Err(ChatError::TooManyRooms);
+        }
+        Ok(())
     }
 
     fn generated_room_id(&self) -> Result<RoomId, ChatError> {

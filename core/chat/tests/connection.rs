@@ -240,6 +240,35 @@ async fn sends_are_rate_limited_per_connection() {
 }
 
 #[tokio::test]
+async fn subscribes_are_rate_limited_and_a_refused_one_frees_its_id() {
+    let config = ChatConfig {
+        max_subscribes_per_second: 3,
+        ..ChatConfig::default()
+    };
+    let node = Node::with_config(config).await;
+    let mut a = connected(&node, alice()).await;
+    a.subscribe("errors", "/user/queue/errors", "").await;
+    for n in 0..4 {
+        a.subscribe(
+            &format!("c{n}"),
+            "/sub/channel/lobby",
+            &format!("receipt:s{n}\n"),
+        )
+        .await;
+    }
+    let frames = a.frames();
+    assert_eq!(receipts(&frames), ["s0", "s1"]);
+    assert_eq!(errors(&frames), ["RATE_LIMITED", "RATE_LIMITED"]);
+    assert_eq!(a.session.state(), State::Connected);
+
+    // A second later the bucket has refilled, and the refused id is free again.
+    a.advance(Duration::from_secs(1));
+    a.subscribe("c3", "/sub/channel/lobby", "receipt:again\n")
+        .await;
+    assert_eq!(receipts(&a.frames()), ["again"]);
+}
+
+#[tokio::test]
 async fn history_subscription_answers_once_newest_first() {
     let node = Node::new().await;
     let mut a = connected(&node, alice()).await;
@@ -403,7 +432,11 @@ async fn entry_and_presence_counts_follow_connections_and_rooms() {
         .iter()
         .map(|f| json(f)["count"].as_u64().expect("count"))
         .collect();
-    assert_eq!(counts, [1, 1], "one session, however many subscriptions");
+    assert_eq!(
+        counts,
+        [1],
+        "one session, however many subscriptions: told once"
+    );
 
     // Leaving one of two subscriptions keeps B in the room.
     b.send("UNSUBSCRIBE\nid:c1\nreceipt:u1\n\n\0").await;

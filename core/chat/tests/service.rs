@@ -278,6 +278,39 @@ async fn create_room_with_and_without_an_id() {
 }
 
 #[tokio::test]
+async fn rooms_are_capped_but_existing_ones_still_answer() {
+    let config = ChatConfig {
+        max_rooms: 3,
+        ..ChatConfig::default()
+    };
+    let node = Node::with_config(config).await;
+    // The lobby is the first of the three.
+    node.service
+        .create_room("One", Some("one"))
+        .await
+        .expect("second room");
+    let pair = node
+        .service
+        .private_room("#AAAAAA", "#BBBBBB")
+        .await
+        .expect("third room");
+    assert_eq!(
+        node.service.create_room("Two", Some("two")).await,
+        Err(ChatError::TooManyRooms)
+    );
+    assert_eq!(
+        node.service.private_room("#AAAAAA", "#CCCCCC").await,
+        Err(ChatError::TooManyRooms)
+    );
+    assert_eq!(ChatError::TooManyRooms.code(), "ROOM_LIMIT_REACHED");
+    // A pair that already has its room still gets it.
+    assert_eq!(
+        node.service.private_room("#BBBBBB", "#AAAAAA").await,
+        Ok(pair)
+    );
+}
+
+#[tokio::test]
 async fn create_room_refuses_bad_names_and_ids() {
     let node = Node::new().await;
     assert!(matches!(
