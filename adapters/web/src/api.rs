@@ -132,14 +132,7 @@ pub async fn newest_messages(
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
 ) -> Envelope {
-    let params = Params(params);
-    let run = async {
-        authenticate(&state, &headers)?;
-        let room = params.required("roomId")?;
-        let limit = params.number("limit", Some(DEFAULT_PAGE))?;
-        Ok::<_, Envelope>(messages(state.service.history(room, limit, None).await))
-    };
-    run.await.unwrap_or_else(|envelope| envelope)
+    history_page(&state, &headers, Params(params), Page::Newest).await
 }
 
 /// `GET /message/lastMessageId?roomId=R&limit=N&lastMessageId=ID`: the N before ID, newest first.
@@ -148,15 +141,30 @@ pub async fn messages_before(
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
 ) -> Envelope {
-    let params = Params(params);
+    history_page(&state, &headers, Params(params), Page::BeforeLastMessageId).await
+}
+
+/// Which page of history a request asks for.
+enum Page {
+    Newest,
+    BeforeLastMessageId,
+}
+
+async fn history_page(
+    state: &AppState,
+    headers: &HeaderMap,
+    params: Params,
+    page: Page,
+) -> Envelope {
     let run = async {
-        authenticate(&state, &headers)?;
+        authenticate(state, headers)?;
         let room = params.required("roomId")?;
         let limit = params.number("limit", Some(DEFAULT_PAGE))?;
-        let before: MessageId = params.number("lastMessageId", None)?;
-        Ok::<_, Envelope>(messages(
-            state.service.history(room, limit, Some(before)).await,
-        ))
+        let before: Option<MessageId> = match page {
+            Page::Newest => None,
+            Page::BeforeLastMessageId => Some(params.number("lastMessageId", None)?),
+        };
+        Ok::<_, Envelope>(messages(state.service.history(room, limit, before).await))
     };
     run.await.unwrap_or_else(|envelope| envelope)
 }

@@ -13,7 +13,7 @@ use crate::destination::{self, SendTarget, SubscribeTarget};
 use crate::envelope::Envelope;
 use crate::hub::{self, ConnectionId, JSON};
 use crate::model::{ChatMessage, Identity, MessageId, RoomId};
-use crate::ports::{ConnectionSink, Delivery, RoomEvent, SessionKey};
+use crate::ports::{BackendError, ConnectionSink, Delivery, RoomEvent, SessionKey};
 use crate::rate::TokenBucket;
 use crate::service::{ChatError, ChatService};
 use bytes::Bytes;
@@ -480,21 +480,19 @@ impl ChatConnection {
     }
 
     async fn join(&self, room: &RoomId) {
-        let presence = &self.service.ports().presence;
-        if let Ok(count) = presence.joined(room, &self.key).await {
-            self.service
-                .publish(RoomEvent::Presence {
-                    room_id: room.clone(),
-                    count,
-                })
-                .await;
-        }
-        self.publish_entry().await;
+        let count = self.service.ports().presence.joined(room, &self.key).await;
+        self.announce_presence(room, count).await;
     }
 
     async fn leave(&self, room: &RoomId) {
-        let presence = &self.service.ports().presence;
-        if let Ok(count) = presence.left(room, &self.key).await {
+        let count = self.service.ports().presence.left(room, &self.key).await;
+        self.announce_presence(room, count).await;
+    }
+
+    /// Tells the room's presence subscribers its new count (when presence answered), and
+    /// everyone on `/sub/channel/entry` the connection count.
+    async fn announce_presence(&self, room: &RoomId, count: Result<u64, BackendError>) {
+        if let Ok(count) = count {
             self.service
                 .publish(RoomEvent::Presence {
                     room_id: room.clone(),
