@@ -5,9 +5,10 @@
 //! clocks, no async runtime (async traits are only signatures here), no randomness of its
 //! own (the service's generator is seeded through [`ChatConfig::seed`]).
 //!
-//! Assembling a node (the embedded default, with `rtchat-memory`):
+//! Assembling a node (the embedded default, with `rtchat-memory`; the real assembly is
+//! `rtchat_server::assemble` in `apps/server`):
 //!
-//! ```ignore
+//! ```text
 //! let hub = Arc::new(Hub::new());
 //! let ports = Ports {
 //!     messages: Arc::new(MemoryMessageStore::new()),
