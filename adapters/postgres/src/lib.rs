@@ -1,1 +1,181 @@
-//! placeholder
+//! PostgreSQL adapters for rtchat: [`PostgresStore`] implements both
+//! [`MessageStore`](rtchat_core::MessageStore) and [`RoomStore`](rtchat_core::RoomStore) over
+//! one sqlx connection pool, so several server nodes share rooms and history.
+//!
+//! ```no_run
+//! # async fn assemble() -> Result<(), rtchat_core::BackendError> {
+//! use rtchat_postgres::PostgresStore;
+//! use std::sync::Arc;
+//!
+//! let store = PostgresStore::connect("postgres://rtchat@db.internal/rtchat").await?;
+//! store.migrate().await?;
+//! let messages: Arc<dyn rtchat_core::MessageStore> = Arc::new(store.clone());
+//! let rooms: Arc<dyn rtchat_core::RoomStore> = Arc::new(store);
+//! # let _ = (messages, rooms);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Behaviour
+//! The queries return exactly what the in-memory store (`rtchat-memory`) returns for the same
+//! calls, so conformance transcripts give the same snapshots on both: `newest` and `before` are
+//! newest first, `after` is oldest first, a `before`/`after` id need not exist in the room (it is
+//! only a bound), an unknown room has no messages, and a limit of 0 returns nothing. Two
+//! differences: PostgreSQL keeps every message (the memory store keeps the newest 10,000 per
+//! room), and a message for a room that does not exist is refused (a foreign key) with a
+//! [`BackendError`], where the memory store accepts it (the chat service checks the room first,
+//! so the service never sees the difference).
+//!
+//! Every read has a `LIMIT`: callers' limits are clamped to [`MAX_QUERY_LIMIT`], and the room
+//! list to [`MAX_LISTED_ROOMS`].
+//!
+//! # Ids and ordering across nodes
+//! Message ids come from one `bigserial` sequence, so they increase across the whole store, but
+//! a sequence hands out numbers when a row is *inserted*, not when it is *committed*: without
+//! care, two nodes appending to the same room could commit id 8 after a reader had already seen
+//! id 9, and a `since-id` replay (which reads `after` the last id a client saw) would then miss
+//! 8. [`PostgresStore`] prevents that within a room: `append` takes a transaction-level advisory
+//! lock on the room (`pg_advisory_xact_lock`, keyed by a hash of the room id) before drawing the
+//! id, and holds it until commit, so within one room ids are assigned and committed in the same
+//! order and a reader that sees id N also sees every id below N in that room. Rooms whose hashes
+//! collide merely share a lock. Across rooms ids may still commit out of order, which nothing
+//! relies on (replay and history are per room). Ids can have gaps: a failed insert burns its
+//! number (sequences are not transactional), and nothing relies on ids being dense.
+//!
+//! # Migrations
+//! The schema lives in `migrations/*.sql`, embedded in the binary with `include_str!` and run by
+//! sqlx's runtime [`Migrator`](sqlx::migrate::Migrator) (see [`PostgresStore::migrate`]). We
+//! don't use `sqlx::migrate!()`: that macro needs sqlx's `macros` feature, whose proc-macro
+//! crate compiles a second (host) copy of sqlx-core, sqlx-postgres and tokio; handing the
+//! embedded files to the runtime migrator costs a few lines and keeps what the macro would
+//! give: the `_sqlx_migrations` table, checksums of applied files, and an advisory lock so
+//! nodes starting together migrate once.
+
+mod messages;
+mod migrations;
+mod rooms;
+
+use rtchat_core::BackendError;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use std::str::FromStr;
+use std::time::Duration;
+
+pub use sqlx::PgPool;
+
+/// Largest `limit` a message query honours; larger limits are clamped to it (the chat's own
+/// limits are far below: 100 for history by default).
+pub const MAX_QUERY_LIMIT: usize = 1_000;
+
+/// Most rooms [`RoomStore::list`](rtchat_core::RoomStore::list) returns (the oldest first);
+/// the chat caps the number of rooms at 10,000 by default, well below.
+pub const MAX_LISTED_ROOMS: usize = 100_000;
+
+/// Connections [`PostgresStore::connect`] opens at most.
+pub const MAX_CONNECTIONS: u32 = 10;
+
+/// How long [`PostgresStore::connect`] and each query wait for a pooled connection (or to
+/// open one) before failing, so a database that is down fails requests fast.
+pub const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// How long one statement may run on connections opened by [`PostgresStore::connect`]
+/// (PostgreSQL's `statement_timeout`); every query here is an index lookup, so this only
+/// bounds a sick database.
+pub const STATEMENT_TIMEOUT: &str = "10s";
+
+/// The message store and the room store over one PostgreSQL connection pool. Cloning is
+/// cheap and shares the pool.
+#[derive(Debug, Clone)]
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    /// Connects to `url` (`postgres://user:password@host:port/database?...`) with a pool of at
+    /// most [`MAX_CONNECTIONS`] connections and an acquire timeout of [`ACQUIRE_TIMEOUT`], and
+    /// opens one connection to check the database is reachable. Does not migrate: call
+    /// [`PostgresStore::migrate`].
+    ///
+    /// Errors: [`BackendError`] when the URL is malformed or the database cannot be reached or
+    /// refuses the login within the timeout. No TLS: connect to a local or private-network
+    /// database (an `sslmode=require` URL fails).
+    pub async fn connect(url: &str) -> Result<Self, BackendError> {
+        let options = PgConnectOptions::from_str(url).map_err(backend("invalid database URL"))?;
+        Self::connect_with(options).await
+    }
+
+    /// Like [`PostgresStore::connect`], but every table lives in the schema `schema`, which is
+    /// created when missing (the connections' `search_path` is set to it). For separate
+    /// deployments or test runs sharing one database.
+    ///
+    /// Errors: [`BackendError`] when `schema` is not 1 to 63 characters of `[a-z0-9_]`
+    /// starting with a letter or `_`, and as for [`PostgresStore::connect`], or when the schema
+    /// cannot be created.
+    pub async fn connect_in_schema(url: &str, schema: &str) -> Result<Self, BackendError> {
+        let valid = (1..=63).contains(&schema.len())
+            && !schema.starts_with(|c: char| c.is_ascii_digit())
+            && schema
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !valid {
+            return Err(BackendError(format!("invalid schema name {schema:?}")));
+        }
+        let options = PgConnectOptions::from_str(url).map_err(backend("invalid database URL"))?;
+        // Create the schema on a connection of its own: the pool's connections look only in it.
+        let create = Self::connect_with(options.clone()).await?;
+        sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""))
+            .execute(&create.pool)
+            .await
+            .map_err(backend("create schema"))?;
+        create.pool.close().await;
+        Self::connect_with(options.options([("search_path", schema)])).await
+    }
+
+    /// Uses connections opened with `options` (the pool settings of
+    /// [`PostgresStore::connect`], plus [`STATEMENT_TIMEOUT`]).
+    async fn connect_with(options: PgConnectOptions) -> Result<Self, BackendError> {
+        let options = options
+            .application_name("rtchat")
+            .options([("statement_timeout", STATEMENT_TIMEOUT)]);
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .min_connections(0)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .map_err(backend("connect"))?;
+        Ok(PostgresStore { pool })
+    }
+
+    /// A store over a pool configured by the caller (its size, timeouts, `search_path`).
+    pub fn from_pool(pool: PgPool) -> Self {
+        PostgresStore { pool }
+    }
+
+    /// The pool, e.g. to close it on shutdown (`store.pool().close().await`).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Brings the schema up to date: runs the embedded migrations (`migrations/*.sql`) not yet
+    /// applied, in version order, each in a transaction. Idempotent, and safe when several
+    /// nodes start at once (sqlx's migrator holds an advisory lock while it runs). Runs on one
+    /// pooled connection, without [`STATEMENT_TIMEOUT`].
+    ///
+    /// Errors: [`BackendError`] when the database is unreachable, a migration fails, or the
+    /// database has a migration applied that this build does not know or whose file changed
+    /// since (a newer build ran against it, or a released migration was edited).
+    pub async fn migrate(&self) -> Result<(), BackendError> {
+        migrations::run(&self.pool).await
+    }
+}
+
+/// Maps a sqlx error to a [`BackendError`] whose text says what was being done (for logs).
+fn backend<E: std::fmt::Display>(doing: &'static str) -> impl Fn(E) -> BackendError {
+    move |error| BackendError(format!("postgres {doing}: {error}"))
+}
+
+/// A caller's limit as a SQL `LIMIT`, clamped to `max`.
+fn sql_limit(limit: usize, max: usize) -> i64 {
+    // `max` is one of our constants, far below i64::MAX.
+    limit.min(max) as i64
+}

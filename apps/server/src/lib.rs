@@ -7,7 +7,12 @@
 //! two calls.
 
 use clap::{Parser, ValueEnum};
-use rtchat_core::{ChatConfig, ChatService, Hub, Ports};
+use rtchat_core::{
+    BackendError, Broker, ChatConfig, ChatService, Hub, MessageStore, Ports, Presence, RoomEvent,
+    RoomStore,
+};
+use rtchat_postgres::PostgresStore;
+use rtchat_redis::{PresenceConfig, RedisBroker, RedisPresence, SweepListener, SweepOutcome};
 use rtchat_driver::{DriverConfig, Shutdown};
 use rtchat_jwt::JwtTokens;
 use rtchat_memory::{
@@ -26,13 +31,17 @@ use tokio::net::TcpListener;
 pub enum StoreKind {
     /// In this process's memory (lost on restart).
     Memory,
+    /// PostgreSQL (`--database-url`), shared by every node.
+    Postgres,
 }
 
-/// How room events reach every node.
+/// How room events and live counts reach every node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum BrokerKind {
     /// Within this process only (a single node).
     Memory,
+    /// Redis pub/sub and Redis presence (`--redis-url`): several nodes behind a load balancer.
+    Redis,
 }
 
 /// Every setting, from flags or `RTCHAT_*` environment variables.
@@ -52,6 +61,19 @@ pub struct ServerConfig {
     /// Broker between nodes.
     #[arg(long, env = "RTCHAT_BROKER", value_enum, default_value = "memory")]
     pub broker: BrokerKind,
+    /// PostgreSQL URL, for `--store postgres`.
+    #[arg(long, env = "RTCHAT_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// PostgreSQL schema for rtchat's tables (created when missing); default: the database's
+    /// default (`public`).
+    #[arg(long, env = "RTCHAT_DATABASE_SCHEMA")]
+    pub database_schema: Option<String>,
+    /// Redis URL, for `--broker redis`.
+    #[arg(long, env = "RTCHAT_REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+    /// Prefix of every Redis key and channel, so deployments can share a Redis.
+    #[arg(long, env = "RTCHAT_REDIS_PREFIX", default_value = "rtchat")]
+    pub redis_prefix: String,
     /// HS256 secret for tokens. Without one a random secret is generated, and tokens die with
     /// the process.
     #[arg(long, env = "RTCHAT_JWT_SECRET", hide_env_values = true)]
@@ -118,8 +140,10 @@ impl ServerConfig {
 pub enum StartError {
     /// The address could not be bound.
     Bind(std::io::Error),
-    /// The chat could not be assembled (e.g. the store is unreachable).
+    /// The chat could not be assembled.
     Assemble(rtchat_core::ChatError),
+    /// A store or broker is misconfigured or unreachable.
+    Backend(String),
 }
 
 impl std::fmt::Display for StartError {
@@ -127,6 +151,7 @@ impl std::fmt::Display for StartError {
         match self {
             StartError::Bind(error) => write!(f, "cannot listen: {error}"),
             StartError::Assemble(error) => write!(f, "cannot start the chat: {error}"),
+            StartError::Backend(error) => write!(f, "{error}"),
         }
     }
 }
@@ -140,6 +165,20 @@ pub struct Node {
     pub service: ChatService,
     /// The HTTP/WebSocket settings, including the driver's.
     pub web: WebConfig,
+    /// Shared presence to take this node's sessions out of when it stops.
+    redis_presence: Option<Arc<RedisPresence>>,
+}
+
+impl Node {
+    /// Stops what the node shares with others: its sessions leave the shared counts at once
+    /// (otherwise they would expire like a crashed node's).
+    pub async fn leave_cluster(&self) {
+        if let Some(presence) = &self.redis_presence
+            && let Err(error) = presence.shutdown().await
+        {
+            tracing::warn!(%error, "could not remove this node's sessions from Redis presence");
+        }
+    }
 }
 
 /// Assembles the adapters `config` names.
@@ -159,14 +198,8 @@ pub async fn assemble(config: &ServerConfig) -> Result<Node, StartError> {
         Duration::from_secs(config.token_ttl_hours.saturating_mul(3600)),
     );
     let hub = Arc::new(Hub::new());
-    let (messages, rooms, presence, broker) = match (config.store, config.broker) {
-        (StoreKind::Memory, BrokerKind::Memory) => (
-            Arc::new(MemoryMessageStore::new()),
-            Arc::new(MemoryRoomStore::new()),
-            Arc::new(MemoryPresence::new()),
-            Arc::new(InProcessBroker::new(hub.clone())),
-        ),
-    };
+    let (messages, rooms) = store(config).await?;
+    let (broker, presence, redis_presence) = broker_and_presence(config, hub.clone()).await?;
     let ports = Ports {
         messages,
         rooms,
@@ -199,28 +232,102 @@ pub async fn assemble(config: &ServerConfig) -> Result<Node, StartError> {
         trust_forwarded_for: config.trust_forwarded_for,
         max_connections: config.max_connections,
     };
-    Ok(Node { service, web })
+    Ok(Node {
+        service,
+        web,
+        redis_presence,
+    })
+}
+
+fn backend(what: &str) -> impl Fn(BackendError) -> StartError + '_ {
+    move |error| StartError::Backend(format!("{what}: {error}"))
+}
+
+/// The message and room stores `--store` names.
+async fn store(config: &ServerConfig) -> Result<(Arc<dyn MessageStore>, Arc<dyn RoomStore>), StartError> {
+    match config.store {
+        StoreKind::Memory => Ok((Arc::new(MemoryMessageStore::new()), Arc::new(MemoryRoomStore::new()))),
+        StoreKind::Postgres => {
+            let url = config.database_url.as_deref().ok_or_else(|| {
+                StartError::Backend("--store postgres needs --database-url or RTCHAT_DATABASE_URL".to_owned())
+            })?;
+            let store = match &config.database_schema {
+                Some(schema) => PostgresStore::connect_in_schema(url, schema).await,
+                None => PostgresStore::connect(url).await,
+            };
+            let store = Arc::new(store.map_err(backend("cannot connect to PostgreSQL"))?);
+            store.migrate().await.map_err(backend("cannot migrate PostgreSQL"))?;
+            Ok((store.clone(), store))
+        }
+    }
+}
+
+type BrokerAndPresence = (Arc<dyn Broker>, Arc<dyn Presence>, Option<Arc<RedisPresence>>);
+
+/// The broker and presence `--broker` names.
+async fn broker_and_presence(config: &ServerConfig, hub: Arc<Hub>) -> Result<BrokerAndPresence, StartError> {
+    match config.broker {
+        BrokerKind::Memory => Ok((
+            Arc::new(InProcessBroker::new(hub)),
+            Arc::new(MemoryPresence::new()),
+            None,
+        )),
+        BrokerKind::Redis => {
+            let url = config.redis_url.as_deref().ok_or_else(|| {
+                StartError::Backend("--broker redis needs --redis-url or RTCHAT_REDIS_URL".to_owned())
+            })?;
+            let broker = Arc::new(
+                RedisBroker::connect_with_prefix(url, &config.redis_prefix, hub)
+                    .await
+                    .map_err(backend("cannot connect to Redis"))?,
+            );
+            let mut presence = PresenceConfig::new(
+                format!("{}:presence", config.redis_prefix),
+                // Unique per running process, as the presence design requires.
+                format!("{}-{:016x}", config.node_name, rand::random::<u64>()),
+            );
+            presence.on_sweep = Some(announce_sweeps(broker.clone()));
+            let presence = Arc::new(
+                RedisPresence::connect_with(url, presence)
+                    .await
+                    .map_err(backend("cannot start Redis presence"))?,
+            );
+            Ok((broker, presence.clone(), Some(presence)))
+        }
+    }
+}
+
+/// When a crashed node's sessions are swept from the shared counts, everyone is told the new
+/// counts, as if those sessions had disconnected.
+fn announce_sweeps(broker: Arc<RedisBroker>) -> SweepListener {
+    Arc::new(move |outcome: SweepOutcome| {
+        let broker = broker.clone();
+        tokio::spawn(async move {
+            for (room_id, count) in outcome.rooms {
+                let _ = broker.publish(RoomEvent::Presence { room_id, count }).await;
+            }
+            let _ = broker.publish(RoomEvent::Entry { count: outcome.total }).await;
+        });
+    })
 }
 
 /// A bound, assembled node, ready to run.
 pub struct Server {
     listener: TcpListener,
-    service: ChatService,
-    web: WebConfig,
+    node: Node,
     shutdown: Shutdown,
 }
 
 impl Server {
     /// Assembles the adapters `config` names and binds the listener.
     pub async fn bind(config: &ServerConfig) -> Result<Server, StartError> {
-        let Node { service, web } = assemble(config).await?;
+        let node = assemble(config).await?;
         let listener = TcpListener::bind(config.bind)
             .await
             .map_err(StartError::Bind)?;
         Ok(Server {
             listener,
-            service,
-            web,
+            node,
             shutdown: Shutdown::new(),
         })
     }
@@ -232,7 +339,7 @@ impl Server {
 
     /// The assembled chat service (tests use it to look inside).
     pub fn service(&self) -> &ChatService {
-        &self.service
+        &self.node.service
     }
 
     /// Serves until `stop` resolves, then closes every WebSocket with "going away" and waits
@@ -242,7 +349,11 @@ impl Server {
         stop: impl Future<Output = ()> + Send + 'static,
         drain: Duration,
     ) -> std::io::Result<()> {
-        let state = AppState::new(self.service, self.web, self.shutdown.clone());
+        let state = AppState::new(
+            self.node.service.clone(),
+            self.node.web.clone(),
+            self.shutdown.clone(),
+        );
         let app = rtchat_web::router(state).into_make_service_with_connect_info::<SocketAddr>();
         let shutdown = self.shutdown.clone();
         let result = axum::serve(self.listener, app)
@@ -260,6 +371,7 @@ impl Server {
                 "connections still open after the drain period"
             );
         }
+        self.node.leave_cluster().await;
         result
     }
 }

@@ -1,0 +1,128 @@
+//! Shared helpers for the tests against a real Redis.
+//!
+//! The tests read `REDIS_URL` (e.g. `redis://127.0.0.1:6379`). Without it they print why and
+//! pass, unless `RTCHAT_REQUIRE_SERVICES=1`, which makes them fail. There is no Docker daemon
+//! on the CI machine, so no testcontainers fallback: start a server yourself, e.g.
+//! `redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no`.
+
+#![allow(dead_code)] // Each test binary uses a different part of this module.
+
+use rtchat_core::{RoomEvent, RoomEventSink};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The longest any test waits for something to happen.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+/// `REDIS_URL`, or `None` (with the reason printed) when the test should be skipped.
+pub fn redis_url(test: &str) -> Option<String> {
+    match std::env::var("REDIS_URL") {
+        Ok(url) if !url.is_empty() => Some(url),
+        _ => {
+            if std::env::var("RTCHAT_REQUIRE_SERVICES").as_deref() == Ok("1") {
+                panic!(
+                    "{test}: REDIS_URL is not set but RTCHAT_REQUIRE_SERVICES=1; \
+                     start Redis and set REDIS_URL=redis://127.0.0.1:6379"
+                );
+            }
+            eprintln!("skipping {test}: REDIS_URL is not set (no Docker here for testcontainers)");
+            None
+        }
+    }
+}
+
+/// A key/channel prefix no other test uses.
+pub fn unique_prefix() -> String {
+    format!("rtchat-test:{}", uuid::Uuid::new_v4().simple())
+}
+
+/// A plain connection, for the tests' own commands.
+pub async fn raw_connection(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .expect("redis url")
+        .get_multiplexed_async_connection()
+        .await
+        .expect("redis connection")
+}
+
+/// Deletes every key under `prefix`, best-effort.
+pub async fn cleanup(url: &str, prefix: &str) {
+    let Ok(client) = redis::Client::open(url) else {
+        return;
+    };
+    let Ok(mut connection) = client.get_multiplexed_async_connection().await else {
+        return;
+    };
+    let mut cursor: u64 = 0;
+    loop {
+        let scanned: Result<(u64, Vec<String>), _> = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(format!("{prefix}:*"))
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut connection)
+            .await;
+        let Ok((next, keys)) = scanned else { return };
+        if !keys.is_empty() {
+            let _: Result<u64, _> = redis::cmd("DEL")
+                .arg(&keys)
+                .query_async(&mut connection)
+                .await;
+        }
+        if next == 0 {
+            return;
+        }
+        cursor = next;
+    }
+}
+
+/// A sink that records every event it gets.
+#[derive(Default)]
+pub struct RecordingSink {
+    events: Mutex<Vec<RoomEvent>>,
+}
+
+impl RecordingSink {
+    /// A shared, empty sink.
+    pub fn new() -> Arc<RecordingSink> {
+        Arc::new(RecordingSink::default())
+    }
+
+    /// What it got so far.
+    pub fn events(&self) -> Vec<RoomEvent> {
+        self.events.lock().expect("sink lock").clone()
+    }
+
+    /// Waits (at most [`WAIT`]) until it got `n` events; returns them.
+    pub async fn wait_for(&self, n: usize) -> Vec<RoomEvent> {
+        eventually(|| async { self.events().len() >= n }).await;
+        self.events()
+    }
+}
+
+impl RoomEventSink for RecordingSink {
+    fn on_event(&self, event: RoomEvent) {
+        self.events.lock().expect("sink lock").push(event);
+    }
+}
+
+/// Polls `check` until it holds; panics after [`WAIT`].
+pub async fn eventually<F, Fut>(mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        if check().await {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "condition not met within {WAIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
