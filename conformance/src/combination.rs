@@ -6,7 +6,8 @@
 use async_trait::async_trait;
 use futures_util::{SinkExt, StreamExt};
 use rtchat_driver::{DriverConfig, Shutdown, memory_pair, run_connection};
-use rtchat_server::{Server, ServerConfig, assemble};
+use rtchat_postgres::PostgresStore;
+use rtchat_server::{BrokerKind, Server, ServerConfig, StoreKind, assemble};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -53,9 +54,20 @@ pub trait Client: Send {
     async fn close(&mut self);
 }
 
-/// Every combination the suite runs, the reference first.
+/// Every combination the suite runs, the reference first. The cluster needs PostgreSQL and
+/// Redis: it runs when `DATABASE_URL` and `REDIS_URL` are set, fails when they are not and
+/// `RTCHAT_REQUIRE_SERVICES=1`, and is skipped (with a printed reason) otherwise.
 pub fn all() -> Vec<Box<dyn Combination>> {
-    vec![Box::new(InProcess), Box::new(WebSocket)]
+    let mut combinations: Vec<Box<dyn Combination>> =
+        vec![Box::new(InProcess), Box::new(WebSocket)];
+    match Services::from_env() {
+        Ok(services) => combinations.push(Box::new(Cluster { services })),
+        Err(reason) if std::env::var("RTCHAT_REQUIRE_SERVICES").as_deref() == Ok("1") => {
+            combinations.push(Box::new(Unavailable { reason }));
+        }
+        Err(reason) => eprintln!("conformance: skipping the cluster combination: {reason}"),
+    }
+    combinations
 }
 
 // ---- (a) in-process: the driver on an in-memory transport, no sockets ----
@@ -266,5 +278,134 @@ impl Client for WebSocketClient {
         if let Some(mut stream) = self.stream.take() {
             let _ = tokio::time::timeout(Duration::from_secs(1), stream.close(None)).await;
         }
+    }
+}
+
+// ---- (c) a cluster: two WebSocket nodes sharing PostgreSQL and Redis ----
+
+/// Where the shared services are.
+#[derive(Debug, Clone)]
+pub struct Services {
+    database_url: String,
+    redis_url: String,
+}
+
+impl Services {
+    fn from_env() -> Result<Services, String> {
+        let database_url = std::env::var("DATABASE_URL").map_err(|_| {
+            "DATABASE_URL is not set (no Docker daemon for testcontainers either)".to_owned()
+        })?;
+        let redis_url = std::env::var("REDIS_URL").map_err(|_| {
+            "REDIS_URL is not set (no Docker daemon for testcontainers either)".to_owned()
+        })?;
+        Ok(Services {
+            database_url,
+            redis_url,
+        })
+    }
+}
+
+/// Two real servers sharing a PostgreSQL store and the Redis broker and presence, as nodes
+/// behind a load balancer would: clients connect to the nodes in turn (the first to node A,
+/// the second to node B, ...), so every multi-client transcript crosses nodes. Each run gets
+/// its own schema and Redis prefix, so runs never see each other's rooms, messages or counts.
+pub struct Cluster {
+    services: Services,
+}
+
+struct ClusterNode {
+    nodes: [Box<dyn Node>; 2],
+    next: usize,
+    services: Services,
+    schema: String,
+}
+
+/// A name no other run uses: this process, a counter, and the clock.
+fn unique_run_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static RUNS: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|elapsed| elapsed.subsec_nanos())
+        .unwrap_or_default();
+    format!(
+        "{}_{}_{nanos}",
+        std::process::id(),
+        RUNS.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+#[async_trait]
+impl Combination for Cluster {
+    fn name(&self) -> &'static str {
+        "cluster (two WebSocket nodes, PostgreSQL store, Redis broker and presence)"
+    }
+
+    async fn start(&self, config: &ServerConfig) -> Result<Box<dyn Node>, String> {
+        let run = unique_run_id();
+        let schema = format!("conformance_{run}");
+        let mut config = config.clone();
+        config.store = StoreKind::Postgres;
+        config.database_url = Some(self.services.database_url.clone());
+        config.database_schema = Some(schema.clone());
+        config.broker = BrokerKind::Redis;
+        config.redis_url = Some(self.services.redis_url.clone());
+        config.redis_prefix = format!("rtchat-conformance:{run}");
+        let a = WebSocket.start(&config).await?;
+        let b = match WebSocket.start(&config).await {
+            Ok(b) => b,
+            Err(error) => {
+                a.stop().await;
+                return Err(error);
+            }
+        };
+        Ok(Box::new(ClusterNode {
+            nodes: [a, b],
+            next: 0,
+            services: self.services.clone(),
+            schema,
+        }))
+    }
+}
+
+#[async_trait]
+impl Node for ClusterNode {
+    async fn connect(&mut self) -> Result<Box<dyn Client>, String> {
+        let node = self.next % self.nodes.len();
+        self.next += 1;
+        self.nodes[node].connect().await
+    }
+
+    async fn stop(self: Box<Self>) {
+        let ClusterNode {
+            nodes,
+            services,
+            schema,
+            ..
+        } = *self;
+        for node in nodes {
+            node.stop().await;
+        }
+        // Best effort: a schema left behind only costs disk in a test database.
+        if let Ok(store) = PostgresStore::connect(&services.database_url).await {
+            let _ = store.drop_schema(&services.database_url, &schema).await;
+        }
+    }
+}
+
+/// Stands in for a combination whose services are missing when they are required: every
+/// run fails with the reason, so CI cannot pass without them.
+struct Unavailable {
+    reason: String,
+}
+
+#[async_trait]
+impl Combination for Unavailable {
+    fn name(&self) -> &'static str {
+        "cluster (services required but unavailable)"
+    }
+
+    async fn start(&self, _config: &ServerConfig) -> Result<Box<dyn Node>, String> {
+        Err(format!("RTCHAT_REQUIRE_SERVICES=1 but {}", self.reason))
     }
 }

@@ -111,14 +111,7 @@ impl PostgresStore {
     /// starting with a letter or `_`, and as for [`PostgresStore::connect`], or when the schema
     /// cannot be created.
     pub async fn connect_in_schema(url: &str, schema: &str) -> Result<Self, BackendError> {
-        let valid = (1..=63).contains(&schema.len())
-            && !schema.starts_with(|c: char| c.is_ascii_digit())
-            && schema
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-        if !valid {
-            return Err(BackendError(format!("invalid schema name {schema:?}")));
-        }
+        check_schema_name(schema)?;
         let options = PgConnectOptions::from_str(url).map_err(backend("invalid database URL"))?;
         // Create the schema on a connection of its own: the pool's connections look only in it.
         let create = Self::connect_with(options.clone()).await?;
@@ -128,6 +121,24 @@ impl PostgresStore {
             .map_err(backend("create schema"))?;
         create.pool.close().await;
         Self::connect_with(options.options([("search_path", schema)])).await
+    }
+
+    /// Drops the schema `schema` and everything in it: the end of a test run that used
+    /// [`PostgresStore::connect_in_schema`]. Closes the pool first.
+    ///
+    /// Errors: [`BackendError`] for an invalid schema name or when the statement fails.
+    pub async fn drop_schema(self, url: &str, schema: &str) -> Result<(), BackendError> {
+        check_schema_name(schema)?;
+        self.pool.close().await;
+        let options = PgConnectOptions::from_str(url).map_err(backend("invalid database URL"))?;
+        let admin = Self::connect_with(options).await?;
+        let result = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))
+            .execute(&admin.pool)
+            .await
+            .map(|_| ())
+            .map_err(backend("drop schema"));
+        admin.pool.close().await;
+        result
     }
 
     /// Uses connections opened with `options` (the pool settings of
@@ -178,4 +189,19 @@ fn backend<E: std::fmt::Display>(doing: &'static str) -> impl Fn(E) -> BackendEr
 fn sql_limit(limit: usize, max: usize) -> i64 {
     // `max` is one of our constants, far below i64::MAX.
     limit.min(max) as i64
+}
+
+/// Schema names are spliced into SQL, so only plain identifiers pass: 1 to 63 characters of
+/// `[a-z0-9_]`, not starting with a digit.
+fn check_schema_name(schema: &str) -> Result<(), BackendError> {
+    let valid = (1..=63).contains(&schema.len())
+        && !schema.starts_with(|c: char| c.is_ascii_digit())
+        && schema
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if valid {
+        Ok(())
+    } else {
+        Err(BackendError(format!("invalid schema name {schema:?}")))
+    }
 }

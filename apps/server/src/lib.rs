@@ -11,13 +11,13 @@ use rtchat_core::{
     BackendError, Broker, ChatConfig, ChatService, Hub, MessageStore, Ports, Presence, RoomEvent,
     RoomStore,
 };
-use rtchat_postgres::PostgresStore;
-use rtchat_redis::{PresenceConfig, RedisBroker, RedisPresence, SweepListener, SweepOutcome};
 use rtchat_driver::{DriverConfig, Shutdown};
 use rtchat_jwt::JwtTokens;
 use rtchat_memory::{
     InProcessBroker, MemoryMessageStore, MemoryPresence, MemoryRoomStore, SystemClock,
 };
+use rtchat_postgres::PostgresStore;
+use rtchat_redis::{PresenceConfig, RedisBroker, RedisPresence, SweepListener, SweepOutcome};
 use rtchat_stomp::{HeartBeat, SessionConfig};
 use rtchat_web::{AppState, WebConfig};
 use std::future::Future;
@@ -244,28 +244,45 @@ fn backend(what: &str) -> impl Fn(BackendError) -> StartError + '_ {
 }
 
 /// The message and room stores `--store` names.
-async fn store(config: &ServerConfig) -> Result<(Arc<dyn MessageStore>, Arc<dyn RoomStore>), StartError> {
+async fn store(
+    config: &ServerConfig,
+) -> Result<(Arc<dyn MessageStore>, Arc<dyn RoomStore>), StartError> {
     match config.store {
-        StoreKind::Memory => Ok((Arc::new(MemoryMessageStore::new()), Arc::new(MemoryRoomStore::new()))),
+        StoreKind::Memory => Ok((
+            Arc::new(MemoryMessageStore::new()),
+            Arc::new(MemoryRoomStore::new()),
+        )),
         StoreKind::Postgres => {
             let url = config.database_url.as_deref().ok_or_else(|| {
-                StartError::Backend("--store postgres needs --database-url or RTCHAT_DATABASE_URL".to_owned())
+                StartError::Backend(
+                    "--store postgres needs --database-url or RTCHAT_DATABASE_URL".to_owned(),
+                )
             })?;
             let store = match &config.database_schema {
                 Some(schema) => PostgresStore::connect_in_schema(url, schema).await,
                 None => PostgresStore::connect(url).await,
             };
             let store = Arc::new(store.map_err(backend("cannot connect to PostgreSQL"))?);
-            store.migrate().await.map_err(backend("cannot migrate PostgreSQL"))?;
+            store
+                .migrate()
+                .await
+                .map_err(backend("cannot migrate PostgreSQL"))?;
             Ok((store.clone(), store))
         }
     }
 }
 
-type BrokerAndPresence = (Arc<dyn Broker>, Arc<dyn Presence>, Option<Arc<RedisPresence>>);
+type BrokerAndPresence = (
+    Arc<dyn Broker>,
+    Arc<dyn Presence>,
+    Option<Arc<RedisPresence>>,
+);
 
 /// The broker and presence `--broker` names.
-async fn broker_and_presence(config: &ServerConfig, hub: Arc<Hub>) -> Result<BrokerAndPresence, StartError> {
+async fn broker_and_presence(
+    config: &ServerConfig,
+    hub: Arc<Hub>,
+) -> Result<BrokerAndPresence, StartError> {
     match config.broker {
         BrokerKind::Memory => Ok((
             Arc::new(InProcessBroker::new(hub)),
@@ -274,7 +291,9 @@ async fn broker_and_presence(config: &ServerConfig, hub: Arc<Hub>) -> Result<Bro
         )),
         BrokerKind::Redis => {
             let url = config.redis_url.as_deref().ok_or_else(|| {
-                StartError::Backend("--broker redis needs --redis-url or RTCHAT_REDIS_URL".to_owned())
+                StartError::Backend(
+                    "--broker redis needs --redis-url or RTCHAT_REDIS_URL".to_owned(),
+                )
             })?;
             let broker = Arc::new(
                 RedisBroker::connect_with_prefix(url, &config.redis_prefix, hub)
@@ -306,7 +325,11 @@ fn announce_sweeps(broker: Arc<RedisBroker>) -> SweepListener {
             for (room_id, count) in outcome.rooms {
                 let _ = broker.publish(RoomEvent::Presence { room_id, count }).await;
             }
-            let _ = broker.publish(RoomEvent::Entry { count: outcome.total }).await;
+            let _ = broker
+                .publish(RoomEvent::Entry {
+                    count: outcome.total,
+                })
+                .await;
         });
     })
 }
