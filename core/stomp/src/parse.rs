@@ -153,6 +153,8 @@ pub struct Parser {
     /// A CONNECT or STOMP frame was read and the version it negotiates is not known yet:
     /// reading ahead now would unescape the next frames under the wrong rules.
     awaiting_version: bool,
+    /// [`Parser::set_version`] was called: the stream's version is known.
+    version_set: bool,
 }
 
 /// Items read ahead by [`Parser::feed`]. Heart-beats are counted, not stored one by one, so
@@ -175,6 +177,7 @@ impl Parser {
             scan: FrameScan::default(),
             ready: VecDeque::new(),
             awaiting_version: false,
+            version_set: false,
         }
     }
 
@@ -182,6 +185,7 @@ impl Parser {
     /// the new rules; items already parsed (those `next_item` would hand out next) keep theirs.
     pub fn set_version(&mut self, version: Version) {
         self.awaiting_version = false;
+        self.version_set = true;
         if version != self.version {
             self.version = version;
             self.scan = FrameScan::default();
@@ -195,6 +199,11 @@ impl Parser {
 
     /// Appends bytes from the peer. Call [`Parser::next_item`] until it returns `Ok(None)`.
     /// After an error the parser drops what it is given.
+    ///
+    /// Afterwards [`Parser::buffered`] is at most `max_frame_bytes`, with one exception: before
+    /// [`Parser::set_version`] was ever called, bytes that follow a CONNECT or STOMP frame in
+    /// the same chunk are held unparsed until the version is set (their escaping depends on
+    /// it). That is bounded by the chunk, which the transport bounds.
     pub fn feed(&mut self, mut bytes: &[u8]) {
         // Append at most one byte past the frame limit at a time, then read complete items
         // out of the buffer: a peer's oversized frame is refused after `max_frame_bytes`,
@@ -208,10 +217,11 @@ impl Parser {
             bytes = rest;
             if self.buffer.len() > self.limits.max_frame_bytes && !self.awaiting_version {
                 while let Ok(Some(item)) = self.parse_buffered() {
-                    let negotiates = matches!(
-                        &item,
-                        Item::Frame(frame) if matches!(frame.command, Command::Connect | Command::Stomp)
-                    );
+                    let negotiates = !self.version_set
+                        && matches!(
+                            &item,
+                            Item::Frame(frame) if matches!(frame.command, Command::Connect | Command::Stomp)
+                        );
                     self.push_ready(item);
                     if negotiates {
                         // What follows waits for `set_version`; the transport bounds the chunk.
