@@ -56,6 +56,9 @@ enum Measure {
         /// Messages in flight before the publisher waits for receipts.
         #[arg(long, default_value_t = 64)]
         window: usize,
+        /// Publish through this URL instead of `--url` (another node of a cluster).
+        #[arg(long)]
+        publish_url: Option<String>,
     },
 }
 
@@ -126,9 +129,11 @@ async fn main() -> Result<(), String> {
             subscribers,
             messages,
             window,
+            publish_url,
         } => {
             fanout(
                 &target,
+                publish_url.as_deref(),
                 subscribers.min(5_000),
                 messages.min(1_000_000),
                 window.max(1),
@@ -155,11 +160,16 @@ struct Client {
 
 impl Client {
     async fn connect(target: &Target, tokens: &JwtTokens, n: usize) -> Result<Client, String> {
-        let mut request = target
-            .url
-            .as_str()
-            .into_client_request()
-            .map_err(|e| e.to_string())?;
+        Self::connect_to(&target.url, target, tokens, n).await
+    }
+
+    async fn connect_to(
+        url: &str,
+        target: &Target,
+        tokens: &JwtTokens,
+        n: usize,
+    ) -> Result<Client, String> {
+        let mut request = url.into_client_request().map_err(|e| e.to_string())?;
         request.headers_mut().insert(
             "Sec-WebSocket-Protocol",
             HeaderValue::from_static("v12.stomp"),
@@ -307,6 +317,7 @@ async fn idle(target: &Target, connections: usize) -> Result<(), String> {
 
 async fn fanout(
     target: &Target,
+    publish_url: Option<&str>,
     subscribers: usize,
     messages: usize,
     window: usize,
@@ -329,7 +340,13 @@ async fn fanout(
             Ok::<usize, String>(received)
         }));
     }
-    let mut publisher = Client::connect(target, &tokens, subscribers).await?;
+    let mut publisher = match publish_url {
+        Some(url) => {
+            ensure_loopback(url)?;
+            Client::connect_to(url, target, &tokens, subscribers).await?
+        }
+        None => Client::connect(target, &tokens, subscribers).await?,
+    };
     let cpu_before = target.server_pid.and_then(cpu_time);
     let started = Instant::now();
     let body = serde_json::json!({"roomId": target.room, "message": "load test message of a typical chat length, about eighty bytes"}).to_string();
