@@ -99,6 +99,9 @@ pub struct ServerConfig {
     /// SUBSCRIBEs per connection per second (joining rooms makes the server tell others).
     #[arg(long, env = "RTCHAT_MAX_SUBSCRIBES_PER_SECOND", default_value_t = 10)]
     pub max_subscribes_per_second: u32,
+    /// STOMP frames a connection may send per second (bursts of as many); 0 for no limit.
+    #[arg(long, env = "RTCHAT_MAX_FRAMES_PER_SECOND", default_value_t = 1000)]
+    pub max_frames_per_second: u32,
     /// Rooms this node keeps at most, public and private.
     #[arg(long, env = "RTCHAT_MAX_ROOMS", default_value_t = 10_000)]
     pub max_rooms: usize,
@@ -127,6 +130,7 @@ impl ServerConfig {
         let mut session = SessionConfig {
             heart_beat: self.heart_beat,
             server_name: format!("{}/{}", self.node_name, env!("CARGO_PKG_VERSION")),
+            max_frames_per_second: self.max_frames_per_second,
             ..SessionConfig::default()
         };
         session.limits.max_body_bytes = self.max_frame_bytes;

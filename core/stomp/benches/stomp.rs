@@ -204,6 +204,8 @@ fn connected_session(subscriptions: &[String]) -> Session {
     let now = Instant::now();
     let config = SessionConfig {
         max_subscriptions: subscriptions.len(),
+        // The set-up sends a thousand SUBSCRIBEs at one instant.
+        max_frames_per_second: 0,
         ..SessionConfig::default()
     };
     let mut session = Session::new(config, now);

@@ -22,6 +22,7 @@
 //!
 //! Closing: see [`Session`] for when [`State::Closing`] becomes [`State::Closed`].
 
+mod budget;
 mod subscriptions;
 #[cfg(test)]
 mod tests;
@@ -30,6 +31,7 @@ mod transactions;
 use crate::encode::{SharedMessage, encode_message_head, encode_to_bytes};
 use crate::frame::{Command, Frame, Headers, Version};
 use crate::parse::{Item, Limits, ParseError, Parser};
+use budget::FrameBudget;
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -99,6 +101,9 @@ pub struct SessionConfig {
     pub max_transactions: usize,
     /// Frames held in one transaction.
     pub max_frames_per_transaction: usize,
+    /// Client frames per second, in bursts of as many; more is a protocol error
+    /// ([`ProtocolError::TooManyFrames`]). Heart-beats do not count. 0 means unlimited.
+    pub max_frames_per_second: u32,
 }
 
 impl Default for SessionConfig {
@@ -117,6 +122,7 @@ impl Default for SessionConfig {
             max_unacked_per_subscription: 1024,
             max_transactions: 16,
             max_frames_per_transaction: 256,
+            max_frames_per_second: 1000,
         }
     }
 }
@@ -301,6 +307,9 @@ pub enum ProtocolError {
     /// decided (see [`Session::handle_input`]).
     #[error("too much data before CONNECTED")]
     TooMuchBeforeConnected,
+    /// More frames than [`SessionConfig::max_frames_per_second`] allows.
+    #[error("too many frames: at most {per_second} per second")]
+    TooManyFrames { per_second: u32 },
 }
 
 /// Why [`Session::deliver`] did not queue a message.
@@ -421,6 +430,7 @@ pub struct Session {
     /// allowance. Counted here rather than asked of the parser, which may already have
     /// split them into frames it holds for us.
     fed_while_authenticating: usize,
+    frame_budget: FrameBudget,
     subscriptions: Subscriptions,
     transactions: Transactions,
     events: VecDeque<Event>,
@@ -478,6 +488,7 @@ const PIPELINED_FRAMES_BEFORE_CONNECTED: usize = 2;
 impl Session {
     /// A new session for a transport that just opened at `now`.
     pub fn new(config: SessionConfig, now: Instant) -> Self {
+        let frame_budget = FrameBudget::new(config.max_frames_per_second, now);
         Session {
             parser: Parser::new(config.limits),
             connect_deadline: now.checked_add(config.connect_timeout),
@@ -490,6 +501,7 @@ impl Session {
             last_sent: now,
             latest_now: now,
             fed_while_authenticating: 0,
+            frame_budget,
             subscriptions: Subscriptions::default(),
             transactions: Transactions::default(),
             events: VecDeque::new(),
@@ -806,7 +818,18 @@ impl Session {
             match self.parser.next_item() {
                 Ok(None) => return,
                 Ok(Some(Item::HeartBeat)) => {}
-                Ok(Some(Item::Frame(frame))) => self.handle_frame(frame),
+                Ok(Some(Item::Frame(frame))) => {
+                    if self.frame_budget.spend(self.latest_now) {
+                        self.handle_frame(frame);
+                    } else {
+                        let per_second = self.config.max_frames_per_second;
+                        let receipt = frame.get("receipt").map(|r| ReceiptId(r.to_owned()));
+                        self.protocol_error(
+                            ProtocolError::TooManyFrames { per_second },
+                            receipt.as_ref(),
+                        );
+                    }
+                }
                 Err(error) => self.protocol_error(ProtocolError::Malformed(error), None),
             }
         }
@@ -1253,6 +1276,9 @@ fn explanation(error: &ProtocolError) -> &'static str {
         ProtocolError::TransactionTooLarge => "The transaction holds too many frames.",
         ProtocolError::TooMuchBeforeConnected => {
             "The client sent too much data before the server answered its CONNECT."
+        }
+        ProtocolError::TooManyFrames { .. } => {
+            "The client sent frames faster than this server accepts from one connection."
         }
     }
 }

@@ -1141,6 +1141,37 @@ fn frames_joining_a_transaction_are_receipted_at_once() {
 // ---- DISCONNECT, errors and closing ----
 
 #[test]
+fn a_client_sending_frames_faster_than_allowed_is_closed() {
+    let config = SessionConfig {
+        max_frames_per_second: 5,
+        ..SessionConfig::default()
+    };
+    let mut h = Harness::connected_with("1.2", config);
+    // CONNECT spent one frame of the burst of five: four more pass, with heart-beats free.
+    for n in 0..4 {
+        h.send(&format!("\n\nBEGIN\ntransaction:t{n}\n\n\0"));
+    }
+    assert!(h.frames().is_empty());
+    h.advance(Duration::from_millis(200));
+    h.send("ABORT\ntransaction:t0\n\n\0");
+    assert!(
+        h.frames().is_empty(),
+        "a fifth of a second refills one frame"
+    );
+    h.send("ABORT\ntransaction:t1\nreceipt:r\n\n\0");
+    let error = h.error_frame();
+    assert_eq!(
+        error.get("message"),
+        Some("too many frames: at most 5 per second")
+    );
+    assert_eq!(error.get("receipt-id"), Some("r"));
+    assert_eq!(
+        protocol_error(&h.events()),
+        Some(&ProtocolError::TooManyFrames { per_second: 5 })
+    );
+}
+
+#[test]
 fn receipt_on_disconnect_then_close() {
     let mut h = Harness::connected("1.2");
     h.send("DISCONNECT\nreceipt:77\n\n\0");
