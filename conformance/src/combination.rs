@@ -58,8 +58,11 @@ pub trait Client: Send {
 /// Redis: it runs when `DATABASE_URL` and `REDIS_URL` are set, fails when they are not and
 /// `RTCHAT_REQUIRE_SERVICES=1`, and is skipped (with a printed reason) otherwise.
 pub fn all() -> Vec<Box<dyn Combination>> {
-    let mut combinations: Vec<Box<dyn Combination>> =
-        vec![Box::new(InProcess), Box::new(WebSocket)];
+    let mut combinations: Vec<Box<dyn Combination>> = vec![
+        Box::new(InProcess),
+        Box::new(WebSocket),
+        Box::new(crate::webtransport::WebTransport),
+    ];
     match Services::from_env() {
         Ok(services) => combinations.push(Box::new(Cluster { services })),
         Err(reason) if std::env::var("RTCHAT_REQUIRE_SERVICES").as_deref() == Ok("1") => {

@@ -21,6 +21,7 @@ pub mod runner;
 pub mod stream;
 pub mod tokens;
 pub mod transcript;
+pub mod webtransport;
 
 pub use combination::{Combination, all as all_combinations};
 pub use runner::{Failure, run};
