@@ -1,7 +1,7 @@
 //! `rtchat-server`: see `rtchat-server --help`.
 
 use clap::Parser;
-use rtchat_server::{Server, ServerConfig};
+use rtchat_server::{Server, ServerConfig, shutdown_signal};
 use std::process::ExitCode;
 use std::time::Duration;
 use tracing_subscriber::EnvFilter;
@@ -37,29 +37,5 @@ async fn main() -> ExitCode {
             tracing::error!(%error, "server failed");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => tracing::info!("SIGINT: shutting down"),
-        () = terminate => tracing::info!("SIGTERM: shutting down"),
     }
 }

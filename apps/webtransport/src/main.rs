@@ -12,7 +12,7 @@
 use base64::Engine as _;
 use clap::Parser;
 use rtchat_driver::Shutdown;
-use rtchat_server::{ServerConfig, assemble};
+use rtchat_server::{ServerConfig, assemble, shutdown_signal};
 use rtchat_webtransport::{
     DEFAULT_PATH, WebTransportConfig, WebTransportServer, self_signed_identity,
 };
@@ -108,29 +108,5 @@ async fn main() -> ExitCode {
             tracing::error!(%error, "server failed");
             ExitCode::FAILURE
         }
-    }
-}
-
-/// SIGINT (Ctrl-C) or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = interrupt => tracing::info!("SIGINT: shutting down"),
-        () = terminate => tracing::info!("SIGTERM: shutting down"),
     }
 }

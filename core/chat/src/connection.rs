@@ -14,11 +14,10 @@ use crate::envelope::Envelope;
 use crate::hub::{self, ConnectionId, JSON};
 use crate::model::{ChatMessage, Identity, MessageId, RoomId};
 use crate::ports::{BackendError, ConnectionSink, Delivery, RoomEvent, SessionKey};
-use crate::rate::TokenBucket;
 use crate::service::{ChatError, ChatService};
 use bytes::Bytes;
 use rtchat_stomp::{
-    ConnectRequest, DeliverError, Event, Headers, ReceiptId, Session, SharedMessage,
+    ConnectRequest, DeliverError, Event, Headers, ReceiptId, Session, SharedMessage, TokenBucket,
 };
 use serde::Deserialize;
 use std::collections::HashMap;

@@ -31,7 +31,6 @@ mod identity;
 mod ip;
 pub mod model;
 pub mod ports;
-mod rate;
 pub mod service;
 pub mod validation;
 

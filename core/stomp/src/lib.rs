@@ -12,11 +12,13 @@
 pub mod encode;
 pub mod frame;
 pub mod parse;
+pub mod rate;
 pub mod session;
 
 pub use encode::{SharedMessage, encode_frame, encode_message_head, encode_to_bytes};
 pub use frame::{Command, Frame, Headers, Version};
 pub use parse::{Item, Limits, ParseError, Parser, Status, parse_frame};
+pub use rate::TokenBucket;
 pub use session::{
     AckMode, CloseReason, ConnectRequest, DeliverError, Event, HeartBeat, ProtocolError, ReceiptId,
     Session, SessionConfig, State, Transmit,

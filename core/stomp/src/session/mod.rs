@@ -22,7 +22,6 @@
 //!
 //! Closing: see [`Session`] for when [`State::Closing`] becomes [`State::Closed`].
 
-mod budget;
 mod subscriptions;
 #[cfg(test)]
 mod tests;
@@ -31,7 +30,7 @@ mod transactions;
 use crate::encode::{SharedMessage, encode_message_head, encode_to_bytes};
 use crate::frame::{Command, Frame, Headers, Version};
 use crate::parse::{Item, Limits, ParseError, Parser};
-use budget::FrameBudget;
+use crate::rate::TokenBucket;
 use bytes::{Bytes, BytesMut};
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -430,7 +429,8 @@ pub struct Session {
     /// allowance. Counted here rather than asked of the parser, which may already have
     /// split them into frames it holds for us.
     fed_while_authenticating: usize,
-    frame_budget: FrameBudget,
+    /// Client frames allowed now: a burst of `max_frames_per_second`, refilled over time.
+    frame_budget: TokenBucket,
     subscriptions: Subscriptions,
     transactions: Transactions,
     events: VecDeque<Event>,
@@ -488,7 +488,7 @@ const PIPELINED_FRAMES_BEFORE_CONNECTED: usize = 2;
 impl Session {
     /// A new session for a transport that just opened at `now`.
     pub fn new(config: SessionConfig, now: Instant) -> Self {
-        let frame_budget = FrameBudget::new(config.max_frames_per_second, now);
+        let frame_budget = TokenBucket::new(config.max_frames_per_second);
         Session {
             parser: Parser::new(config.limits),
             connect_deadline: now.checked_add(config.connect_timeout),
@@ -819,7 +819,7 @@ impl Session {
                 Ok(None) => return,
                 Ok(Some(Item::HeartBeat)) => {}
                 Ok(Some(Item::Frame(frame))) => {
-                    if self.frame_budget.spend(self.latest_now) {
+                    if self.frame_budget.try_take(self.latest_now) {
                         self.handle_frame(frame);
                     } else {
                         let per_second = self.config.max_frames_per_second;

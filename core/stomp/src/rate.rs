@@ -1,11 +1,11 @@
-//! A token bucket for SENDs per connection, driven by the `Instant`s the driver passes in
-//! (core reads no clock).
+//! A token bucket driven by the `Instant`s the caller passes in (the engine reads no clock):
+//! the session's frame budget, and the chat's per-connection SEND and SUBSCRIBE limits.
 
 use std::time::Instant;
 
-/// Allows `per_second` sends per second on average, with bursts of up to `per_second`.
+/// Allows `per_second` takes per second on average, in bursts of up to `per_second`.
 #[derive(Debug, Clone)]
-pub(crate) struct TokenBucket {
+pub struct TokenBucket {
     per_second: f64,
     tokens: f64,
     last_refill: Option<Instant>,
@@ -13,7 +13,7 @@ pub(crate) struct TokenBucket {
 
 impl TokenBucket {
     /// A full bucket. `per_second == 0` disables the limit.
-    pub(crate) fn new(per_second: u32) -> Self {
+    pub fn new(per_second: u32) -> Self {
         TokenBucket {
             per_second: f64::from(per_second),
             tokens: f64::from(per_second),
@@ -21,8 +21,8 @@ impl TokenBucket {
         }
     }
 
-    /// Takes one token at `now`; false when the bucket is empty (the send is refused).
-    pub(crate) fn try_take(&mut self, now: Instant) -> bool {
+    /// Takes one token at `now`; false when the bucket is empty (the action is refused).
+    pub fn try_take(&mut self, now: Instant) -> bool {
         if self.per_second == 0.0 {
             return true;
         }
