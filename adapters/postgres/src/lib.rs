@@ -124,12 +124,11 @@ impl PostgresStore {
     }
 
     /// Drops the schema `schema` and everything in it: the end of a test run that used
-    /// [`PostgresStore::connect_in_schema`]. Closes the pool first.
+    /// [`PostgresStore::connect_in_schema`]. Close the stores that use it first.
     ///
     /// Errors: [`BackendError`] for an invalid schema name or when the statement fails.
-    pub async fn drop_schema(self, url: &str, schema: &str) -> Result<(), BackendError> {
+    pub async fn drop_schema(url: &str, schema: &str) -> Result<(), BackendError> {
         check_schema_name(schema)?;
-        self.pool.close().await;
         let options = PgConnectOptions::from_str(url).map_err(backend("invalid database URL"))?;
         let admin = Self::connect_with(options).await?;
         let result = sqlx::query(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"))

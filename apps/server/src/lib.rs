@@ -426,3 +426,15 @@ pub async fn shutdown_signal() {
         () = terminate => tracing::info!("SIGTERM: shutting down"),
     }
 }
+
+/// Structured logs on stderr (stdout carries only the lines scripts read), at `info` unless
+/// `RUST_LOG` says otherwise. For the apps' `main`.
+pub fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+}

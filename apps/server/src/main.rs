@@ -1,19 +1,13 @@
 //! `rtchat-server`: see `rtchat-server --help`.
 
 use clap::Parser;
-use rtchat_server::{Server, ServerConfig, shutdown_signal};
+use rtchat_server::{Server, ServerConfig, init_logging, shutdown_signal};
 use std::process::ExitCode;
 use std::time::Duration;
-use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging();
     let config = ServerConfig::parse();
     let server = match Server::bind(&config).await {
         Ok(server) => server,

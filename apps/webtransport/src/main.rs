@@ -12,13 +12,12 @@
 use base64::Engine as _;
 use clap::Parser;
 use rtchat_driver::Shutdown;
-use rtchat_server::{ServerConfig, assemble, shutdown_signal};
+use rtchat_server::{ServerConfig, assemble, init_logging, shutdown_signal};
 use rtchat_webtransport::{
     DEFAULT_PATH, WebTransportConfig, WebTransportServer, self_signed_identity,
 };
 use std::net::SocketAddr;
 use std::process::ExitCode;
-use tracing_subscriber::EnvFilter;
 
 /// Flags: the WebTransport address plus every `rtchat-server` setting.
 #[derive(Debug, Parser)]
@@ -45,12 +44,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging();
     let args = Args::parse();
     let node = match assemble(&args.server).await {
         Ok(node) => node,
