@@ -7,26 +7,43 @@
 //!
 //! Errors the contract sends to `/user/queue/errors` go there only if the client subscribed
 //! to it (like Spring's `@SendToUser`), and never end the session. An error answers a frame
-//! instead of its RECEIPT: a RECEIPT always means the frame's effect happened.
+//! instead of its RECEIPT: a RECEIPT always means the frame's effect happened. A SEND is
+//! never answered silently: when the client has no `/user/queue/errors` subscription, a SEND
+//! that failed gets an ERROR frame (which ends the session), with the SEND's `receipt-id`.
+//!
+//! SENDs do not hold the connection: each one is validated, handed to its room's writer
+//! (the [`Appender`](crate::ports::Appender)), and the connection goes on reading and
+//! delivering. Outcomes come back through the connection's queue
+//! ([`ChatConnection::on_outcome`]) and are answered in the order the SENDs came.
 
 use crate::destination::{self, SendTarget, SubscribeTarget};
 use crate::envelope::Envelope;
 use crate::hub::{self, ConnectionId, JSON};
-use crate::model::{ChatMessage, Identity, MessageId, RoomId};
-use crate::ports::{BackendError, ConnectionSink, Delivery, RoomEvent, SessionKey};
+use crate::ip::ip_prefix;
+use crate::model::{ChatMessage, Identity, MessageId, MessageKey, NewMessage, RoomId, Seq};
+use crate::ports::{
+    BackendError, ConnectionSink, Delivery, PendingSend, RoomEvent, SendOutcome, SessionKey,
+};
 use crate::service::{ChatError, ChatService};
+use crate::validation;
 use bytes::Bytes;
 use rtchat_stomp::{
     ConnectRequest, DeliverError, Event, Headers, ReceiptId, Session, SharedMessage, TokenBucket,
 };
 use serde::Deserialize;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 /// The SUBSCRIBE header asking for a replay of what was missed after a message id.
 pub const SINCE_ID_HEADER: &str = "since-id";
+/// The SUBSCRIBE header asking for a replay of what was missed after a seq.
+pub const SINCE_SEQ_HEADER: &str = "since-seq";
+/// The SEND header naming a message for idempotent retries.
+pub const MESSAGE_KEY_HEADER: &str = "message-key";
+/// The header of an error on `/user/queue/errors` naming the failed frame's `receipt`.
+pub const RECEIPT_ID_HEADER: &str = "receipt-id";
 /// The SUBSCRIBE header giving the size of the `/pub/history/{room}` reply.
 pub const LIMIT_HEADER: &str = "limit";
 
@@ -47,9 +64,21 @@ pub struct ChatConnection {
     error_queue: Option<String>,
     sends: TokenBucket,
     subscribes: TokenBucket,
+    /// SENDs handed to writers (or refused) and not yet answered, in the order they came.
+    in_flight: VecDeque<InFlight>,
+    /// Number of the next SEND.
+    next_ticket: u64,
     /// Presence was told about this session, so it must be told when it ends.
     announced: bool,
     closed: bool,
+}
+
+/// A SEND waiting for its answer.
+struct InFlight {
+    ticket: u64,
+    receipt: Option<ReceiptId>,
+    /// Set when the outcome came; answered once every earlier SEND is answered.
+    result: Option<Result<ChatMessage, ChatError>>,
 }
 
 /// What the connection remembers of one subscription.
@@ -58,11 +87,10 @@ struct Subscription {
     /// queued for an earlier subscription that had the same id, and is dropped.
     handle: Arc<str>,
     target: SubscribeTarget,
-    /// After a `since-id` replay: the highest id the client already has. Live messages up to
-    /// it were in the replay (or before `since-id`) and are dropped, so none arrives twice.
-    /// Only the replay sets it: across nodes, live messages may arrive slightly out of id
-    /// order, and a general "drop anything older than the last" rule would lose those.
-    replayed_up_to: Option<MessageId>,
+    /// For room channels: the store's head when the subscription started. The client has
+    /// everything up to it that it asked for (the replay, or nothing before it); live
+    /// messages up to it are dropped, and the hub delivers the rest in seq order.
+    has_up_to: Option<Seq>,
 }
 
 /// The body of a SEND to `/pub/chat`.
@@ -94,8 +122,48 @@ impl ChatConnection {
             error_queue: None,
             sends,
             subscribes,
+            in_flight: VecDeque::new(),
+            next_ticket: 1,
             announced: false,
             closed: false,
+        }
+    }
+
+    /// Whether the driver should read more from the peer: false while the connection has
+    /// as many SENDs in flight as it may (its peer then waits, and memory stays bounded).
+    pub fn wants_input(&self) -> bool {
+        self.in_flight.len() < self.service.config().max_sends_in_flight.max(1)
+    }
+
+    /// The outcome of one of this connection's SENDs: answered (RECEIPT, or the error) as
+    /// soon as every earlier SEND is answered.
+    pub fn on_outcome(&mut self, outcome: SendOutcome, session: &mut Session) {
+        if let Some(waiting) = self
+            .in_flight
+            .iter_mut()
+            .find(|waiting| waiting.ticket == outcome.ticket)
+        {
+            waiting.result = Some(outcome.result);
+        }
+        self.answer_sends(session);
+    }
+
+    /// Answers the SENDs at the front whose outcome is known.
+    fn answer_sends(&mut self, session: &mut Session) {
+        while self.in_flight.front().is_some_and(|w| w.result.is_some()) {
+            let Some(InFlight {
+                receipt,
+                result: Some(result),
+                ..
+            }) = self.in_flight.pop_front()
+            else {
+                break;
+            };
+            match result {
+                // The RECEIPT goes only now that the message is stored.
+                Ok(_) => send_receipt(session, receipt),
+                Err(error) => self.send_failed(session, &error, receipt),
+            }
         }
     }
 
@@ -128,12 +196,12 @@ impl ChatConnection {
             Event::Connect(request) => self.on_connect(&request, session, now).await,
             Event::Send {
                 destination,
+                headers,
                 body,
                 receipt,
-                ..
             } => {
-                self.on_send(&destination, &body, receipt, session, now)
-                    .await
+                self.on_send(&destination, &headers, &body, receipt, now);
+                self.answer_sends(session);
             }
             Event::Subscribe {
                 id,
@@ -143,7 +211,7 @@ impl ChatConnection {
                 ..
             } => {
                 let outcome = if self.subscribes.try_take(now) {
-                    self.on_subscribe(&id, &destination, &headers, session)
+                    self.on_subscribe(&id, &destination, &headers, session, now)
                         .await
                 } else {
                     Err(ChatError::RateLimited)
@@ -183,8 +251,8 @@ impl ChatConnection {
         if !Arc::ptr_eq(&subscription.handle, &delivery.subscription) {
             return true;
         }
-        if let (Some(id), Some(up_to)) = (delivery.message_id, subscription.replayed_up_to)
-            && id <= up_to
+        if let (Some(seq), Some(up_to)) = (delivery.seq, subscription.has_up_to)
+            && seq <= up_to
         {
             return true;
         }
@@ -251,27 +319,46 @@ impl ChatConnection {
 
     // ---- SEND ----
 
-    async fn on_send(
+    /// Validates a SEND and hands it to its room's writer, or records why it was refused;
+    /// either way it is answered in turn by [`ChatConnection::answer_sends`].
+    fn on_send(
         &mut self,
         destination: &str,
+        headers: &Headers,
         body: &Bytes,
         receipt: Option<ReceiptId>,
-        session: &mut Session,
         now: Instant,
     ) {
-        match self.post(destination, body, now).await {
-            // The RECEIPT goes only now that the message is stored.
-            Ok(_) => send_receipt(session, receipt),
-            Err(error) => self.send_error(session, &error),
-        }
+        let ticket = self.next_ticket;
+        self.next_ticket += 1;
+        let result = match self.prepare(destination, headers, body, ticket, now) {
+            Ok(message) => {
+                self.service.ports().appender.submit(PendingSend {
+                    message,
+                    reply: self.sink.clone(),
+                    ticket,
+                    received: now,
+                });
+                None
+            }
+            Err(error) => Some(Err(error)),
+        };
+        self.in_flight.push_back(InFlight {
+            ticket,
+            receipt,
+            result,
+        });
     }
 
-    async fn post(
+    /// The message a SEND asks to store, or why it cannot be.
+    fn prepare(
         &mut self,
         destination: &str,
+        headers: &Headers,
         body: &Bytes,
+        ticket: u64,
         now: Instant,
-    ) -> Result<ChatMessage, ChatError> {
+    ) -> Result<NewMessage, ChatError> {
         match SendTarget::parse(destination)? {
             SendTarget::Chat => {}
         }
@@ -283,12 +370,28 @@ impl ChatConnection {
                 "body must be JSON {\"roomId\": string, \"message\": string}".to_owned(),
             )
         })?;
+        let room_id = RoomId::parse(&send.room_id).ok_or(ChatError::InvalidRoomId)?;
+        let text = validation::message_text(&send.message, self.service.config().max_message_chars)?;
+        let key = match headers.get(MESSAGE_KEY_HEADER) {
+            Some(key) => MessageKey::parse(key.trim()).ok_or_else(|| {
+                ChatError::BadRequest(
+                    "header 'message-key' must be 1 to 64 of [A-Za-z0-9_.:-]".to_owned(),
+                )
+            })?,
+            // Unique across nodes and restarts: the session key is.
+            None => MessageKey::server_made(&format!("{}-{ticket}", self.key.0)),
+        };
         // The engine yields SEND only on an accepted session, so this is always set.
         let author = self.identity.as_ref().ok_or(ChatError::InvalidToken)?;
         // Name and tag come from the token, never from the body.
-        self.service
-            .post_message(author, self.client, &send.room_id, &send.message)
-            .await
+        Ok(NewMessage {
+            room_id,
+            message: text.to_owned(),
+            author: author.clone(),
+            created_at: self.service.ports().clock.now_rfc3339(),
+            ip_address: ip_prefix(self.client),
+            key,
+        })
     }
 
     // ---- SUBSCRIBE / UNSUBSCRIBE ----
@@ -299,21 +402,34 @@ impl ChatConnection {
         destination: &str,
         headers: &Headers,
         session: &mut Session,
+        now: Instant,
     ) -> Result<(), ChatError> {
         let target = SubscribeTarget::parse(destination)?;
         match &target {
             SubscribeTarget::Channel(room) => {
                 self.service.ensure_room(room).await?;
-                let since = parse_number_header(headers, SINCE_ID_HEADER)?;
+                let since = Since::parse(headers)?;
                 // Presence counts sessions: a second subscription to the same room changes
                 // no room count, so its presence subscribers are not told.
                 let already_in_room = self.in_room(room);
-                // Registered before the replay reads the store: whatever is published from
-                // now on is queued for us, and whatever was stored before the read is in the
-                // replay. The overlap is dropped by `replayed_up_to`; there is no gap.
+                // Registered before the store is read: whatever the hub fans out from now on
+                // is queued for us, and whatever was stored before the read is in the replay
+                // (or before what the client asked for). Queued messages up to the head read
+                // are dropped by `has_up_to`; there is no gap and no duplicate.
                 let handle = self.register(id, &destination::channel(room), target.clone());
+                let head = self
+                    .service
+                    .ports()
+                    .messages
+                    .head(room)
+                    .await
+                    .map_err(|_| ChatError::Unavailable)?;
+                if let Some(subscription) = self.subscriptions.get_mut(id) {
+                    subscription.has_up_to = Some(head);
+                }
+                self.service.hub().observe_head(room, head, now);
                 if let Some(since) = since {
-                    self.replay(&handle, room, since, session).await?;
+                    self.replay(&handle, room, since, head, session).await?;
                 }
                 if already_in_room {
                     // The contract still sends the connection count on every subscribe.
@@ -405,45 +521,50 @@ impl ChatConnection {
             Subscription {
                 handle: handle.clone(),
                 target,
-                replayed_up_to: None,
+                has_up_to: None,
             },
         );
         handle
     }
 
-    /// Sends what was stored after `since`, oldest first, straight to the session; live
-    /// deliveries meanwhile wait in the sink's queue (the driver cannot call `deliver` while
-    /// `handle` runs) and are de-duplicated against the replay when they come.
+    /// Sends what was stored after `since` and up to `head`, oldest first, straight to the
+    /// session; live deliveries meanwhile wait in the sink's queue (the driver cannot call
+    /// `deliver` while `handle` runs) and those up to `head` are dropped when they come.
     ///
-    /// At most `max_replay` messages: when more were missed, the newest `max_replay` are sent,
-    /// so the client is left with one gap at the far end (which it pages in over
-    /// `GET /message/lastMessageId`) rather than one between the replay and live messages.
+    /// At most `max_replay` messages: when more were missed, the newest `max_replay` are
+    /// sent, so the client's one hole is at the far end (its first seq says where; it pages
+    /// older ones in over `GET /message/lastMessageId`), never between the replay and live
+    /// messages.
     async fn replay(
         &mut self,
         handle: &Arc<str>,
         room: &RoomId,
-        since: MessageId,
+        since: Since,
+        head: Seq,
         session: &mut Session,
     ) -> Result<(), ChatError> {
-        let max = self.service.config().max_replay;
+        let max = self.service.config().max_replay.max(1);
         let store = &self.service.ports().messages;
-        let mut missed = store
-            .after(room, since, max.saturating_add(1))
+        let unavailable = |_: BackendError| ChatError::Unavailable;
+        let after_seq = match since {
+            Since::Seq(seq) => seq,
+            Since::Id(id) => {
+                // The first message after the id tells where in the log the client is.
+                match store.after(room, id, 1).await.map_err(unavailable)?.first() {
+                    Some(first) => first.seq.saturating_sub(1),
+                    None => head,
+                }
+            }
+        };
+        let from = after_seq.max(head.saturating_sub(max as Seq));
+        if from >= head {
+            return Ok(());
+        }
+        let missed = store
+            .after_seq(room, from, (head - from) as usize)
             .await
-            .map_err(|_| ChatError::Unavailable)?;
-        if missed.len() > max {
-            missed = store
-                .newest(room, max)
-                .await
-                .map_err(|_| ChatError::Unavailable)?;
-            missed.reverse();
-            missed.retain(|message| message.id > since);
-        }
-        let up_to = missed.last().map_or(since, |last| last.id.max(since));
-        if let Some(subscription) = self.subscriptions.get_mut(&**handle) {
-            subscription.replayed_up_to = Some(up_to);
-        }
-        for message in &missed {
+            .map_err(unavailable)?;
+        for message in missed.iter().filter(|m| m.seq <= head) {
             if !put_on_wire(session, handle, &hub::encode_chat_message(message)) {
                 break;
             }
@@ -514,17 +635,41 @@ impl ChatConnection {
     /// Sends `error` in the envelope to `/user/queue/errors`, if the client subscribed to it;
     /// otherwise it is dropped, and the session goes on either way.
     fn send_error(&self, session: &mut Session, error: &ChatError) {
+        self.to_error_queue(session, error, None);
+    }
+
+    /// A SEND that failed: the error goes to `/user/queue/errors` with the SEND's
+    /// `receipt-id` when the client subscribed to it; otherwise as an ERROR frame (with the
+    /// `receipt-id`), which ends the session: a SEND is never left unanswered.
+    fn send_failed(&self, session: &mut Session, error: &ChatError, receipt: Option<ReceiptId>) {
+        if !self.to_error_queue(session, error, receipt.as_ref()) {
+            session.error(error.code(), &error.to_string(), receipt);
+        }
+    }
+
+    /// Puts `error` on the client's `/user/queue/errors` subscription; false when it has none.
+    fn to_error_queue(
+        &self,
+        session: &mut Session,
+        error: &ChatError,
+        receipt: Option<&ReceiptId>,
+    ) -> bool {
         let Some(queue) = &self.error_queue else {
-            return;
+            return false;
         };
+        let mut headers = Headers::new();
+        if let Some(receipt) = receipt {
+            headers.push(RECEIPT_ID_HEADER, receipt.0.as_str());
+        }
         let message = SharedMessage::new(
             destination::ERROR_QUEUE,
             &self.service.hub().next_message_id("err"),
             Some(JSON),
-            &Headers::new(),
+            &headers,
             hub::to_json(&Envelope::<()>::failure(error)),
         );
         put_on_wire(session, queue, &message);
+        true
     }
 }
 
@@ -561,6 +706,24 @@ fn put_on_wire(session: &mut Session, subscription: &str, message: &SharedMessag
 fn send_receipt(session: &mut Session, receipt: Option<ReceiptId>) {
     if let Some(receipt) = receipt {
         session.receipt(receipt);
+    }
+}
+
+/// Where a SUBSCRIBE to a room channel asks its replay to start.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Since {
+    /// `since-id`: after this message id.
+    Id(MessageId),
+    /// `since-seq`: after this seq (takes precedence when both are given).
+    Seq(Seq),
+}
+
+impl Since {
+    fn parse(headers: &Headers) -> Result<Option<Since>, ChatError> {
+        if let Some(seq) = parse_number_header(headers, SINCE_SEQ_HEADER)? {
+            return Ok(Some(Since::Seq(seq)));
+        }
+        Ok(parse_number_header(headers, SINCE_ID_HEADER)?.map(Since::Id))
     }
 }
 

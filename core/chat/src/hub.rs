@@ -1,16 +1,22 @@
 //! The node-local fan-out: which connection subscribed to which destination, and the
-//! encode-once delivery of room events to them.
+//! encode-once delivery of room events to them. Chat messages pass through the node's
+//! [`RoomLog`] first, so every room reaches its subscribers in seq order with no hole.
 
-use crate::destination;
-use crate::model::{ChatMessage, MessageId, RoomId};
+use crate::destination::{self, SubscribeTarget};
+use crate::model::{ChatMessage, RoomId, Seq};
 use crate::ports::{ConnectionSink, Delivery, OfferError, RoomEvent, RoomEventSink};
+use crate::room_log::{Repair, RoomLog, RoomLogConfig};
 use bytes::Bytes;
 use rtchat_stomp::{Headers, SharedMessage};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, RwLock};
+use std::time::Instant;
+
+/// The MESSAGE header carrying a chat message's seq.
+pub const SEQ_HEADER: &str = "seq";
 
 /// A connection on this node, unique for the hub's lifetime (see [`crate::ChatService::connection`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -32,6 +38,12 @@ const TEXT: &str = "text/plain";
 /// local subscriber's sink without waiting.
 pub struct Hub {
     subscriptions: RwLock<Subscriptions>,
+    /// The order of every room with local subscribers. Fan-out of chat messages happens under
+    /// this lock, so two threads handing in messages cannot overtake each other's deliveries.
+    log: Mutex<RoomLog>,
+    /// Called when the log has a new deadline or store read (the node's repair task waits
+    /// on it).
+    log_waker: OnceLock<Box<dyn Fn() + Send + Sync>>,
     /// Source of `message-id`s for what is not a stored chat message (`p-17`, `e-18`, ...).
     next_message_id: AtomicU64,
 }
@@ -51,12 +63,62 @@ struct Subscriptions {
 }
 
 impl Hub {
-    /// An empty hub.
+    /// An empty hub with the default [`RoomLogConfig`].
     pub fn new() -> Self {
+        Self::with_log_config(RoomLogConfig::default())
+    }
+
+    /// An empty hub whose room log waits and repairs as `config` says.
+    pub fn with_log_config(config: RoomLogConfig) -> Self {
         Hub {
             subscriptions: RwLock::new(Subscriptions::default()),
+            log: Mutex::new(RoomLog::new(config)),
+            log_waker: OnceLock::new(),
             next_message_id: AtomicU64::new(1),
         }
+    }
+
+    /// Registers the node's repair task: `wake` is called whenever the room log has a new
+    /// deadline or a store read to make (see [`Hub::handle_log_timeout`]). Only the first
+    /// call counts.
+    pub fn set_log_waker(&self, wake: Box<dyn Fn() + Send + Sync>) {
+        let _ = self.log_waker.set(wake);
+    }
+
+    /// When [`Hub::handle_log_timeout`] should be called next.
+    pub fn poll_log_timeout(&self) -> Option<Instant> {
+        self.lock_log().poll_timeout()
+    }
+
+    /// Runs the room log's due timers; returns the store reads it needs. Answer each with
+    /// [`Hub::on_repaired`].
+    pub fn handle_log_timeout(&self, now: Instant) -> Vec<Repair> {
+        let mut log = self.lock_log();
+        log.handle_timeout(now);
+        std::iter::from_fn(|| log.poll_repair()).collect()
+    }
+
+    /// The store's answer to `repair` (`None`: the read failed); fans out what it releases.
+    pub fn on_repaired(&self, repair: &Repair, read: Option<Vec<ChatMessage>>, now: Instant) {
+        let mut log = self.lock_log();
+        log.on_repaired(repair, read, now);
+        self.fan_out_released(&mut log);
+        drop(log);
+        self.wake_log();
+    }
+
+    /// A subscriber of `room` read the store's head `head` (see [`RoomLog::observe_head`]).
+    pub fn observe_head(&self, room: &RoomId, head: Seq, now: Instant) {
+        let mut log = self.lock_log();
+        log.observe_head(room, head, now);
+        self.fan_out_released(&mut log);
+        drop(log);
+        self.wake_log();
+    }
+
+    /// Messages read from the store to fill holes since the start.
+    pub fn repaired(&self) -> u64 {
+        self.lock_log().repaired()
     }
 
     /// Registers subscription `subscription` of `connection` on `destination`: from the moment
@@ -70,6 +132,12 @@ impl Hub {
         sink: Arc<dyn ConnectionSink>,
         subscription: Arc<str>,
     ) {
+        // Registered with the log locked (the order is always log, then subscriptions), so a
+        // room is never untracked while a subscriber of it is being added.
+        let mut log = self.lock_log();
+        if let Ok(SubscribeTarget::Channel(room)) = SubscribeTarget::parse(destination) {
+            log.track(&room);
+        }
         let mut subs = self.write();
         subs.by_connection
             .entry(connection)
@@ -98,9 +166,13 @@ impl Hub {
         if owned.is_empty() {
             subs.by_connection.remove(&connection);
         }
-        subs.remove_subscriber(&destination, |s| {
+        let emptied = subs.remove_subscriber(&destination, |s| {
             s.connection == connection && &*s.subscription == subscription
         });
+        drop(subs);
+        if emptied {
+            self.untrack(&destination);
+        }
         true
     }
 
@@ -110,8 +182,26 @@ impl Hub {
         let Some(owned) = subs.by_connection.remove(&connection) else {
             return;
         };
+        let mut emptied = Vec::new();
         for (_, destination) in owned {
-            subs.remove_subscriber(&destination, |s| s.connection == connection);
+            if subs.remove_subscriber(&destination, |s| s.connection == connection) {
+                emptied.push(destination);
+            }
+        }
+        drop(subs);
+        for destination in emptied {
+            self.untrack(&destination);
+        }
+    }
+
+    /// The last subscriber of `destination` left: a room channel stops being ordered here.
+    fn untrack(&self, destination: &str) {
+        if let Ok(SubscribeTarget::Channel(room)) = SubscribeTarget::parse(destination) {
+            let mut log = self.lock_log();
+            // A subscriber may have come back between the two locks.
+            if self.subscriber_count(destination) == 0 {
+                log.untrack(&room);
+            }
         }
     }
 
@@ -132,36 +222,6 @@ impl Hub {
     pub(crate) fn next_message_id(&self, prefix: &str) -> String {
         let n = self.next_message_id.fetch_add(1, Ordering::Relaxed);
         format!("{prefix}-{n}")
-    }
-
-    /// The encoded form of `event`: its destination, the chat message id if any, and the
-    /// MESSAGE tail every subscriber shares.
-    pub(crate) fn encode(&self, event: &RoomEvent) -> (String, Option<MessageId>, SharedMessage) {
-        match event {
-            RoomEvent::Message(message) => match RoomId::parse(&message.room_id) {
-                Some(room) => (
-                    destination::channel(&room),
-                    Some(message.id),
-                    encode_chat_message(message),
-                ),
-                // A store never hands out a message for a malformed room id; if a foreign
-                // node did, nobody can be subscribed to it either.
-                None => (
-                    String::new(),
-                    Some(message.id),
-                    encode_chat_message(message),
-                ),
-            },
-            RoomEvent::Presence { room_id, count } => {
-                let message = self.presence_message(room_id, *count);
-                (destination::presence(room_id), None, message)
-            }
-            RoomEvent::Entry { count } => (
-                destination::ENTRY.to_owned(),
-                None,
-                self.entry_message(*count),
-            ),
-        }
     }
 
     /// The MESSAGE for `/sub/presence/{room}`: `{"roomId","count"}`.
@@ -209,16 +269,88 @@ impl Hub {
             .write()
             .unwrap_or_else(PoisonError::into_inner)
     }
+
+    fn lock_log(&self) -> std::sync::MutexGuard<'_, RoomLog> {
+        // Every log update leaves it consistent, so a poisoned lock still holds good data.
+        self.log.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn wake_log(&self) {
+        if let Some(wake) = self.log_waker.get() {
+            wake();
+        }
+    }
+
+    /// Fans out, in order, what the log released (called with the log locked).
+    fn fan_out_released(&self, log: &mut RoomLog) {
+        while let Some(message) = log.poll_deliver() {
+            let Some(room) = RoomId::parse(&message.room_id) else {
+                continue;
+            };
+            let seq = message.seq;
+            self.fan_out(&destination::channel(&room), Some(seq), encode_chat_message(&message));
+        }
+    }
+
+    /// Offers `message` to every local subscriber of `destination`; connections whose queue
+    /// is full or gone are dropped from the hub afterwards (the driver closes a full one as a
+    /// slow consumer). Offers never wait, so iterating under the read lock is short.
+    fn fan_out(&self, destination: &str, seq: Option<Seq>, message: SharedMessage) {
+        let mut dropped = Vec::new();
+        {
+            let subs = self.read();
+            let Some(list) = subs.by_destination.get(destination) else {
+                return;
+            };
+            for subscriber in list {
+                let delivery = Delivery {
+                    subscription: subscriber.subscription.clone(),
+                    seq,
+                    message: message.clone(),
+                };
+                match subscriber.sink.offer(delivery) {
+                    Ok(()) => {}
+                    Err(OfferError::Full | OfferError::Closed) => {
+                        dropped.push(subscriber.connection)
+                    }
+                }
+            }
+        }
+        for connection in dropped {
+            self.remove_connection_later(connection);
+        }
+    }
+
+    /// Like [`Hub::remove_connection`], but safe while the log is locked: removing the
+    /// subscriptions must not untrack rooms here (that takes the log lock again), so rooms
+    /// emptied this way stay tracked until their next subscriber change.
+    fn remove_connection_later(&self, connection: ConnectionId) {
+        let mut subs = self.write();
+        let Some(owned) = subs.by_connection.remove(&connection) else {
+            return;
+        };
+        for (_, destination) in owned {
+            subs.remove_subscriber(&destination, |s| s.connection == connection);
+        }
+    }
 }
 
 impl Subscriptions {
-    fn remove_subscriber(&mut self, destination: &str, matches: impl Fn(&Subscriber) -> bool) {
-        if let Some(list) = self.by_destination.get_mut(destination) {
-            list.retain(|s| !matches(s));
-            if list.is_empty() {
-                self.by_destination.remove(destination);
-            }
+    /// Removes the matching subscribers of `destination`; true when none is left.
+    fn remove_subscriber(
+        &mut self,
+        destination: &str,
+        matches: impl Fn(&Subscriber) -> bool,
+    ) -> bool {
+        let Some(list) = self.by_destination.get_mut(destination) else {
+            return false;
+        };
+        list.retain(|s| !matches(s));
+        if list.is_empty() {
+            self.by_destination.remove(destination);
+            return true;
         }
+        false
     }
 }
 
@@ -239,50 +371,49 @@ impl fmt::Debug for Hub {
 }
 
 impl RoomEventSink for Hub {
-    /// Encodes `event` once and offers it to every local subscriber of its destination.
-    /// Offers never wait (the sink's contract), so iterating under the read lock is short;
-    /// connections whose queue is full or gone are dropped from the hub afterwards (the
-    /// driver closes a full one as a slow consumer).
-    fn on_event(&self, event: RoomEvent) {
-        let (destination, message_id, message) = self.encode(&event);
-        let mut dropped = Vec::new();
-        {
-            let subs = self.read();
-            let Some(list) = subs.by_destination.get(&destination) else {
-                return;
-            };
-            for subscriber in list {
-                let delivery = Delivery {
-                    subscription: subscriber.subscription.clone(),
-                    message_id,
-                    message: message.clone(),
-                };
-                match subscriber.sink.offer(delivery) {
-                    Ok(()) => {}
-                    Err(OfferError::Full | OfferError::Closed) => {
-                        dropped.push(subscriber.connection)
-                    }
+    /// Chat messages go through the room log (held, reordered, repaired) and are fanned out
+    /// in seq order; counts are fanned out as they come. Each is encoded once.
+    fn on_event(&self, event: RoomEvent, now: Instant) {
+        match event {
+            RoomEvent::Message(message) => {
+                let mut log = self.lock_log();
+                log.on_message(message, now);
+                self.fan_out_released(&mut log);
+                let timers = log.take_timers_changed();
+                drop(log);
+                if timers {
+                    self.wake_log();
                 }
             }
+            RoomEvent::Presence { room_id, count } => {
+                let message = self.presence_message(&room_id, count);
+                self.fan_out(&destination::presence(&room_id), None, message);
+            }
+            RoomEvent::Entry { count } => {
+                self.fan_out(destination::ENTRY, None, self.entry_message(count));
+            }
         }
-        for connection in dropped {
-            self.remove_connection(connection);
-        }
+    }
+
+    fn on_reset(&self, now: Instant) {
+        self.lock_log().on_reset(now);
+        self.wake_log();
     }
 }
 
-/// The MESSAGE for `/sub/channel/{room}`: the message as JSON, its id as `message-id`, so a
-/// replayed message and a live one are byte-for-byte the same.
+/// The MESSAGE for `/sub/channel/{room}`: the message as JSON, its id as `message-id` and
+/// its seq as `seq`, so a replayed message and a live one are byte-for-byte the same.
 pub(crate) fn encode_chat_message(message: &ChatMessage) -> SharedMessage {
     let destination = match RoomId::parse(&message.room_id) {
         Some(room) => destination::channel(&room),
         None => String::new(),
     };
+    let headers: Headers = [(SEQ_HEADER, message.seq.to_string())].into_iter().collect();
     SharedMessage::new(
         &destination,
         &message.id.to_string(),
         Some(JSON),
-        &Headers::new(),
+        &headers,
         to_json(message),
     )
 }

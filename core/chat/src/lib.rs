@@ -31,6 +31,7 @@ mod identity;
 mod ip;
 pub mod model;
 pub mod ports;
+pub mod room_log;
 pub mod service;
 pub mod validation;
 
@@ -40,11 +41,13 @@ pub use hub::{ConnectionId, Hub};
 pub use identity::is_valid_name_tag;
 pub use ip::ip_prefix;
 pub use model::{
-    ChatMessage, Identity, LOBBY, LOBBY_NAME, MessageId, NewMessage, PRIVATE_ROOM_PREFIX, Room,
-    RoomId,
+    ChatMessage, Identity, LOBBY, LOBBY_NAME, MessageId, MessageKey, NewMessage,
+    PRIVATE_ROOM_PREFIX, Room, RoomId, Seq,
 };
 pub use ports::{
-    BackendError, Broker, Clock, ConnectionSink, CreateRoomError, Delivery, MessageStore,
-    OfferError, Presence, RoomEvent, RoomEventSink, RoomStore, SessionKey, TokenError, Tokens,
+    Appended, Appender, BackendError, Broker, Clock, ConnectionSink, CreateRoomError, Delivery,
+    MessageStore, OfferError, PendingSend, Presence, RoomEvent, RoomEventSink, RoomStore,
+    SendOutcome, SessionKey, TokenError, Tokens,
 };
+pub use room_log::{Repair, RoomLog, RoomLogConfig};
 pub use service::{ChatConfig, ChatError, ChatService, InitOutcome, Ports};

@@ -9,8 +9,51 @@ use std::fmt;
 #[serde(transparent)]
 pub struct RoomId(String);
 
-/// Store-assigned message id, strictly increasing within a store.
+/// Store-assigned message id, strictly increasing within a store (ids may have holes).
 pub type MessageId = u64;
+
+/// A message's place in its room's log: 1, 2, 3, ... with no holes, assigned by the store
+/// atomically with the write, so "everything up to seq N" is a complete prefix of the room.
+pub type Seq = u64;
+
+/// Longest client message key, in bytes.
+pub const MAX_MESSAGE_KEY_LEN: usize = 64;
+
+/// A client's key for one SEND (the `message-key` header): a retry with the same key from
+/// the same identity in the same room is answered with the original, never stored twice.
+/// 1 to 64 characters from `[A-Za-z0-9_.:-]`. The server gives keyless SENDs a key of its
+/// own (starting with `~`, which clients cannot use), so its own retries are idempotent too.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct MessageKey(String);
+
+impl MessageKey {
+    /// Parses a client's key; `None` when empty, too long or with other characters.
+    pub fn parse(value: &str) -> Option<MessageKey> {
+        let ok = !value.is_empty()
+            && value.len() <= MAX_MESSAGE_KEY_LEN
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b':' | b'-'));
+        ok.then(|| MessageKey(value.to_owned()))
+    }
+
+    /// A key the server makes for a keyless SEND: `~` and `unique`, which no client key can
+    /// equal (clients cannot use `~`).
+    pub fn server_made(unique: &str) -> MessageKey {
+        MessageKey(format!("~{unique}"))
+    }
+
+    /// A key read back from a store, trusted as written (for store adapters).
+    pub fn from_stored(value: String) -> MessageKey {
+        MessageKey(value)
+    }
+
+    /// The key as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
 
 /// The room that exists from the start.
 pub const LOBBY: &str = "lobby";
@@ -58,6 +101,8 @@ pub struct NewMessage {
     pub created_at: String,
     /// Short address prefix, see [`crate::ip_prefix`].
     pub ip_address: String,
+    /// The idempotency key: with the author's tag and the room, it names this message.
+    pub key: MessageKey,
 }
 
 /// A stored chat message, exactly as clients receive it (field names are the contract).
@@ -66,6 +111,8 @@ pub struct NewMessage {
 pub struct ChatMessage {
     /// Store-assigned id, increasing.
     pub id: MessageId,
+    /// The message's place in its room's log: contiguous, from 1.
+    pub seq: Seq,
     /// The room it was posted to.
     pub room_id: String,
     /// The text.
@@ -81,10 +128,11 @@ pub struct ChatMessage {
 }
 
 impl ChatMessage {
-    /// The stored form of `message` with the id the store assigned (for store adapters).
-    pub fn stored(id: MessageId, message: NewMessage) -> ChatMessage {
+    /// The stored form of `message` with the id and seq the store assigned (for store adapters).
+    pub fn stored(id: MessageId, seq: Seq, message: NewMessage) -> ChatMessage {
         ChatMessage {
             id,
+            seq,
             room_id: message.room_id.0,
             message: message.message,
             rand_id: message.author.rand_id,

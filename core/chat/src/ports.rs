@@ -1,10 +1,12 @@
 //! The ports: what the chat needs from the outside world, as traits the adapters implement.
 //! Each method documents the errors it may return.
 
-use crate::model::{ChatMessage, Identity, MessageId, NewMessage, Room, RoomId};
+use crate::model::{ChatMessage, Identity, MessageId, NewMessage, Room, RoomId, Seq};
+use crate::service::ChatError;
 use async_trait::async_trait;
 use rtchat_stomp::SharedMessage;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// A store or broker that failed for reasons of its own (connection lost, ...). The text is
 /// for logs only; clients see a generic message.
@@ -12,11 +14,52 @@ use std::sync::Arc;
 #[error("backend failure: {0}")]
 pub struct BackendError(pub String);
 
-/// Where messages live.
+/// What became of one message of an [`MessageStore::append`] batch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Appended {
+    /// Stored now, with its id and seq.
+    Stored(ChatMessage),
+    /// A message with the same key, author and room was stored before: this is that one,
+    /// and nothing new was stored.
+    Duplicate(ChatMessage),
+}
+
+impl Appended {
+    /// The stored message, new or original.
+    pub fn message(&self) -> &ChatMessage {
+        match self {
+            Appended::Stored(message) | Appended::Duplicate(message) => message,
+        }
+    }
+
+    /// The stored message, new or original.
+    pub fn into_message(self) -> ChatMessage {
+        match self {
+            Appended::Stored(message) | Appended::Duplicate(message) => message,
+        }
+    }
+}
+
+/// Where messages live: one log per room.
 #[async_trait]
 pub trait MessageStore: Send + Sync + 'static {
-    /// Stores a message and assigns it an id greater than every id assigned before.
-    async fn append(&self, message: NewMessage) -> Result<ChatMessage, BackendError>;
+    /// Stores `batch` in `room`, in order, all or nothing (one transaction). Each new message
+    /// gets the room's next seq (contiguous: a failed or rolled-back append uses none) and an
+    /// id greater than every id assigned before in the room. A message whose key, author tag
+    /// and room match a stored one is not stored again: its result is
+    /// [`Appended::Duplicate`] with the original (this also holds within one batch). Results
+    /// come in the order of `batch`.
+    ///
+    /// Errors: [`BackendError`] when nothing was stored, or when it cannot be known whether
+    /// the batch was stored (a lost connection during commit): retrying the same batch is then
+    /// safe, thanks to the keys.
+    async fn append(
+        &self,
+        room: &RoomId,
+        batch: Vec<NewMessage>,
+    ) -> Result<Vec<Appended>, BackendError>;
+    /// The last seq of `room` (0 when it has no messages): everything up to it is stored.
+    async fn head(&self, room: &RoomId) -> Result<Seq, BackendError>;
     /// The newest `limit` messages of `room`, newest first.
     async fn newest(&self, room: &RoomId, limit: usize) -> Result<Vec<ChatMessage>, BackendError>;
     /// The `limit` messages of `room` with an id below `before`, newest first.
@@ -31,6 +74,14 @@ pub trait MessageStore: Send + Sync + 'static {
         &self,
         room: &RoomId,
         after: MessageId,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>, BackendError>;
+    /// The first `limit` messages of `room` with a seq above `after`, oldest first (seqs are
+    /// contiguous, so this is `after + 1 ..` up to the head).
+    async fn after_seq(
+        &self,
+        room: &RoomId,
+        after: Seq,
         limit: usize,
     ) -> Result<Vec<ChatMessage>, BackendError>;
 }
@@ -70,16 +121,73 @@ pub enum RoomEvent {
 
 /// Receives the room events the broker fans out (on every node: its local hub).
 pub trait RoomEventSink: Send + Sync + 'static {
-    /// Called once per event, in publish order per room. Must not block.
-    fn on_event(&self, event: RoomEvent);
+    /// Called once per event the broker received, at `now`. Chat messages may come in any
+    /// order and some may never come (the store is the truth: the hub orders and repairs).
+    /// Must not block.
+    fn on_event(&self, event: RoomEvent, now: Instant);
+
+    /// The broker's link was down or re-established at `now`: events may have been lost, so
+    /// the node re-reads from the store what it may have missed. Must not block.
+    fn on_reset(&self, now: Instant) {
+        let _ = now;
+    }
 }
 
-/// Fan-out of room events between nodes. The adapter is built with the node's
-/// [`RoomEventSink`] and calls it for every event published by any node, this one included.
+/// Fan-out of room events between nodes: the fast path, at most once. The adapter is built
+/// with the node's [`RoomEventSink`] and calls it for every event published by any node,
+/// this one included, and calls [`RoomEventSink::on_reset`] whenever it may have lost some.
 #[async_trait]
 pub trait Broker: Send + Sync + 'static {
     /// Publishes `event` to every node.
     async fn publish(&self, event: RoomEvent) -> Result<(), BackendError>;
+
+    /// Publishes `events`, in order (adapters send them in one round trip where they can).
+    async fn publish_all(&self, events: Vec<RoomEvent>) -> Result<(), BackendError> {
+        for event in events {
+            self.publish(event).await?;
+        }
+        Ok(())
+    }
+}
+
+/// A SEND to `/pub/chat`, validated, on its way to its room's writer.
+#[derive(Clone)]
+pub struct PendingSend {
+    /// The message to store.
+    pub message: NewMessage,
+    /// Where the outcome goes: the sending connection's queue.
+    pub reply: Arc<dyn ConnectionSink>,
+    /// The connection's number for this SEND, returned in the [`SendOutcome`].
+    pub ticket: u64,
+    /// When the SEND arrived: the writer answers within a bounded time of it.
+    pub received: Instant,
+}
+
+impl std::fmt::Debug for PendingSend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingSend")
+            .field("message", &self.message)
+            .field("ticket", &self.ticket)
+            .field("received", &self.received)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What became of a [`PendingSend`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendOutcome {
+    /// The [`PendingSend::ticket`].
+    pub ticket: u64,
+    /// The stored message (a retry with a known key gets the original), or why not.
+    pub result: Result<ChatMessage, ChatError>,
+}
+
+/// Group commit: hands validated SENDs to their room's writer, which stores every waiting
+/// SEND of the room in one transaction, answers each sender through its
+/// [`ConnectionSink::outcome`], then publishes the batch in order. Never waits.
+pub trait Appender: Send + Sync + 'static {
+    /// Queues `send` for its room's writer.
+    fn submit(&self, send: PendingSend);
 }
 
 /// A session, unique across nodes.
@@ -137,8 +245,8 @@ pub trait Clock: Send + Sync + 'static {
 pub struct Delivery {
     /// The subscription id on that connection.
     pub subscription: Arc<str>,
-    /// For chat messages, the message id (used to drop duplicates after a `since-id` replay).
-    pub message_id: Option<MessageId>,
+    /// For chat messages, the seq (the connection drops what its subscription already has).
+    pub seq: Option<Seq>,
     /// The pre-encoded message, shared by every subscriber.
     pub message: SharedMessage,
 }
@@ -159,4 +267,9 @@ pub trait ConnectionSink: Send + Sync + 'static {
     /// Queues `delivery` without blocking. On [`OfferError::Full`] the sink's owner must close
     /// the connection with an ERROR (the room never waits for a slow reader).
     fn offer(&self, delivery: Delivery) -> Result<(), OfferError>;
+
+    /// Queues the outcome of one of the connection's SENDs, behind the deliveries already
+    /// queued. Never refused for being full: a connection has a bounded number of SENDs in
+    /// flight. Dropped when the connection is gone.
+    fn outcome(&self, outcome: SendOutcome);
 }

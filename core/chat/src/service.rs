@@ -4,12 +4,12 @@
 use crate::hub::{ConnectionId, Hub};
 use crate::ip::ip_prefix;
 use crate::model::{
-    ChatMessage, Identity, LOBBY, LOBBY_NAME, MessageId, NewMessage, PRIVATE_ROOM_PREFIX, Room,
-    RoomId,
+    ChatMessage, Identity, LOBBY, LOBBY_NAME, MessageId, MessageKey, NewMessage,
+    PRIVATE_ROOM_PREFIX, Room, RoomId,
 };
 use crate::ports::{
-    BackendError, Broker, Clock, ConnectionSink, CreateRoomError, MessageStore, Presence,
-    RoomEvent, RoomStore, SessionKey, TokenError, Tokens,
+    Appender, BackendError, Broker, Clock, ConnectionSink, CreateRoomError, MessageStore,
+    Presence, RoomEvent, RoomStore, SessionKey, TokenError, Tokens,
 };
 use crate::validation;
 use rand_chacha::ChaCha12Rng;
@@ -33,6 +33,9 @@ pub struct ChatConfig {
     pub max_replay: usize,
     /// SENDs to `/pub/chat` per connection per second before `RATE_LIMITED` (default 20).
     pub max_sends_per_second: u32,
+    /// SENDs one connection may have waiting for the store (default 256); past it the
+    /// connection stops reading until some are answered.
+    pub max_sends_in_flight: usize,
     /// SUBSCRIBEs per connection per second before `RATE_LIMITED` (default 10). Joining and
     /// leaving rooms makes the server tell every `/sub/channel/entry` and presence subscriber,
     /// so a client looping SUBSCRIBE/UNSUBSCRIBE would otherwise flood everyone.
@@ -57,6 +60,7 @@ impl fmt::Debug for ChatConfig {
             .field("history_reply_default", &self.history_reply_default)
             .field("max_replay", &self.max_replay)
             .field("max_sends_per_second", &self.max_sends_per_second)
+            .field("max_sends_in_flight", &self.max_sends_in_flight)
             .field("max_subscribes_per_second", &self.max_subscribes_per_second)
             .field("max_rooms", &self.max_rooms)
             .field("node_name", &self.node_name)
@@ -72,6 +76,7 @@ impl Default for ChatConfig {
             history_reply_default: 50,
             max_replay: 1000,
             max_sends_per_second: 20,
+            max_sends_in_flight: 256,
             max_subscribes_per_second: 10,
             max_rooms: 10_000,
             node_name: "rtchat".to_owned(),
@@ -170,6 +175,8 @@ pub struct Ports {
     pub presence: Arc<dyn Presence>,
     /// Fan-out of room events to every node (this one's hub included).
     pub broker: Arc<dyn Broker>,
+    /// The room writers that store SENDs in batches (group commit).
+    pub appender: Arc<dyn Appender>,
     /// Issues and verifies identity tokens.
     pub tokens: Arc<dyn Tokens>,
     /// Wall-clock time for `createdAt`.
@@ -269,11 +276,11 @@ impl ChatService {
             })
     }
 
-    /// Validates, stores, then publishes a chat message. Returns it once it is stored.
+    /// Validates, stores, then publishes one chat message, waiting for each: for callers
+    /// outside a STOMP connection (tests, tools). STOMP SENDs go through the room writers.
     ///
-    /// A publish failure after the message is stored still returns `Ok`: the message exists
-    /// (a client retrying on an error would post it twice), and subscribers recover it with
-    /// `since-id` or the history endpoints.
+    /// A publish failure after the message is stored still returns `Ok`: the message exists,
+    /// and every node's room log repairs the hole from the store.
     pub async fn post_message(
         &self,
         author: &Identity,
@@ -285,17 +292,31 @@ impl ChatService {
         self.ensure_room(&room).await?;
         let text = validation::message_text(text, self.inner.config.max_message_chars)?;
         let ports = &self.inner.ports;
+        let key = MessageKey::server_made(&format!(
+            "{}-{:08x}-p{}",
+            self.inner.config.node_name,
+            self.inner.boot_nonce,
+            self.inner.next_connection.fetch_add(1, Ordering::Relaxed)
+        ));
         let stored = ports
             .messages
-            .append(NewMessage {
-                room_id: room,
-                message: text.to_owned(),
-                author: author.clone(),
-                created_at: ports.clock.now_rfc3339(),
-                ip_address: ip_prefix(client),
-            })
+            .append(
+                &room,
+                vec![NewMessage {
+                    room_id: room.clone(),
+                    message: text.to_owned(),
+                    author: author.clone(),
+                    created_at: ports.clock.now_rfc3339(),
+                    ip_address: ip_prefix(client),
+                    key,
+                }],
+            )
             .await
-            .map_err(unavailable)?;
+            .map_err(unavailable)?
+            .into_iter()
+            .next()
+            .ok_or(ChatError::Unavailable)?
+            .into_message();
         self.publish(RoomEvent::Message(stored.clone())).await;
         Ok(stored)
     }
@@ -410,7 +431,8 @@ impl ChatService {
         &self.inner.hub
     }
 
-    pub(crate) fn ports(&self) -> &Ports {
+    /// The ports the node was assembled from (the driver's writers and repair task use them).
+    pub fn ports(&self) -> &Ports {
         &self.inner.ports
     }
 

@@ -82,8 +82,10 @@ pub struct SessionConfig {
     pub versions: Vec<Version>,
     /// The server's heart-beat wish.
     pub heart_beat: HeartBeat,
-    /// How much longer than the negotiated interval a silent client is tolerated
-    /// before it is closed (the spec suggests some tolerance; we allow the interval again).
+    /// The most tolerance a silent client gets past the negotiated receive interval before
+    /// it is closed. The spec suggests some tolerance; the session allows the interval again,
+    /// at least [`MIN_HEART_BEAT_GRACE`] (so a short interval survives a scheduling hiccup)
+    /// and at most this.
     pub heart_beat_grace: Duration,
     /// A connection that has not sent CONNECT by then is closed.
     pub connect_timeout: Duration,
@@ -124,6 +126,15 @@ impl Default for SessionConfig {
             max_frames_per_second: 1000,
         }
     }
+}
+
+/// The least tolerance past the negotiated receive interval, whatever the interval.
+pub const MIN_HEART_BEAT_GRACE: Duration = Duration::from_secs(1);
+
+/// The tolerance past a receive interval of `every`: the interval again, within
+/// [`MIN_HEART_BEAT_GRACE`] and `max` (a `max` below the minimum still allows the minimum).
+fn heart_beat_grace(every: Duration, max: Duration) -> Duration {
+    every.min(max).max(MIN_HEART_BEAT_GRACE)
 }
 
 /// A `receipt` header value the application owes a RECEIPT for.
@@ -791,7 +802,7 @@ impl Session {
                 // An absurd interval from the peer overflows to "never", not a panic.
                 self.last_received
                     .checked_add(every)?
-                    .checked_add(self.config.heart_beat_grace)
+                    .checked_add(heart_beat_grace(every, self.config.heart_beat_grace))
             }
             _ => None,
         }

@@ -460,6 +460,45 @@ fn silent_client_is_closed_after_grace() {
 }
 
 #[test]
+fn grace_follows_the_negotiated_interval_within_its_bounds() {
+    // The configured grace is only a ceiling: a 1 s interval gets 1 s more, not 25 s.
+    let default_ceiling = |want: u64, client: &str| {
+        let config = SessionConfig {
+            heart_beat_grace: Duration::from_secs(25),
+            ..heart_beat_config(0, want)
+        };
+        let h = connect_with_heart_beat(config, client);
+        h.session.poll_timeout().map(|deadline| deadline - h.now)
+    };
+    assert_eq!(default_ceiling(1000, "1000,0"), Some(2 * SECOND));
+    // A short interval still gets at least a second of tolerance.
+    assert_eq!(
+        default_ceiling(200, "200,0"),
+        Some(Duration::from_millis(1200))
+    );
+    // A long interval is capped by the configured ceiling.
+    assert_eq!(default_ceiling(60_000, "60000,0"), Some(85 * SECOND));
+}
+
+#[test]
+fn silent_client_with_a_one_second_interval_is_closed_after_two_seconds() {
+    let config = SessionConfig {
+        heart_beat_grace: Duration::from_secs(25),
+        ..heart_beat_config(0, 1000)
+    };
+    let mut h = connect_with_heart_beat(config, "1000,0");
+    h.advance(1900 * Duration::from_millis(1));
+    h.session.handle_timeout(h.now);
+    assert!(h.events().is_empty(), "within interval plus grace");
+    h.advance(100 * Duration::from_millis(1));
+    h.session.handle_timeout(h.now);
+    assert_eq!(
+        h.events(),
+        vec![Event::Closed(CloseReason::HeartBeatTimeout)]
+    );
+}
+
+#[test]
 fn any_bytes_keep_the_client_alive() {
     let mut h = connect_with_heart_beat(heart_beat_config(0, 2000), "2000,0");
     h.advance(2 * SECOND);
