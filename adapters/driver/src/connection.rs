@@ -1,8 +1,8 @@
 //! The per-connection loop.
 
-use crate::sink::ChannelSink;
+use crate::sink::{ChannelSink, Outbound};
 use crate::transport::{Incoming, Transport, TransportError};
-use rtchat_core::{ChatService, Delivery};
+use rtchat_core::ChatService;
 use rtchat_stomp::{Session, SessionConfig};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -142,7 +142,9 @@ pub async fn run_connection<T: Transport>(
                 going_away = true;
                 session.close();
             }
-            incoming = transport.recv() => match incoming {
+            // While its SENDs wait for the store, a connection reads no more (bounded memory);
+            // it still delivers, heart-beats and answers.
+            incoming = transport.recv(), if chat.wants_input() => match incoming {
                 Incoming::Data(bytes) => session.handle_input(&bytes, now()),
                 Incoming::Liveness => session.handle_liveness(now()),
                 Incoming::Closed => session.handle_transport_closed(),
@@ -150,7 +152,7 @@ pub async fn run_connection<T: Transport>(
             () = sink.ready() => {
                 // A fresh buffer per wake-up: one allocation per batch, and nothing kept on an
                 // idle connection.
-                let mut batch: Vec<Delivery> = Vec::new();
+                let mut batch: Vec<Outbound> = Vec::new();
                 let slow = sink.take(&mut batch, config.delivery_batch);
                 if slow {
                     tracing::info!(%client, "slow consumer: closing the connection");
@@ -160,9 +162,14 @@ pub async fn run_connection<T: Transport>(
                         None,
                     );
                 } else {
-                    for delivery in batch {
-                        if !chat.deliver(delivery, &mut session) {
-                            break;
+                    for item in batch {
+                        match item {
+                            Outbound::Delivery(delivery) => {
+                                if !chat.deliver(delivery, &mut session) {
+                                    break;
+                                }
+                            }
+                            Outbound::Outcome(outcome) => chat.on_outcome(outcome, &mut session),
                         }
                     }
                 }

@@ -5,13 +5,20 @@
 //! moves things between them and the world: bytes from a [`Transport`], deliveries from the
 //! hub's bounded queue, and time. Every transport (WebSocket, WebTransport, the in-memory pair
 //! used by tests and the conformance suite) runs this same loop, so they behave the same.
+//!
+//! It also runs the node's own tasks: the room writers ([`RoomWriters`], group commit) and
+//! the room-log repair task ([`spawn_room_log_repairs`]).
 
 mod connection;
 mod memory;
+mod repair;
 mod sink;
 mod transport;
+mod writer;
 
 pub use connection::{DriverConfig, Shutdown, ShutdownSignal, run_connection};
 pub use memory::{MemoryClient, memory_pair};
-pub use sink::ChannelSink;
+pub use repair::{RepairTask, spawn_room_log_repairs};
+pub use sink::{ChannelSink, Outbound};
 pub use transport::{Incoming, Transport, TransportError};
+pub use writer::{RoomWriters, WriterConfig};

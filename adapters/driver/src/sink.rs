@@ -1,6 +1,6 @@
 //! The bounded outbound queue between the hub and one connection.
 
-use rtchat_core::{ConnectionSink, Delivery, OfferError};
+use rtchat_core::{ConnectionSink, Delivery, OfferError, SendOutcome};
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use tokio::sync::Notify;
@@ -22,9 +22,21 @@ pub struct ChannelSink {
 
 #[derive(Debug, Default)]
 struct QueueState {
-    queue: VecDeque<Delivery>,
+    queue: VecDeque<Outbound>,
+    /// Deliveries in `queue` (outcomes do not count against the capacity: the connection
+    /// bounds its SENDs in flight itself).
+    deliveries: usize,
     slow: bool,
     closed: bool,
+}
+
+/// What the hub and the room writers queue for a connection, in the order they queued it.
+#[derive(Debug)]
+pub enum Outbound {
+    /// A message for one of its subscriptions.
+    Delivery(Delivery),
+    /// The outcome of one of its SENDs.
+    Outcome(SendOutcome),
 }
 
 /// Queues this long are given back to the allocator once drained, so one burst does not pin
@@ -54,11 +66,18 @@ impl ChannelSink {
         self.lock().slow
     }
 
-    /// Moves up to `limit` queued deliveries into `out`; returns whether the connection is slow.
-    pub fn take(&self, out: &mut Vec<Delivery>, limit: usize) -> bool {
+    /// Moves up to `limit` queued items into `out`; returns whether the connection is slow.
+    pub fn take(&self, out: &mut Vec<Outbound>, limit: usize) -> bool {
         let mut state = self.lock();
         let count = state.queue.len().min(limit);
-        out.extend(state.queue.drain(..count));
+        let taken = state.queue.drain(..count);
+        let before = out.len();
+        out.extend(taken);
+        let deliveries = out[before..]
+            .iter()
+            .filter(|item| matches!(item, Outbound::Delivery(_)))
+            .count();
+        state.deliveries -= deliveries;
         if state.queue.is_empty() && state.queue.capacity() > SHRINK_ABOVE {
             state.queue = VecDeque::new();
         }
@@ -85,6 +104,7 @@ impl ChannelSink {
         let mut state = self.lock();
         state.closed = true;
         state.queue = VecDeque::new();
+        state.deliveries = 0;
     }
 }
 
@@ -98,19 +118,33 @@ impl ConnectionSink for ChannelSink {
             // Already condemned: dropping further deliveries keeps its memory bounded.
             return Err(OfferError::Full);
         }
-        if state.queue.len() >= self.capacity {
+        if state.deliveries >= self.capacity {
             state.slow = true;
             drop(state);
             self.wake.notify_one();
             return Err(OfferError::Full);
         }
         let was_empty = state.queue.is_empty();
-        state.queue.push_back(delivery);
+        state.queue.push_back(Outbound::Delivery(delivery));
+        state.deliveries += 1;
         drop(state);
         if was_empty {
             self.wake.notify_one();
         }
         Ok(())
+    }
+
+    fn outcome(&self, outcome: SendOutcome) {
+        let mut state = self.lock();
+        if state.closed {
+            return;
+        }
+        let was_empty = state.queue.is_empty();
+        state.queue.push_back(Outbound::Outcome(outcome));
+        drop(state);
+        if was_empty {
+            self.wake.notify_one();
+        }
     }
 }
 
@@ -124,7 +158,7 @@ mod tests {
     fn delivery(id: u64) -> Delivery {
         Delivery {
             subscription: Arc::from("sub-0"),
-            message_id: Some(id),
+            seq: Some(id),
             message: SharedMessage::new(
                 "/sub/channel/lobby",
                 &id.to_string(),
@@ -160,8 +194,14 @@ mod tests {
         sink.ready().await;
         let mut taken = Vec::new();
         assert!(!sink.take(&mut taken, 4));
-        let ids: Vec<_> = taken.iter().map(|d| d.message_id).collect();
-        assert_eq!(ids, [Some(0), Some(1), Some(2), Some(3)]);
+        let seqs: Vec<_> = taken
+            .iter()
+            .map(|item| match item {
+                Outbound::Delivery(d) => d.seq,
+                Outbound::Outcome(_) => None,
+            })
+            .collect();
+        assert_eq!(seqs, [Some(0), Some(1), Some(2), Some(3)]);
         taken.clear();
         assert!(!sink.take(&mut taken, 100));
         assert_eq!(taken.len(), 6);
@@ -181,6 +221,31 @@ mod tests {
             .await
             .expect("woken by the offer")
             .expect("task");
+    }
+
+    #[test]
+    fn outcomes_keep_their_place_and_do_not_count_as_deliveries() {
+        let sink = ChannelSink::new(1);
+        assert_eq!(sink.offer(delivery(1)), Ok(()));
+        for ticket in 1..=3 {
+            sink.outcome(SendOutcome {
+                ticket,
+                result: Err(rtchat_core::ChatError::Unavailable),
+            });
+        }
+        let mut taken = Vec::new();
+        assert!(!sink.take(&mut taken, 10), "outcomes never make a connection slow");
+        assert!(matches!(taken[0], Outbound::Delivery(_)));
+        let tickets: Vec<_> = taken[1..]
+            .iter()
+            .filter_map(|item| match item {
+                Outbound::Outcome(outcome) => Some(outcome.ticket),
+                Outbound::Delivery(_) => None,
+            })
+            .collect();
+        assert_eq!(tickets, [1, 2, 3]);
+        // The delivery was taken, so there is room for another.
+        assert_eq!(sink.offer(delivery(2)), Ok(()));
     }
 
     #[test]

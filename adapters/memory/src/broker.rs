@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use rtchat_core::{BackendError, Broker, RoomEvent, RoomEventSink};
 use std::fmt;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// A [`Broker`] for a single node: `publish` calls the node's sink synchronously, so events
 /// reach it in publish order and a `publish` that returned has been fanned out.
@@ -27,7 +28,7 @@ impl fmt::Debug for InProcessBroker {
 #[async_trait]
 impl Broker for InProcessBroker {
     async fn publish(&self, event: RoomEvent) -> Result<(), BackendError> {
-        self.sink.on_event(event);
+        self.sink.on_event(event, Instant::now());
         Ok(())
     }
 }
@@ -41,7 +42,7 @@ mod tests {
     struct Recorder(Mutex<Vec<RoomEvent>>);
 
     impl RoomEventSink for Recorder {
-        fn on_event(&self, event: RoomEvent) {
+        fn on_event(&self, event: RoomEvent, _now: Instant) {
             self.0.lock().expect("lock").push(event);
         }
     }

@@ -1,8 +1,11 @@
-//! Messages in memory: per room, a queue ordered by id.
+//! Messages in memory: per room, a log ordered by seq (and so by id).
 
 use crate::lock;
 use async_trait::async_trait;
-use rtchat_core::{BackendError, ChatMessage, MessageId, MessageStore, NewMessage, RoomId};
+use rtchat_core::{
+    Appended, BackendError, ChatMessage, MessageId, MessageKey, MessageStore, NewMessage, RoomId,
+    Seq,
+};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
 
@@ -10,8 +13,9 @@ use std::sync::Mutex;
 pub const DEFAULT_MAX_MESSAGES_PER_ROOM: usize = 10_000;
 
 /// A [`MessageStore`] in memory. History grows with use up to a per-room cap (the oldest
-/// messages are dropped beyond it), so memory is bounded by rooms x cap x message size; make
-/// the cap a configuration value of the app (`with_max_per_room`).
+/// messages are dropped beyond it, with their idempotency keys), so memory is bounded by
+/// rooms x cap x message size; make the cap a configuration value of the app
+/// (`with_max_per_room`).
 #[derive(Debug)]
 pub struct MemoryMessageStore {
     max_per_room: usize,
@@ -22,9 +26,29 @@ pub struct MemoryMessageStore {
 struct State {
     /// The last id handed out: one counter for the store, so ids increase across rooms.
     last_id: MessageId,
-    /// Each room's messages in increasing id order (appends go to the back), so keyset
-    /// queries are a binary search plus a slice.
-    rooms: HashMap<RoomId, VecDeque<ChatMessage>>,
+    rooms: HashMap<RoomId, RoomLog>,
+}
+
+/// One room's log.
+#[derive(Debug, Default)]
+struct RoomLog {
+    /// The last seq handed out (messages dropped by the cap keep their seqs).
+    last_seq: Seq,
+    /// The kept messages in increasing seq (and id) order, so keyset queries are a binary
+    /// search plus a slice.
+    messages: VecDeque<ChatMessage>,
+    /// Idempotency keys of the kept messages: (author tag, key) to seq.
+    keys: HashMap<(String, MessageKey), Seq>,
+    /// The key of each kept message, in the same order as `messages`, to forget it with it.
+    key_order: VecDeque<(String, MessageKey)>,
+}
+
+impl RoomLog {
+    fn by_seq(&self, seq: Seq) -> Option<&ChatMessage> {
+        let first = self.messages.front()?.seq;
+        let index = usize::try_from(seq.checked_sub(first)?).ok()?;
+        self.messages.get(index)
+    }
 }
 
 impl MemoryMessageStore {
@@ -50,7 +74,7 @@ impl MemoryMessageStore {
         lock(&self.state)
             .rooms
             .get(room)
-            .map(pick)
+            .map(|log| pick(&log.messages))
             .unwrap_or_default()
     }
 }
@@ -63,18 +87,46 @@ impl Default for MemoryMessageStore {
 
 #[async_trait]
 impl MessageStore for MemoryMessageStore {
-    async fn append(&self, message: NewMessage) -> Result<ChatMessage, BackendError> {
-        let mut state = lock(&self.state);
-        state.last_id += 1;
-        let stored = ChatMessage::stored(state.last_id, message);
-        let room = RoomId::parse(&stored.room_id)
-            .ok_or_else(|| BackendError("message for a malformed room id".to_owned()))?;
-        let messages = state.rooms.entry(room).or_default();
-        messages.push_back(stored.clone());
-        while messages.len() > self.max_per_room {
-            messages.pop_front();
+    async fn append(
+        &self,
+        room: &RoomId,
+        batch: Vec<NewMessage>,
+    ) -> Result<Vec<Appended>, BackendError> {
+        if batch.iter().any(|message| &message.room_id != room) {
+            return Err(BackendError("a batch must hold one room's messages".to_owned()));
         }
-        Ok(stored)
+        let mut state = lock(&self.state);
+        let State { last_id, rooms } = &mut *state;
+        let log = rooms.entry(room.clone()).or_default();
+        let mut results = Vec::with_capacity(batch.len());
+        for message in batch {
+            let key = (message.author.name_tag.clone(), message.key.clone());
+            if let Some(original) = log.keys.get(&key).and_then(|&seq| log.by_seq(seq)) {
+                results.push(Appended::Duplicate(original.clone()));
+                continue;
+            }
+            *last_id += 1;
+            log.last_seq += 1;
+            let stored = ChatMessage::stored(*last_id, log.last_seq, message);
+            log.keys.insert(key.clone(), stored.seq);
+            log.key_order.push_back(key);
+            log.messages.push_back(stored.clone());
+            results.push(Appended::Stored(stored));
+        }
+        while log.messages.len() > self.max_per_room {
+            log.messages.pop_front();
+            if let Some(key) = log.key_order.pop_front() {
+                log.keys.remove(&key);
+            }
+        }
+        Ok(results)
+    }
+
+    async fn head(&self, room: &RoomId) -> Result<Seq, BackendError> {
+        Ok(lock(&self.state)
+            .rooms
+            .get(room)
+            .map_or(0, |log| log.last_seq))
     }
 
     async fn newest(&self, room: &RoomId, limit: usize) -> Result<Vec<ChatMessage>, BackendError> {
@@ -106,6 +158,18 @@ impl MessageStore for MemoryMessageStore {
             messages.range(start..).take(limit).cloned().collect()
         }))
     }
+
+    async fn after_seq(
+        &self,
+        room: &RoomId,
+        after: Seq,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>, BackendError> {
+        Ok(self.query(room, |messages| {
+            let start = messages.partition_point(|m| m.seq <= after);
+            messages.range(start..).take(limit).cloned().collect()
+        }))
+    }
 }
 
 #[cfg(test)]
@@ -117,30 +181,48 @@ mod tests {
         RoomId::parse(id).expect("room id")
     }
 
-    fn new_message(room_id: &str, text: &str) -> NewMessage {
+    fn keyed(room_id: &str, text: &str, tag: &str, key: &str) -> NewMessage {
         NewMessage {
             room_id: room(room_id),
             message: text.to_owned(),
             author: Identity {
                 rand_id: "Wren1".to_owned(),
-                name_tag: "#ABCDEF".to_owned(),
+                name_tag: tag.to_owned(),
             },
             created_at: "2026-11-22T10:00:00.000Z".to_owned(),
             ip_address: "10.0".to_owned(),
+            key: MessageKey::parse(key).expect("key"),
         }
+    }
+
+    fn new_message(room_id: &str, text: &str) -> NewMessage {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        keyed(room_id, text, "#ABCDEF", &format!("k{n}"))
+    }
+
+    async fn append_one(store: &MemoryMessageStore, message: NewMessage) -> ChatMessage {
+        let room = message.room_id.clone();
+        store
+            .append(&room, vec![message])
+            .await
+            .expect("append")
+            .remove(0)
+            .into_message()
     }
 
     fn ids(messages: &[ChatMessage]) -> Vec<MessageId> {
         messages.iter().map(|m| m.id).collect()
     }
 
+    fn seqs(messages: &[ChatMessage]) -> Vec<Seq> {
+        messages.iter().map(|m| m.seq).collect()
+    }
+
     async fn store_with(rooms: &[&str]) -> MemoryMessageStore {
         let store = MemoryMessageStore::new();
         for (n, room_id) in rooms.iter().enumerate() {
-            store
-                .append(new_message(room_id, &format!("m{n}")))
-                .await
-                .expect("append");
+            append_one(&store, new_message(room_id, &format!("m{n}"))).await;
         }
         store
     }
@@ -148,13 +230,69 @@ mod tests {
     #[tokio::test]
     async fn ids_increase_across_rooms_and_fields_are_kept() {
         let store = MemoryMessageStore::new();
-        let a = store.append(new_message("a", "one")).await.expect("append");
-        let b = store.append(new_message("b", "two")).await.expect("append");
+        let a = append_one(&store, new_message("a", "one")).await;
+        let b = append_one(&store, new_message("b", "two")).await;
         assert_eq!((a.id, b.id), (1, 2));
         assert_eq!(b.room_id, "b");
         assert_eq!(b.message, "two");
         assert_eq!(b.name_tag, "#ABCDEF");
         assert_eq!(b.ip_address, "10.0");
+    }
+
+    #[tokio::test]
+    async fn seqs_are_contiguous_per_room() {
+        let store = store_with(&["a", "b", "a", "a", "b"]).await;
+        let a = store.after_seq(&room("a"), 0, 10).await.expect("q");
+        assert_eq!(seqs(&a), [1, 2, 3]);
+        assert_eq!(ids(&a), [1, 3, 4]);
+        assert_eq!(store.head(&room("a")).await.expect("head"), 3);
+        assert_eq!(store.head(&room("b")).await.expect("head"), 2);
+        assert_eq!(store.head(&room("zzz")).await.expect("head"), 0);
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_stored_in_order() {
+        let store = MemoryMessageStore::new();
+        let batch = (0..3).map(|n| new_message("a", &format!("{n}"))).collect();
+        let stored = store.append(&room("a"), batch).await.expect("append");
+        let texts: Vec<_> = stored.iter().map(|a| a.message().message.clone()).collect();
+        assert_eq!(texts, ["0", "1", "2"]);
+        assert!(stored.iter().all(|a| matches!(a, Appended::Stored(_))));
+        assert_eq!(seqs(&store.after_seq(&room("a"), 1, 10).await.expect("q")), [2, 3]);
+    }
+
+    #[tokio::test]
+    async fn a_batch_for_another_room_stores_nothing() {
+        let store = MemoryMessageStore::new();
+        let batch = vec![new_message("a", "x"), new_message("b", "y")];
+        assert!(store.append(&room("a"), batch).await.is_err());
+        assert_eq!(store.head(&room("a")).await.expect("head"), 0);
+    }
+
+    #[tokio::test]
+    async fn a_known_key_gets_the_original_back() {
+        let store = MemoryMessageStore::new();
+        let first = append_one(&store, keyed("a", "hello", "#AAAAAA", "k1")).await;
+        let again = store
+            .append(
+                &room("a"),
+                vec![
+                    keyed("a", "hello again", "#AAAAAA", "k1"),
+                    keyed("a", "other author", "#BBBBBB", "k1"),
+                    keyed("a", "new", "#AAAAAA", "k2"),
+                    keyed("a", "new twice", "#AAAAAA", "k2"),
+                ],
+            )
+            .await
+            .expect("append");
+        assert_eq!(again[0], Appended::Duplicate(first.clone()));
+        assert!(matches!(&again[1], Appended::Stored(m) if m.seq == 2));
+        assert!(matches!(&again[2], Appended::Stored(m) if m.seq == 3));
+        assert!(matches!(&again[3], Appended::Duplicate(m) if m.seq == 3));
+        // The same key in another room is another message.
+        let elsewhere = append_one(&store, keyed("b", "hello", "#AAAAAA", "k1")).await;
+        assert_eq!(elsewhere.seq, 1);
+        assert_eq!(store.head(&room("a")).await.expect("head"), 3);
     }
 
     #[tokio::test]
@@ -205,27 +343,24 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn per_room_cap_drops_the_oldest() {
+    async fn per_room_cap_drops_the_oldest_and_their_keys() {
         let store = MemoryMessageStore::with_max_per_room(3);
         for n in 0..5 {
-            store
-                .append(new_message("a", &format!("{n}")))
-                .await
-                .expect("append");
+            append_one(&store, keyed("a", &format!("{n}"), "#AAAAAA", &format!("k{n}"))).await;
         }
-        store
-            .append(new_message("b", "other"))
-            .await
-            .expect("append");
+        append_one(&store, new_message("b", "other")).await;
         assert_eq!(
             ids(&store.newest(&room("a"), 10).await.expect("q")),
             [5, 4, 3]
         );
         assert_eq!(
-            ids(&store.after(&room("a"), 0, 10).await.expect("q")),
+            seqs(&store.after_seq(&room("a"), 0, 10).await.expect("q")),
             [3, 4, 5]
         );
         assert_eq!(ids(&store.newest(&room("b"), 10).await.expect("q")), [6]);
+        // The log goes on from the last seq, not from what is kept.
+        let next = append_one(&store, keyed("a", "again", "#AAAAAA", "k0")).await;
+        assert_eq!(next.seq, 6);
     }
 
     #[tokio::test]
@@ -233,5 +368,6 @@ mod tests {
         let store = store_with(&["a", "a"]).await;
         assert!(store.newest(&room("a"), 0).await.expect("q").is_empty());
         assert!(store.after(&room("a"), 0, 0).await.expect("q").is_empty());
+        assert!(store.after_seq(&room("a"), 0, 0).await.expect("q").is_empty());
     }
 }

@@ -5,7 +5,9 @@
 //! channel, decodes every payload and hands the event to the node's [`RoomEventSink`]; the
 //! publishing node's own events come back the same way, which is what gives every node the same
 //! order. Redis pub/sub is at-most-once: events published while a node's subscription is down
-//! are not delivered to it (clients catch up from the store with `since-id`).
+//! are not delivered to it. So when the subscription is lost and again when it is back, the
+//! sink is told ([`RoomEventSink::on_reset`]): the node's room log then reads what it missed
+//! from the store, and nothing a client was sent has a hole.
 
 use crate::{CONNECT_TIMEOUT, RESPONSE_TIMEOUT, backend, client, command_connection, wire};
 use async_trait::async_trait;
@@ -14,7 +16,7 @@ use redis::aio::{ConnectionManager, PubSubSink, PubSubStream};
 use rtchat_core::{BackendError, Broker, RoomEvent, RoomEventSink};
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
 
@@ -25,10 +27,11 @@ pub const DEFAULT_CHANNEL_PREFIX: &str = "rtchat";
 const HEALTH_CHECK_EVERY: Duration = Duration::from_secs(15);
 
 /// First delay before resubscribing after the pub/sub connection was lost; doubles per failure.
-const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MIN_BACKOFF: Duration = Duration::from_millis(50);
 
-/// Longest delay between two resubscription attempts.
-const MAX_BACKOFF: Duration = Duration::from_secs(5);
+/// Longest delay between two resubscription attempts: short, so an outage is not stretched
+/// by more than this once Redis is back.
+const MAX_BACKOFF: Duration = Duration::from_millis(500);
 
 /// A [`Broker`] over Redis pub/sub, for several nodes.
 ///
@@ -109,6 +112,26 @@ impl Broker for RedisBroker {
             .map(|_receivers| ())
             .map_err(|e| backend("publish", e))
     }
+
+    /// Publishes `events` in one pipeline: one round trip for a whole batch, in order.
+    async fn publish_all(&self, events: Vec<RoomEvent>) -> Result<(), BackendError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut pipeline = redis::pipe();
+        for event in &events {
+            pipeline
+                .cmd("PUBLISH")
+                .arg(&self.channel)
+                .arg(wire::encode(event))
+                .ignore();
+        }
+        let mut connection = self.publisher.clone();
+        pipeline
+            .query_async::<()>(&mut connection)
+            .await
+            .map_err(|e| backend("publish", e))
+    }
 }
 
 /// A dedicated pub/sub connection subscribed to `channel` (confirmed by Redis).
@@ -140,9 +163,13 @@ async fn run(
         let reason = pump(&channel, sink.as_ref(), &mut subscription).await;
         tracing::warn!(
             %channel, %reason,
-            "redis pub/sub connection lost; resubscribing (events published meanwhile are missed)"
+            "redis pub/sub connection lost; resubscribing (missed events are read from the store)"
         );
+        // Repairs can start at once: what the store has is not waiting for Redis.
+        sink.on_reset(Instant::now());
         subscription = resubscribe(&client, &channel).await;
+        // Whatever was published between the loss and the new subscription is read now.
+        sink.on_reset(Instant::now());
         tracing::info!(%channel, "redis pub/sub resubscribed");
     }
 }
@@ -176,7 +203,7 @@ async fn pump(
 /// Decodes one payload and hands it to the sink; logs and skips what does not decode.
 fn deliver(channel: &str, sink: &dyn RoomEventSink, payload: &[u8]) {
     match wire::decode(payload) {
-        Ok(event) => sink.on_event(event),
+        Ok(event) => sink.on_event(event, Instant::now()),
         Err(error) => tracing::warn!(
             %channel, %error, len = payload.len(),
             "skipping an undecodable payload on the event channel"

@@ -11,7 +11,7 @@ use rtchat_core::{
     BackendError, Broker, ChatConfig, ChatService, Hub, MessageStore, Ports, Presence, RoomEvent,
     RoomStore,
 };
-use rtchat_driver::{DriverConfig, Shutdown};
+use rtchat_driver::{DriverConfig, RepairTask, RoomWriters, Shutdown, WriterConfig};
 use rtchat_jwt::JwtTokens;
 use rtchat_memory::{
     InProcessBroker, MemoryMessageStore, MemoryPresence, MemoryRoomStore, SystemClock,
@@ -171,6 +171,8 @@ pub struct Node {
     pub web: WebConfig,
     /// Shared presence to take this node's sessions out of when it stops.
     redis_presence: Option<Arc<RedisPresence>>,
+    /// The room-log repair task; it ends with the node.
+    _repairs: RepairTask,
 }
 
 impl Node {
@@ -204,11 +206,18 @@ pub async fn assemble(config: &ServerConfig) -> Result<Node, StartError> {
     let hub = Arc::new(Hub::new());
     let (messages, rooms) = store(config).await?;
     let (broker, presence, redis_presence) = broker_and_presence(config, hub.clone()).await?;
+    let appender = Arc::new(RoomWriters::new(
+        messages.clone(),
+        rooms.clone(),
+        broker.clone(),
+        WriterConfig::default(),
+    ));
     let ports = Ports {
         messages,
         rooms,
         presence,
         broker,
+        appender,
         tokens: Arc::new(tokens),
         clock: Arc::new(SystemClock),
     };
@@ -225,6 +234,7 @@ pub async fn assemble(config: &ServerConfig) -> Result<Node, StartError> {
     let service = ChatService::new(ports, hub, chat)
         .await
         .map_err(StartError::Assemble)?;
+    let repairs = rtchat_driver::spawn_room_log_repairs(&service);
     let driver = DriverConfig {
         session: config.session_config(),
         outbound_capacity: config.outbound_queue,
@@ -240,6 +250,7 @@ pub async fn assemble(config: &ServerConfig) -> Result<Node, StartError> {
         service,
         web,
         redis_presence,
+        _repairs: repairs,
     })
 }
 

@@ -458,11 +458,14 @@ mod tests {
             deliveries.push(delivery);
             Ok(())
         }
+
+        fn outcome(&self, _: crate::ports::SendOutcome) {}
     }
 
-    fn message(id: MessageId, room: &str) -> ChatMessage {
+    fn message(seq: Seq, room: &str) -> ChatMessage {
         ChatMessage {
-            id,
+            id: seq + 100,
+            seq,
             room_id: room.to_owned(),
             message: "hi".to_owned(),
             rand_id: "Wren1".to_owned(),
@@ -493,14 +496,41 @@ mod tests {
             Arc::from("s2"),
         );
 
-        hub.on_event(RoomEvent::Message(message(7, "lobby")));
+        hub.observe_head(&lobby(), 6, Instant::now());
+        hub.on_event(RoomEvent::Message(message(7, "lobby")), Instant::now());
 
         let got = a.taken();
         assert_eq!(got.len(), 1);
         assert_eq!(&*got[0].subscription, "s1");
-        assert_eq!(got[0].message_id, Some(7));
-        assert_eq!(got[0].message.message_id(), "7");
+        assert_eq!(got[0].seq, Some(7));
+        assert_eq!(got[0].message.message_id(), "107");
         assert!(b.taken().is_empty());
+    }
+
+    #[test]
+    fn chat_messages_reach_subscribers_in_seq_order() {
+        let hub = Hub::new();
+        let sink = Recorder::new(10);
+        hub.subscribe("/sub/channel/lobby", ConnectionId(1), sink.clone(), Arc::from("s"));
+        let now = Instant::now();
+        hub.observe_head(&lobby(), 0, now);
+        for seq in [2, 3, 1] {
+            hub.on_event(RoomEvent::Message(message(seq, "lobby")), now);
+        }
+        let seqs: Vec<_> = sink.taken().iter().map(|d| d.seq).collect();
+        assert_eq!(seqs, [Some(1), Some(2), Some(3)]);
+    }
+
+    #[test]
+    fn a_room_without_local_subscribers_is_not_ordered_or_kept() {
+        let hub = Hub::new();
+        let sink = Recorder::new(10);
+        hub.subscribe("/sub/channel/lobby", ConnectionId(1), sink.clone(), Arc::from("s"));
+        hub.observe_head(&lobby(), 0, Instant::now());
+        assert!(hub.unsubscribe(ConnectionId(1), "s"));
+        assert!(!hub.lock_log().is_tracked(&lobby()));
+        hub.on_event(RoomEvent::Message(message(5, "lobby")), Instant::now());
+        assert_eq!(hub.poll_log_timeout(), None);
     }
 
     #[test]
@@ -519,14 +549,17 @@ mod tests {
             b.clone(),
             Arc::from("y"),
         );
-        hub.on_event(RoomEvent::Presence {
-            room_id: lobby(),
-            count: 2,
-        });
+        hub.on_event(
+            RoomEvent::Presence {
+                room_id: lobby(),
+                count: 2,
+            },
+            Instant::now(),
+        );
         let (a, b) = (a.taken(), b.taken());
         assert_eq!(a[0].message, b[0].message);
         assert!(a[0].message.message_id().starts_with("p-"));
-        assert_eq!(a[0].message_id, None);
+        assert_eq!(a[0].seq, None);
     }
 
     #[test]
@@ -581,7 +614,7 @@ mod tests {
             Arc::from("f"),
         );
         for count in 1..=3 {
-            hub.on_event(RoomEvent::Entry { count });
+            hub.on_event(RoomEvent::Entry { count }, Instant::now());
         }
         assert_eq!(slow.taken().len(), 1);
         assert_eq!(fast.taken().len(), 3);
@@ -590,6 +623,6 @@ mod tests {
 
     #[test]
     fn an_event_nobody_subscribed_to_is_a_no_op() {
-        Hub::new().on_event(RoomEvent::Entry { count: 1 });
+        Hub::new().on_event(RoomEvent::Entry { count: 1 }, Instant::now());
     }
 }

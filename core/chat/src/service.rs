@@ -128,6 +128,11 @@ pub enum ChatError {
     /// A store, presence or broker backend failed; the cause is not shown.
     #[error("temporarily unavailable")]
     Unavailable,
+    /// A SEND's message could not be stored within the time the server answers in (the store
+    /// is down). It may not be stored; sending it again with the same `message-key` cannot
+    /// store it twice.
+    #[error("the message could not be stored in time; send it again with the same message-key")]
+    NotStored,
 }
 
 impl ChatError {
@@ -147,6 +152,7 @@ impl ChatError {
             ChatError::InvalidToken => "INVALID_TOKEN",
             ChatError::ExpiredToken => "EXPIRED_TOKEN",
             ChatError::Unavailable => "UNAVAILABLE",
+            ChatError::NotStored => "NOT_STORED",
         }
     }
 }
@@ -427,7 +433,8 @@ impl ChatService {
 
     // ---- for ChatConnection ----
 
-    pub(crate) fn hub(&self) -> &Hub {
+    /// The node's fan-out (the driver's repair task drives its room log).
+    pub fn hub(&self) -> &Hub {
         &self.inner.hub
     }
 

@@ -171,9 +171,14 @@ async fn application_errors_go_to_the_error_queue_without_a_receipt_and_the_sess
     a.subscribe("z", "/sub/channel/bad!id", "").await;
 
     let frames = a.frames();
+    // SUBSCRIBEs are answered at once; SENDs in the order they came, after the first one's
+    // room writer answered (it found no room "nowhere").
     assert_eq!(
         errors(&frames),
         [
+            "UNKNOWN_ROOM",
+            "UNKNOWN_DESTINATION",
+            "INVALID_ROOM_ID",
             "UNKNOWN_ROOM",
             "EMPTY_MESSAGE",
             "MESSAGE_TOO_LONG",
@@ -181,12 +186,16 @@ async fn application_errors_go_to_the_error_queue_without_a_receipt_and_the_sess
             "FORBIDDEN_DESTINATION",
             "FORBIDDEN_DESTINATION",
             "UNKNOWN_DESTINATION",
-            "UNKNOWN_ROOM",
-            "UNKNOWN_DESTINATION",
-            "INVALID_ROOM_ID",
         ]
     );
     assert!(receipts(&frames).is_empty(), "an error is never receipted");
+    // A failed SEND's error names its receipt, so the client knows which SEND failed.
+    let receipt_ids: Vec<_> = frames
+        .iter()
+        .filter(|f| f.get("destination") == Some("/user/queue/errors"))
+        .filter_map(|f| f.get("receipt-id"))
+        .collect();
+    assert_eq!(receipt_ids, ["r1", "r2", "r3", "r4", "r5"]);
     assert!(
         on_subscription(&frames, "s").is_empty(),
         "nothing was broadcast"
@@ -205,13 +214,119 @@ async fn application_errors_go_to_the_error_queue_without_a_receipt_and_the_sess
 }
 
 #[tokio::test]
-async fn errors_without_an_error_queue_subscription_are_dropped() {
+async fn other_errors_without_an_error_queue_subscription_are_dropped() {
+    let node = Node::new().await;
+    let mut a = connected(&node, alice()).await;
+    a.subscribe("x", "/sub/channel/nowhere", "receipt:r1\n").await;
+    a.subscribe("y", "/topic/whatever", "").await;
+    assert!(a.frames().is_empty());
+    assert_eq!(a.session.state(), State::Connected);
+}
+
+#[tokio::test]
+async fn a_failed_send_without_an_error_queue_subscription_gets_an_error_frame() {
     let node = Node::new().await;
     let mut a = connected(&node, alice()).await;
     a.send_chat("nowhere", "hi", Some("r1")).await;
-    a.send("SEND\ndestination:/sub/channel/lobby\n\nx\0").await;
-    assert!(a.frames().is_empty());
+    let frames = a.frames();
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert_eq!(frames[0].command, Command::Error);
+    assert_eq!(frames[0].get("message"), Some("UNKNOWN_ROOM"));
+    assert_eq!(frames[0].get("receipt-id"), Some("r1"));
+    assert_ne!(a.session.state(), State::Connected, "an ERROR ends the session");
+}
+
+#[tokio::test]
+async fn a_store_failure_is_answered_and_never_receipted() {
+    let node = Node::new().await;
+    let mut a = connected(&node, alice()).await;
+    a.subscribe("errors", "/user/queue/errors", "").await;
+    node.store
+        .failing
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    a.send_chat("lobby", "lost?", Some("r1")).await;
+    let frames = a.frames();
+    assert!(receipts(&frames).is_empty());
+    assert_eq!(errors(&frames), ["NOT_STORED"]);
+    assert_eq!(frames[0].get("receipt-id"), Some("r1"));
     assert_eq!(a.session.state(), State::Connected);
+}
+
+#[tokio::test]
+async fn sends_are_answered_in_the_order_they_came_whatever_order_they_are_stored_in() {
+    let node = Node::new().await;
+    node.service
+        .create_room("Garden", Some("garden"))
+        .await
+        .expect("room");
+    let mut a = connected(&node, alice()).await;
+    node.appender
+        .held
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    a.send_chat("lobby", "one", Some("r1")).await;
+    a.send_chat("garden", "two", Some("r2")).await;
+    a.send_chat("lobby", "three", Some("r3")).await;
+    assert!(a.frames().is_empty(), "nothing is stored yet");
+    // The garden writer answers first; its receipt still waits for r1.
+    let waiting: Vec<_> = node.appender.waiting.lock().expect("lock").drain(..).collect();
+    let (lobby, garden): (Vec<_>, Vec<_>) = waiting
+        .into_iter()
+        .partition(|s| s.message.room_id.as_str() == "lobby");
+    node.appender
+        .held
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    node.appender.waiting.lock().expect("lock").extend(garden);
+    node.appender.flush().await;
+    assert!(receipts(&a.frames()).is_empty(), "r2 waits for r1");
+    node.appender.waiting.lock().expect("lock").extend(lobby);
+    node.appender.flush().await;
+    assert_eq!(receipts(&a.frames()), ["r1", "r2", "r3"]);
+}
+
+#[tokio::test]
+async fn a_connection_with_too_many_sends_in_flight_stops_reading() {
+    let config = ChatConfig {
+        max_sends_in_flight: 2,
+        ..ChatConfig::default()
+    };
+    let node = Node::with_config(config).await;
+    let mut a = connected(&node, alice()).await;
+    node.appender
+        .held
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(a.connection.wants_input());
+    a.send_chat("lobby", "one", None).await;
+    assert!(a.connection.wants_input());
+    a.send_chat("lobby", "two", None).await;
+    assert!(!a.connection.wants_input(), "two SENDs wait for the store");
+    node.appender
+        .held
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    node.appender.flush().await;
+    a.frames();
+    assert!(a.connection.wants_input());
+}
+
+#[tokio::test]
+async fn a_retry_with_the_same_message_key_is_stored_once() {
+    let node = Node::new().await;
+    let mut a = connected(&node, alice()).await;
+    a.subscribe("s", "/sub/channel/lobby", "").await;
+    let send = "SEND\ndestination:/pub/chat\nmessage-key:abc-1\nreceipt:r\n\n{\"roomId\":\"lobby\",\"message\":\"once\"}\0";
+    a.send(send).await;
+    a.send(send).await;
+    let frames = a.frames();
+    assert_eq!(receipts(&frames), ["r", "r"], "both are receipted");
+    assert_eq!(on_subscription(&frames, "s").len(), 1, "one message");
+    assert_eq!(
+        node.service.history("lobby", 10, None).await.expect("history").len(),
+        1
+    );
+    // A bad key is a bad request, not a silently unkeyed message.
+    a.subscribe("errors", "/user/queue/errors", "").await;
+    a.send("SEND\ndestination:/pub/chat\nmessage-key:no spaces\n\n{\"roomId\":\"lobby\",\"message\":\"x\"}\0")
+        .await;
+    assert_eq!(errors(&a.frames()), ["BAD_REQUEST"]);
 }
 
 #[tokio::test]

@@ -103,7 +103,7 @@ impl RecordingSink {
 }
 
 impl RoomEventSink for RecordingSink {
-    fn on_event(&self, event: RoomEvent) {
+    fn on_event(&self, event: RoomEvent, _now: std::time::Instant) {
         self.events.lock().expect("sink lock").push(event);
     }
 }

@@ -149,7 +149,7 @@ impl RoomLog {
         let Some(room) = RoomId::parse(&message.room_id) else {
             return;
         };
-        if self.accept(&room, message) {
+        if self.accept(&room, message, now) {
             self.release(&room, now);
         }
     }
@@ -201,7 +201,7 @@ impl RoomLog {
         let full = messages.len() >= repair.limit;
         let mut filled = 0;
         for message in messages {
-            if message.room_id == repair.room.as_str() && self.accept(&repair.room, message) {
+            if message.room_id == repair.room.as_str() && self.accept(&repair.room, message, now) {
                 filled += 1;
             }
         }
@@ -241,18 +241,34 @@ impl RoomLog {
             .min()
     }
 
-    /// Holds `message` unless it was delivered already; true when it may release something.
-    fn accept(&mut self, room: &RoomId, message: ChatMessage) -> bool {
+    /// Holds `message` unless it was delivered or is held already; true when it is new.
+    fn accept(&mut self, room: &RoomId, message: ChatMessage, now: Instant) -> bool {
         let max_held = self.config.max_held;
+        let gap_wait = self.config.gap_wait;
         let Some(track) = self.rooms.get_mut(room) else {
             return false;
         };
         if track.delivered.is_some_and(|delivered| message.seq <= delivered) {
             return false;
         }
-        if track.held.len() >= max_held && !track.held.contains_key(&message.seq) {
-            // Memory stays bounded; the repair reads it back from the store.
+        if track.held.contains_key(&message.seq) {
             return false;
+        }
+        if track.held.len() >= max_held {
+            // Memory stays bounded: the newest held message makes room for an older one
+            // (which is nearer to delivery); what is dropped is read back from the store,
+            // even if nothing else is missing by then.
+            track.forced = true;
+            if track.repair_due.is_none() {
+                track.repair_due = Some(now + gap_wait);
+                self.timers_changed = true;
+            }
+            match track.held.last_key_value() {
+                Some((&newest, _)) if newest > message.seq => {
+                    track.held.remove(&newest);
+                }
+                _ => return false,
+            }
         }
         track.held.insert(message.seq, message);
         true

@@ -5,9 +5,10 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use rtchat_core::{
-    BackendError, Broker, ChatConfig, ChatConnection, ChatMessage, ChatService, Clock,
-    ConnectionSink, Delivery, Hub, Identity, MessageId, MessageStore, NewMessage, OfferError,
-    Ports, RoomEvent, RoomEventSink, RoomId, TokenError, Tokens,
+    Appended, Appender, BackendError, Broker, ChatConfig, ChatConnection, ChatError, ChatMessage,
+    ChatService, Clock, ConnectionSink, Delivery, Hub, Identity, MessageId, MessageStore,
+    NewMessage, OfferError, PendingSend, Ports, RoomEvent, RoomEventSink, RoomId, RoomStore, Seq,
+    SendOutcome, TokenError, Tokens,
 };
 use rtchat_memory::{InProcessBroker, MemoryMessageStore, MemoryPresence, MemoryRoomStore};
 use rtchat_stomp::{
@@ -109,9 +110,26 @@ impl TestStore {
 
 #[async_trait]
 impl MessageStore for TestStore {
-    async fn append(&self, message: NewMessage) -> Result<ChatMessage, BackendError> {
+    async fn append(
+        &self,
+        room: &RoomId,
+        batch: Vec<NewMessage>,
+    ) -> Result<Vec<Appended>, BackendError> {
         self.check()?;
-        self.inner.append(message).await
+        self.inner.append(room, batch).await
+    }
+    async fn head(&self, room: &RoomId) -> Result<Seq, BackendError> {
+        self.check()?;
+        self.inner.head(room).await
+    }
+    async fn after_seq(
+        &self,
+        room: &RoomId,
+        after: Seq,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>, BackendError> {
+        self.check()?;
+        self.inner.after_seq(room, after, limit).await
     }
     async fn newest(&self, room: &RoomId, limit: usize) -> Result<Vec<ChatMessage>, BackendError> {
         self.check()?;
@@ -164,7 +182,7 @@ impl Broker for RecordingBroker {
         let stored = match &event {
             RoomEvent::Message(m) => {
                 let room = RoomId::parse(&m.room_id).expect("room");
-                self.store.inner.after(&room, m.id - 1, 1).await?.first() == Some(m)
+                self.store.inner.after_seq(&room, m.seq - 1, 1).await?.first() == Some(m)
             }
             _ => true,
         };
@@ -176,11 +194,89 @@ impl Broker for RecordingBroker {
     }
 }
 
+/// The room writers, made explicit: SENDs wait here until the test (or the client harness,
+/// after each input) calls [`TestAppender::flush`], which stores them per room in one batch,
+/// answers each sender, then publishes, as the driver's writers do.
+pub struct TestAppender {
+    pub waiting: Mutex<VecDeque<PendingSend>>,
+    pub store: Arc<TestStore>,
+    pub rooms: Arc<MemoryRoomStore>,
+    pub broker: Arc<RecordingBroker>,
+    /// While set, `flush` leaves SENDs waiting (a slow store).
+    pub held: std::sync::atomic::AtomicBool,
+}
+
+impl Appender for TestAppender {
+    fn submit(&self, send: PendingSend) {
+        self.waiting.lock().expect("lock").push_back(send);
+    }
+}
+
+impl TestAppender {
+    pub async fn flush(&self) {
+        if self.held.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        loop {
+            let batch: Vec<PendingSend> = {
+                let mut waiting = self.waiting.lock().expect("lock");
+                let Some(room) = waiting.front().map(|s| s.message.room_id.clone()) else {
+                    return;
+                };
+                let (same, other): (Vec<_>, Vec<_>) =
+                    waiting.drain(..).partition(|s| s.message.room_id == room);
+                waiting.extend(other);
+                same
+            };
+            let room = batch[0].message.room_id.clone();
+            let answer = |error: ChatError| {
+                for send in &batch {
+                    send.reply.outcome(SendOutcome {
+                        ticket: send.ticket,
+                        result: Err(error.clone()),
+                    });
+                }
+            };
+            match self.rooms.get(&room).await {
+                Ok(Some(_)) => {}
+                Ok(None) => {
+                    answer(ChatError::UnknownRoom);
+                    continue;
+                }
+                Err(_) => {
+                    answer(ChatError::Unavailable);
+                    continue;
+                }
+            }
+            let messages = batch.iter().map(|s| s.message.clone()).collect();
+            let stored = match self.store.append(&room, messages).await {
+                Ok(stored) => stored,
+                Err(_) => {
+                    answer(ChatError::NotStored);
+                    continue;
+                }
+            };
+            for (send, appended) in batch.iter().zip(&stored) {
+                send.reply.outcome(SendOutcome {
+                    ticket: send.ticket,
+                    result: Ok(appended.message().clone()),
+                });
+            }
+            let events = stored
+                .into_iter()
+                .map(|a| RoomEvent::Message(a.into_message()))
+                .collect();
+            let _ = self.broker.publish_all(events).await;
+        }
+    }
+}
+
 pub struct Node {
     pub service: ChatService,
     pub hub: Arc<Hub>,
     pub store: Arc<TestStore>,
     pub broker: Arc<RecordingBroker>,
+    pub appender: Arc<TestAppender>,
 }
 
 impl Node {
@@ -197,11 +293,20 @@ impl Node {
             events: Mutex::new(Vec::new()),
             failing: Default::default(),
         });
+        let rooms = Arc::new(MemoryRoomStore::new());
+        let appender = Arc::new(TestAppender {
+            waiting: Mutex::new(VecDeque::new()),
+            store: store.clone(),
+            rooms: rooms.clone(),
+            broker: broker.clone(),
+            held: Default::default(),
+        });
         let ports = Ports {
             messages: store.clone(),
-            rooms: Arc::new(MemoryRoomStore::new()),
+            rooms,
             presence: Arc::new(MemoryPresence::new()),
             broker: broker.clone(),
+            appender: appender.clone(),
             tokens: Arc::new(FakeTokens),
             clock: Arc::new(FixedClock),
         };
@@ -213,6 +318,7 @@ impl Node {
             hub,
             store,
             broker,
+            appender,
         }
     }
 
@@ -229,14 +335,21 @@ impl Node {
             session: Session::new(config, now),
             connection: self.service.connection(ip, sink.clone()),
             sink,
+            appender: self.appender.clone(),
             now,
         }
     }
 }
 
+/// What a connection's queue holds.
+pub enum Queued {
+    Delivery(Delivery),
+    Outcome(SendOutcome),
+}
+
 /// The driver's bounded outbound queue, as a plain deque.
 pub struct QueueSink {
-    queue: Mutex<VecDeque<Delivery>>,
+    queue: Mutex<VecDeque<Queued>>,
     capacity: usize,
 }
 
@@ -248,23 +361,37 @@ impl QueueSink {
         }
     }
 
-    pub fn pop(&self) -> Option<Delivery> {
+    pub fn pop(&self) -> Option<Queued> {
         self.queue.lock().expect("lock").pop_front()
     }
 
+    /// Deliveries queued (outcomes not counted, as in the driver).
     pub fn len(&self) -> usize {
-        self.queue.lock().expect("lock").len()
+        let queue = self.queue.lock().expect("lock");
+        queue
+            .iter()
+            .filter(|q| matches!(q, Queued::Delivery(_)))
+            .count()
     }
 }
 
 impl ConnectionSink for QueueSink {
     fn offer(&self, delivery: Delivery) -> Result<(), OfferError> {
-        let mut queue = self.queue.lock().expect("lock");
-        if queue.len() >= self.capacity {
+        if self.len() >= self.capacity {
             return Err(OfferError::Full);
         }
-        queue.push_back(delivery);
+        self.queue
+            .lock()
+            .expect("lock")
+            .push_back(Queued::Delivery(delivery));
         Ok(())
+    }
+
+    fn outcome(&self, outcome: SendOutcome) {
+        self.queue
+            .lock()
+            .expect("lock")
+            .push_back(Queued::Outcome(outcome));
     }
 }
 
@@ -273,11 +400,13 @@ pub struct Client {
     pub session: Session,
     pub connection: ChatConnection,
     pub sink: Arc<QueueSink>,
+    pub appender: Arc<TestAppender>,
     pub now: Instant,
 }
 
 impl Client {
-    /// Feeds frame text to the session and answers every event.
+    /// Feeds frame text to the session and answers every event; the room writers then
+    /// store what was sent (unless held).
     pub async fn send(&mut self, text: &str) {
         self.session.handle_input(text.as_bytes(), self.now);
         while let Some(event) = self.session.poll_event() {
@@ -285,6 +414,7 @@ impl Client {
                 .handle(event, &mut self.session, self.now)
                 .await;
         }
+        self.appender.flush().await;
     }
 
     /// CONNECT with `headers` (lines like `Authorization:Bearer x`); returns the answer.
@@ -327,11 +457,17 @@ impl Client {
         .await;
     }
 
-    /// Hands every queued delivery to the connection; false if one was refused.
+    /// Hands every queued delivery and outcome to the connection; false if a delivery was
+    /// refused.
     pub fn pump(&mut self) -> bool {
         let mut all_ok = true;
-        while let Some(delivery) = self.sink.pop() {
-            all_ok &= self.connection.deliver(delivery, &mut self.session);
+        while let Some(item) = self.sink.pop() {
+            match item {
+                Queued::Delivery(delivery) => {
+                    all_ok &= self.connection.deliver(delivery, &mut self.session);
+                }
+                Queued::Outcome(outcome) => self.connection.on_outcome(outcome, &mut self.session),
+            }
         }
         all_ok
     }
