@@ -3,7 +3,9 @@
 
 use bytes::Bytes;
 use rtchat_core::{ChatConfig, ChatService, Hub, Identity, Ports, Tokens};
-use rtchat_driver::{DriverConfig, MemoryClient, Shutdown, memory_pair, run_connection};
+use rtchat_driver::{
+    DriverConfig, MemoryClient, RoomWriters, Shutdown, WriterConfig, memory_pair, run_connection,
+};
 use rtchat_jwt::JwtTokens;
 use rtchat_memory::{
     InProcessBroker, MemoryMessageStore, MemoryPresence, MemoryRoomStore, SystemClock,
@@ -28,11 +30,20 @@ async fn node() -> Node {
         "rtchat".to_owned(),
         Duration::from_secs(3600),
     ));
+    let messages = Arc::new(MemoryMessageStore::new());
+    let rooms = Arc::new(MemoryRoomStore::new());
+    let broker = Arc::new(InProcessBroker::new(hub.clone()));
     let ports = Ports {
-        messages: Arc::new(MemoryMessageStore::new()),
-        rooms: Arc::new(MemoryRoomStore::new()),
+        messages: messages.clone(),
+        rooms: rooms.clone(),
         presence: Arc::new(MemoryPresence::new()),
-        broker: Arc::new(InProcessBroker::new(hub.clone())),
+        broker: broker.clone(),
+        appender: Arc::new(RoomWriters::new(
+            messages,
+            rooms,
+            broker,
+            WriterConfig::default(),
+        )),
         tokens: tokens.clone(),
         clock: Arc::new(SystemClock),
     };

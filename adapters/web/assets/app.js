@@ -49,6 +49,7 @@
   var me = { randId: '', sub: '' };
   var byId = new Map();          // message id -> <li>
   var newestId = null;           // highest id shown
+  var newestSeq = null;          // highest seq shown (the room log's position, for since-seq)
   var oldestId = null;           // lowest id shown
   var historyLoaded = false;     // first page fetched (successfully)
   var historyExhausted = false;  // no older messages on the server
@@ -271,6 +272,7 @@
   function insertMessage(m) {
     if (!m || m.id == null || byId.has(String(m.id))) return null;
     var id = Number(m.id);
+    if (m.seq != null && (newestSeq === null || Number(m.seq) > newestSeq)) newestSeq = Number(m.seq);
     var li = buildMessage(m);
     byId.set(String(m.id), li);
     if (newestId === null || id > newestId) {
@@ -390,9 +392,31 @@
     try { return JSON.parse(body); } catch (e) { return null; }
   }
 
+  // ---- sends that survive reconnects -------------------------------------------------
+  // Each message gets a key (`message-key`); the server stores a key at most once, so a send
+  // whose RECEIPT never came (the connection dropped) is simply sent again after reconnecting.
+  var unacked = new Map(); // key -> body, in send order
+  function newKey() {
+    if (window.crypto && crypto.randomUUID) return crypto.randomUUID();
+    return 'k' + Date.now().toString(36) + Math.random().toString(36).slice(2);
+  }
+  function publishKeyed(key, body) {
+    client.watchForReceipt(key, function () { unacked.delete(key); });
+    client.publish({
+      destination: '/pub/chat',
+      headers: { 'message-key': key, receipt: key },
+      body: body
+    });
+  }
+  function resendUnacked() {
+    unacked.forEach(function (body, key) { publishKeyed(key, body); });
+  }
+
   function subscribeAll(c) {
     var channelHeaders = {};
-    if (newestId !== null) channelHeaders['since-id'] = String(newestId);
+    // Where this page is in the room's log: since-seq when known (gap-free), else since-id.
+    if (newestSeq !== null) channelHeaders['since-seq'] = String(newestSeq);
+    else if (newestId !== null) channelHeaders['since-id'] = String(newestId);
     c.subscribe('/sub/channel/' + roomId, function (frame) {
       var m = parseJson(frame.body);
       if (m) onChatMessage(m);
@@ -410,6 +434,10 @@
     c.subscribe('/user/queue/errors', function (frame) {
       var env = parseJson(frame.body);
       var msg = env && env.error && env.error.message ? env.error.message : String(frame.body);
+      var failed = frame.headers && frame.headers['receipt-id'];
+      // A send refused for good (empty, too long, unknown room...) is not retried; one the
+      // server could not store in time is, after the next reconnect or send.
+      if (failed && !(env && (env.type === 'NOT_STORED' || env.type === 'UNAVAILABLE'))) unacked.delete(failed);
       toast(msg, 'error');
     });
   }
@@ -436,6 +464,7 @@
         everConnected = true;
         setStatus('connected', 'live');
         subscribeAll(client);
+        resendUnacked();
         if (first && !historyLoaded) {
           // The first history fetch failed earlier: try again now that the server is back.
           loadInitialHistory().catch(function (e) { toast('Could not load messages: ' + e.message, 'error'); });
@@ -465,11 +494,11 @@
       toast('A message is at most ' + MAX_LEN + ' characters.', 'error');
       return;
     }
-    if (!client || !client.connected) {
-      toast('Not connected yet — your message is kept, try again in a moment.', 'error');
-      return;
-    }
-    client.publish({ destination: '/pub/chat', body: JSON.stringify({ roomId: roomId, message: text }) });
+    var key = newKey();
+    var body = JSON.stringify({ roomId: roomId, message: text });
+    unacked.set(key, body);
+    if (client && client.connected) publishKeyed(key, body);
+    else toast('Not connected yet: your message goes out when the connection is back.', 'info');
     el.composer.value = '';
     autosize();
     scrollToBottom();

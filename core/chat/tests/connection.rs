@@ -486,6 +486,59 @@ async fn since_id_replays_what_was_missed_with_no_gap_and_no_duplicate() {
 }
 
 #[tokio::test]
+async fn since_seq_replays_after_that_seq_and_every_message_carries_its_seq() {
+    let node = Node::new().await;
+    let ip: std::net::IpAddr = "10.0.0.1".parse().expect("ip");
+    for n in 1..=5 {
+        node.service
+            .post_message(&bob(), ip, "lobby", &format!("m{n}"))
+            .await
+            .expect("posted");
+    }
+    let mut a = connected(&node, alice()).await;
+    a.subscribe("s", "/sub/channel/lobby", "since-seq:3\n").await;
+    node.service
+        .post_message(&bob(), ip, "lobby", "m6")
+        .await
+        .expect("posted");
+    let frames = a.frames();
+    let got: Vec<(String, u64, String)> = on_subscription(&frames, "s")
+        .iter()
+        .map(|f| {
+            let body = json(f);
+            (
+                body["message"].as_str().expect("text").to_owned(),
+                body["seq"].as_u64().expect("seq in the body"),
+                f.get("seq").expect("seq header").to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("m4".to_owned(), 4, "4".to_owned()),
+            ("m5".to_owned(), 5, "5".to_owned()),
+            ("m6".to_owned(), 6, "6".to_owned()),
+        ]
+    );
+    // since-seq wins over since-id when both are given; a subscription without either
+    // starts after the head.
+    let mut b = connected(&node, bob()).await;
+    b.subscribe("both", "/sub/channel/lobby", "since-seq:5\nsince-id:1\n")
+        .await;
+    b.subscribe("live", "/sub/channel/lobby", "").await;
+    let frames = b.frames();
+    let seqs = |id: &str| -> Vec<u64> {
+        on_subscription(&frames, id)
+            .iter()
+            .map(|f| json(f)["seq"].as_u64().expect("seq"))
+            .collect()
+    };
+    assert_eq!(seqs("both"), [6]);
+    assert!(seqs("live").is_empty());
+}
+
+#[tokio::test]
 async fn since_id_replay_is_capped_to_the_newest() {
     let config = ChatConfig {
         max_replay: 3,
