@@ -17,30 +17,55 @@
 //! ```
 //!
 //! # Behaviour
-//! The queries return exactly what the in-memory store (`rtchat-memory`) returns for the same
-//! calls, so conformance transcripts give the same snapshots on both: `newest` and `before` are
-//! newest first, `after` is oldest first, a `before`/`after` id need not exist in the room (it is
-//! only a bound), an unknown room has no messages, and a limit of 0 returns nothing. Two
-//! differences: PostgreSQL keeps every message (the memory store keeps the newest 10,000 per
-//! room), and a message for a room that does not exist is refused (a foreign key) with a
-//! [`BackendError`], where the memory store accepts it (the chat service checks the room first,
-//! so the service never sees the difference).
+//! The queries return what the in-memory store (`rtchat-memory`) returns for the same calls,
+//! so conformance transcripts give the same snapshots on both: `newest` and `before` are
+//! newest first, `after` and `after_seq` are oldest first, a `before`/`after` id or an
+//! `after_seq` seq need not exist in the room (it is only a bound), an unknown room has no
+//! messages and a head of 0, and a limit of 0 returns nothing. Two differences: PostgreSQL
+//! keeps every message (the memory store keeps the newest 10,000 per room), and a batch for a
+//! room that does not exist is refused with a [`BackendError`], storing nothing, where the
+//! memory store accepts it (the chat service checks the room first, so the service never sees
+//! the difference).
 //!
 //! Every read has a `LIMIT`: callers' limits are clamped to [`MAX_QUERY_LIMIT`], and the room
 //! list to [`MAX_LISTED_ROOMS`].
 //!
-//! # Ids and ordering across nodes
-//! Message ids come from one `bigserial` sequence, so they increase across the whole store, but
-//! a sequence hands out numbers when a row is *inserted*, not when it is *committed*: without
-//! care, two nodes appending to the same room could commit id 8 after a reader had already seen
-//! id 9, and a `since-id` replay (which reads `after` the last id a client saw) would then miss
-//! 8. [`PostgresStore`] prevents that within a room: `append` takes a transaction-level advisory
-//! lock on the room (`pg_advisory_xact_lock`, keyed by a hash of the room id) before drawing the
-//! id, and holds it until commit, so within one room ids are assigned and committed in the same
-//! order and a reader that sees id N also sees every id below N in that room. Rooms whose hashes
-//! collide merely share a lock. Across rooms ids may still commit out of order, which nothing
-//! relies on (replay and history are per room). Ids can have gaps: a failed insert burns its
-//! number (sequences are not transactional), and nothing relies on ids being dense.
+//! # Seqs, ids and ordering across nodes
+//! Every room is a log: its messages have seqs 1, 2, 3, ... with no holes, so "everything up
+//! to seq N" is a complete prefix of the room, which replay and gap repair rely on. `append`
+//! sends a whole batch of one room in one statement (one round trip, one transaction) to the
+//! PL/pgSQL function `rtchat_append` (migration `0002_room_log.sql`), which:
+//!
+//! 1. locks the room's row (`SELECT last_seq ... FOR UPDATE`), so appends to one room run one
+//!    after the other, whichever node or connection they come from, until commit;
+//! 2. for each message in batch order, looks up its `(room_id, name_tag, message_key)`: when a
+//!    stored message (or an earlier one of the same batch) has it, the result is that
+//!    original, [`Appended::Duplicate`](rtchat_core::Appended::Duplicate), and nothing is
+//!    stored; otherwise it inserts the message with seq `last_seq + 1`;
+//! 3. writes the new `last_seq` back to the room row.
+//!
+//! **Seqs are contiguous** because they come from a counter on the room row, not from a
+//! PostgreSQL sequence: the counter and the messages are written in the same transaction, so
+//! a failed or rolled-back append moves neither, and the row lock means no two appends read
+//! the same `last_seq`. A unique constraint on `(room_id, seq)` guards it anyway.
+//!
+//! **Ids increase with seq within a room.** Ids still come from the store-wide `bigserial`
+//! sequence, so they increase across the whole store and may have holes (a failed insert
+//! burns its number; nothing relies on ids being dense). Each id is drawn after the room row
+//! is locked, and the lock is held until commit, so within one room ids are drawn, and
+//! committed, in seq order: a reader that sees id N or seq N of a room also sees every
+//! earlier message of that room, and `since-id` replay (which reads `after` the last id a
+//! client saw) never misses one. Across rooms ids may commit out of order, which nothing
+//! relies on. (Before the room log, a per-room advisory lock gave this order; the row lock
+//! now does, so there is no advisory lock any more.)
+//!
+//! **Keys make retries idempotent**: a unique index on `(room_id, name_tag, message_key)`
+//! answers the lookup and guarantees a message is never stored twice, so a batch whose commit
+//! outcome was lost with the connection can be sent again. Messages stored before migration
+//! 0002 got the key `~legacy-<id>` (and seqs in id order), which no new message uses.
+//!
+//! `head` reads the room's `last_seq`, and `after_seq` is a range scan of the `(room_id, seq)`
+//! index, whatever the depth.
 //!
 //! # Migrations
 //! The schema lives in `migrations/*.sql`, embedded in the binary with `include_str!` and run by
@@ -50,6 +75,10 @@
 //! embedded files to the runtime migrator costs a few lines and keeps what the macro would
 //! give: the `_sqlx_migrations` table, checksums of applied files, and an advisory lock so
 //! nodes starting together migrate once.
+//!
+//! Migration 0002 (the room log) makes `seq` and `message_key` mandatory, so a build from
+//! before it can still read a migrated database but no longer append to it: upgrade every
+//! node at once rather than one by one.
 
 mod messages;
 mod migrations;

@@ -1,47 +1,72 @@
-//! [`MessageStore`] over the `messages` table.
+//! [`MessageStore`] over the `messages` table and the rooms' `last_seq`.
 
 use crate::{MAX_QUERY_LIMIT, PostgresStore, backend, sql_limit};
 use async_trait::async_trait;
-use rtchat_core::{BackendError, ChatMessage, MessageId, MessageStore, NewMessage, RoomId};
+use rtchat_core::{
+    Appended, BackendError, ChatMessage, MessageId, MessageStore, NewMessage, RoomId, Seq,
+};
 
-/// First key of the advisory locks `append` takes (the second is a hash of the room id):
-/// "rtch" in ASCII, so our locks don't meet other users of the two-key advisory lock space.
-const ROOM_LOCK_CLASS: i32 = 0x7274_6368;
-
-/// Stores one message in one statement (one round trip, one implicit transaction). The CTE
-/// takes the room's transaction-level advisory lock before the INSERT draws an id from the
-/// sequence (the row the INSERT consumes comes from the CTE), and the lock is held until the
-/// statement commits: within a room, ids are assigned and committed in the same order (see
-/// the crate docs, "Ids and ordering across nodes").
+/// Stores a batch in one statement (one round trip, one implicit transaction): the
+/// `rtchat_append` function of migration 0002 locks the room row, skips known keys, and
+/// gives each new message the room's next seq and an id (see the crate docs, "Seqs, ids
+/// and ordering across nodes"). The binds are the room and one array per field, element i of
+/// each being message i of the batch.
 const APPEND: &str = "\
-WITH room_lock AS (SELECT pg_advisory_xact_lock($1, hashtext($2)))
-INSERT INTO messages (room_id, message, rand_id, name_tag, created_at, ip_address)
-SELECT $2, $3, $4, $5, $6, $7 FROM room_lock
-RETURNING id";
+SELECT ord, duplicate, id, seq, message, rand_id, name_tag, created_at, ip_address
+FROM rtchat_append($1, $2, $3, $4, $5, $6, $7) ORDER BY ord";
+
+const HEAD: &str = "SELECT last_seq FROM rooms WHERE room_id = $1";
 
 const NEWEST: &str = "\
-SELECT id, room_id, message, rand_id, name_tag, created_at, ip_address FROM messages
+SELECT id, seq, room_id, message, rand_id, name_tag, created_at, ip_address FROM messages
 WHERE room_id = $1 ORDER BY id DESC LIMIT $2";
 
 const BEFORE: &str = "\
-SELECT id, room_id, message, rand_id, name_tag, created_at, ip_address FROM messages
+SELECT id, seq, room_id, message, rand_id, name_tag, created_at, ip_address FROM messages
 WHERE room_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3";
 
 const AFTER: &str = "\
-SELECT id, room_id, message, rand_id, name_tag, created_at, ip_address FROM messages
+SELECT id, seq, room_id, message, rand_id, name_tag, created_at, ip_address FROM messages
 WHERE room_id = $1 AND id > $2 ORDER BY id ASC LIMIT $3";
 
+const AFTER_SEQ: &str = "\
+SELECT id, seq, room_id, message, rand_id, name_tag, created_at, ip_address FROM messages
+WHERE room_id = $1 AND seq > $2 ORDER BY seq ASC LIMIT $3";
+
 /// A `messages` row as selected above.
-type Row = (i64, String, String, String, String, String, String);
+type Row = (i64, i64, String, String, String, String, String, String);
+
+/// A row of [`APPEND`]: `(ord, duplicate, id, seq, message, rand_id, name_tag, created_at,
+/// ip_address)`; the text fields are only filled for duplicates (the caller has the rest).
+type AppendRow = (
+    i32,
+    bool,
+    i64,
+    i64,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+);
+
+/// A message id read from the database (a `bigserial`, so never negative unless damaged).
+fn message_id(id: i64) -> Result<MessageId, BackendError> {
+    MessageId::try_from(id).map_err(|_| BackendError(format!("postgres: negative message id {id}")))
+}
+
+/// A seq read from the database (checked `>= 0` by the schema).
+fn seq(seq: i64) -> Result<Seq, BackendError> {
+    Seq::try_from(seq).map_err(|_| BackendError(format!("postgres: negative seq {seq}")))
+}
 
 /// The message of a row.
 fn message(
-    (id, room_id, message, rand_id, name_tag, created_at, ip_address): Row,
+    (id, seq_in_room, room_id, message, rand_id, name_tag, created_at, ip_address): Row,
 ) -> Result<ChatMessage, BackendError> {
-    let id = MessageId::try_from(id)
-        .map_err(|_| BackendError(format!("postgres: negative message id {id}")))?;
     Ok(ChatMessage {
-        id,
+        id: message_id(id)?,
+        seq: seq(seq_in_room)?,
         room_id,
         message,
         rand_id,
@@ -55,8 +80,64 @@ fn messages(rows: Vec<Row>) -> Result<Vec<ChatMessage>, BackendError> {
     rows.into_iter().map(message).collect()
 }
 
+/// What became of `posted`, from its row of [`APPEND`].
+fn appended(
+    room: &RoomId,
+    posted: NewMessage,
+    (_, duplicate, id, seq_in_room, message, rand_id, name_tag, created_at, ip_address): AppendRow,
+) -> Result<Appended, BackendError> {
+    let (id, seq_in_room) = (message_id(id)?, seq(seq_in_room)?);
+    if !duplicate {
+        return Ok(Appended::Stored(ChatMessage::stored(
+            id,
+            seq_in_room,
+            posted,
+        )));
+    }
+    match (message, rand_id, name_tag, created_at, ip_address) {
+        (Some(message), Some(rand_id), Some(name_tag), Some(created_at), Some(ip_address)) => {
+            Ok(Appended::Duplicate(ChatMessage {
+                id,
+                seq: seq_in_room,
+                room_id: room.as_str().to_owned(),
+                message,
+                rand_id,
+                name_tag,
+                created_at,
+                ip_address,
+            }))
+        }
+        _ => Err(BackendError(format!(
+            "postgres append: duplicate {id} came back without its fields"
+        ))),
+    }
+}
+
+/// The batch as the parallel text arrays [`APPEND`] binds, field by field.
+struct Columns<'a> {
+    messages: Vec<&'a str>,
+    rand_ids: Vec<&'a str>,
+    name_tags: Vec<&'a str>,
+    created_at: Vec<&'a str>,
+    ip_addresses: Vec<&'a str>,
+    keys: Vec<&'a str>,
+}
+
+impl<'a> Columns<'a> {
+    fn of(batch: &'a [NewMessage]) -> Self {
+        Columns {
+            messages: batch.iter().map(|m| m.message.as_str()).collect(),
+            rand_ids: batch.iter().map(|m| m.author.rand_id.as_str()).collect(),
+            name_tags: batch.iter().map(|m| m.author.name_tag.as_str()).collect(),
+            created_at: batch.iter().map(|m| m.created_at.as_str()).collect(),
+            ip_addresses: batch.iter().map(|m| m.ip_address.as_str()).collect(),
+            keys: batch.iter().map(|m| m.key.as_str()).collect(),
+        }
+    }
+}
+
 impl PostgresStore {
-    /// Runs a message query whose last two binds are the id bound (if any) and the limit.
+    /// Runs a message query whose last two binds are the bound (if any) and the limit.
     async fn select(
         &self,
         sql: &'static str,
@@ -82,26 +163,72 @@ impl PostgresStore {
 
 #[async_trait]
 impl MessageStore for PostgresStore {
-    /// Stores `message` and returns it with its id, greater than every id assigned before
-    /// (in this room, also committed after every earlier one).
+    /// Stores `batch` in `room` in one round trip and one transaction: every new message gets
+    /// the room's next seq and an id above every id of the room; a known (room, author tag,
+    /// key) gives [`Appended::Duplicate`] with the original, also within the batch.
     ///
-    /// Errors: [`BackendError`] when the database is unreachable, or the room does not exist
-    /// (foreign key violation; the id it drew is skipped).
-    async fn append(&self, message: NewMessage) -> Result<ChatMessage, BackendError> {
-        let id: i64 = sqlx::query_scalar(APPEND)
-            .bind(ROOM_LOCK_CLASS)
-            .bind(message.room_id.as_str())
-            .bind(&message.message)
-            .bind(&message.author.rand_id)
-            .bind(&message.author.name_tag)
-            .bind(&message.created_at)
-            .bind(&message.ip_address)
-            .fetch_one(&self.pool)
+    /// Errors: [`BackendError`], with nothing stored, when the database is unreachable, the
+    /// room does not exist, or a message of the batch names another room than `room`; or
+    /// when the connection is lost during commit (then retrying the batch is safe).
+    async fn append(
+        &self,
+        room: &RoomId,
+        batch: Vec<NewMessage>,
+    ) -> Result<Vec<Appended>, BackendError> {
+        if batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        // The stored message's room is `room`: a message claiming another would come back
+        // with a room it was not stored in.
+        if let Some(stray) = batch.iter().find(|m| &m.room_id != room) {
+            return Err(BackendError(format!(
+                "postgres append: a message for room {} in a batch for room {room}",
+                stray.room_id
+            )));
+        }
+        let columns = Columns::of(&batch);
+        let rows = sqlx::query_as::<_, AppendRow>(APPEND)
+            .bind(room.as_str())
+            .bind(&columns.messages)
+            .bind(&columns.rand_ids)
+            .bind(&columns.name_tags)
+            .bind(&columns.created_at)
+            .bind(&columns.ip_addresses)
+            .bind(&columns.keys)
+            .fetch_all(&self.pool)
             .await
-            .map_err(backend("append message"))?;
-        let id = MessageId::try_from(id)
-            .map_err(|_| BackendError(format!("postgres: negative message id {id}")))?;
-        Ok(ChatMessage::stored(id, message))
+            .map_err(backend("append messages"))?;
+        // One row per message, in batch order: anything else means the function and this
+        // code disagree, and the batch's outcome cannot be told apart.
+        let in_order = rows.len() == batch.len()
+            && rows
+                .iter()
+                .enumerate()
+                .all(|(index, row)| usize::try_from(row.0).is_ok_and(|ord| ord == index + 1));
+        if !in_order {
+            return Err(BackendError(format!(
+                "postgres append: {} result rows for a batch of {}, or out of order",
+                rows.len(),
+                batch.len()
+            )));
+        }
+        batch
+            .into_iter()
+            .zip(rows)
+            .map(|(posted, row)| appended(room, posted, row))
+            .collect()
+    }
+
+    /// The room's `last_seq`: 0 for a room without messages or an unknown room.
+    ///
+    /// Errors: [`BackendError`] when the database is unreachable.
+    async fn head(&self, room: &RoomId) -> Result<Seq, BackendError> {
+        let last_seq: Option<i64> = sqlx::query_scalar(HEAD)
+            .bind(room.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(backend("read room head"))?;
+        last_seq.map_or(Ok(0), seq)
     }
 
     /// The newest `limit` (at most [`MAX_QUERY_LIMIT`]) messages of `room`, newest first;
@@ -142,6 +269,23 @@ impl MessageStore for PostgresStore {
         match i64::try_from(after) {
             Ok(after) => self.select(AFTER, room, Some(after), limit).await,
             // Above every id the sequence can give.
+            Err(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// The first `limit` (at most [`MAX_QUERY_LIMIT`]) messages of `room` with a seq above
+    /// `after`, oldest first: seqs `after + 1 ..`, a range scan of `(room_id, seq)`.
+    ///
+    /// Errors: [`BackendError`] when the database is unreachable.
+    async fn after_seq(
+        &self,
+        room: &RoomId,
+        after: Seq,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>, BackendError> {
+        match i64::try_from(after) {
+            Ok(after) => self.select(AFTER_SEQ, room, Some(after), limit).await,
+            // Above every seq a room can reach.
             Err(_) => Ok(Vec::new()),
         }
     }

@@ -10,16 +10,18 @@
 //! tests run in parallel with each other and with anyone else's runs on the same database.
 
 use rtchat_core::{
-    BackendError, ChatMessage, CreateRoomError, Identity, MessageId, MessageStore, NewMessage,
-    Room, RoomId, RoomStore,
+    Appended, BackendError, ChatMessage, CreateRoomError, Identity, MessageId, MessageKey,
+    MessageStore, NewMessage, Room, RoomId, RoomStore, Seq,
 };
-use rtchat_memory::{MemoryMessageStore, MemoryRoomStore};
 use rtchat_postgres::{MAX_QUERY_LIMIT, PostgresStore};
-use std::collections::BTreeSet;
+use sqlx::error::BoxDynError;
+use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
 use std::hash::{BuildHasher, RandomState};
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// `DATABASE_URL`, or `None` (after saying why) when the tests should skip.
@@ -49,6 +51,15 @@ where
     F: FnOnce(PostgresStore) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    in_fresh_schema(true, test).await;
+}
+
+/// Like [`with_store`], but the schema is empty: the test migrates (or not) itself.
+async fn in_fresh_schema<F, Fut>(migrate: bool, test: F)
+where
+    F: FnOnce(PostgresStore) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let Some(url) = database_url() else { return };
     let schema = format!(
         "rtchat_test_{:016x}",
@@ -57,17 +68,15 @@ where
     let store = PostgresStore::connect_in_schema(&url, &schema)
         .await
         .expect("connect to DATABASE_URL");
-    store.migrate().await.expect("migrate");
+    if migrate {
+        store.migrate().await.expect("migrate");
+    }
     let pool = store.pool().clone();
     let outcome = tokio::spawn(test(store)).await;
     pool.close().await;
     // Best effort: a leftover schema only costs disk.
-    if let Ok(admin) = PostgresStore::connect(&url).await {
-        let drop = format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
-        if let Err(error) = sqlx::query(&drop).execute(admin.pool()).await {
-            eprintln!("could not drop test schema {schema}: {error}");
-        }
-        admin.pool().close().await;
+    if let Err(error) = PostgresStore::drop_schema(&url, &schema).await {
+        eprintln!("could not drop test schema {schema}: {error}");
     }
     if let Err(error) = outcome {
         std::panic::resume_unwind(error.into_panic());
@@ -85,27 +94,88 @@ fn room(id: &str, name: &str) -> Room {
     }
 }
 
-fn new_message(room: &str, text: &str) -> NewMessage {
+fn key(key: &str) -> MessageKey {
+    MessageKey::parse(key).expect("message key")
+}
+
+/// A key no other message of this test run has.
+fn fresh_key() -> MessageKey {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    key(&format!("k{}", NEXT.fetch_add(1, Ordering::Relaxed)))
+}
+
+/// A message from `name_tag` with the given key.
+fn keyed_message(room: &str, name_tag: &str, message_key: MessageKey, text: &str) -> NewMessage {
     NewMessage {
         room_id: room_id(room),
         message: text.to_owned(),
         author: Identity {
             rand_id: "Wren42".to_owned(),
-            name_tag: "#A1B2C3".to_owned(),
+            name_tag: name_tag.to_owned(),
         },
         created_at: "2026-11-22T10:00:00.123Z".to_owned(),
         ip_address: "192.168".to_owned(),
+        key: message_key,
     }
+}
+
+/// A message with a key of its own.
+fn new_message(room: &str, text: &str) -> NewMessage {
+    keyed_message(room, "#A1B2C3", fresh_key(), text)
 }
 
 fn ids(messages: &[ChatMessage]) -> Vec<MessageId> {
     messages.iter().map(|m| m.id).collect()
 }
 
+fn seqs(messages: &[ChatMessage]) -> Vec<Seq> {
+    messages.iter().map(|m| m.seq).collect()
+}
+
 async fn create_rooms(store: &PostgresStore, ids: &[&str]) {
     for id in ids {
         store.create(room(id, id)).await.expect("create room");
     }
+}
+
+/// The message `append` stored, failing the test on a duplicate.
+fn stored(appended: Appended) -> ChatMessage {
+    match appended {
+        Appended::Stored(message) => message,
+        Appended::Duplicate(original) => {
+            panic!("expected a new message, got duplicate {original:?}")
+        }
+    }
+}
+
+/// Appends `message` alone and returns it as stored.
+async fn append_one(store: &PostgresStore, message: NewMessage) -> ChatMessage {
+    let room = message.room_id.clone();
+    let mut results = store.append(&room, vec![message]).await.expect("append");
+    assert_eq!(results.len(), 1);
+    stored(results.remove(0))
+}
+
+/// Every message of `room`, oldest first (at most [`MAX_QUERY_LIMIT`]).
+async fn whole_log(store: &PostgresStore, room: &str) -> Vec<ChatMessage> {
+    store
+        .after_seq(&room_id(room), 0, MAX_QUERY_LIMIT)
+        .await
+        .expect("after_seq")
+}
+
+/// Seqs 1..=n with no hole, and ids increasing with them.
+fn assert_complete_log(log: &[ChatMessage], n: usize) {
+    assert_eq!(
+        seqs(log),
+        (1..=n as Seq).collect::<Vec<_>>(),
+        "seqs 1..={n}"
+    );
+    assert!(
+        log.windows(2).all(|w| w[0].id < w[1].id),
+        "ids increase with seq: {:?}",
+        ids(log)
+    );
 }
 
 #[tokio::test]
@@ -119,34 +189,93 @@ async fn migrations_are_idempotent() {
             .fetch_one(store.pool())
             .await
             .expect("migrations table");
-        assert_eq!(applied, 1);
+        assert_eq!(applied, 2);
     })
     .await;
 }
 
 #[tokio::test]
-async fn append_assigns_increasing_ids_and_keeps_every_field() {
+async fn append_assigns_ids_and_seqs_and_keeps_every_field() {
     with_store(|store| async move {
         create_rooms(&store, &["a", "b"]).await;
-        let mut last = 0;
-        for n in 0..6 {
+        let mut last_id = 0;
+        for n in 0..6u64 {
             let posted = new_message(
                 if n % 2 == 0 { "a" } else { "b" },
                 &format!("m{n} <b>é</b>"),
             );
-            let stored = store.append(posted.clone()).await.expect("append");
-            assert!(stored.id > last, "ids increase across rooms");
-            last = stored.id;
-            assert_eq!(stored, ChatMessage::stored(stored.id, posted));
+            let message = append_one(&store, posted.clone()).await;
+            assert!(message.id > last_id, "ids increase across rooms");
+            last_id = message.id;
+            assert_eq!(message.seq, n / 2 + 1, "each room counts from 1");
+            assert_eq!(
+                message,
+                ChatMessage::stored(message.id, message.seq, posted)
+            );
         }
         // Read back exactly as stored.
         let newest = store.newest(&room_id("b"), 1).await.expect("newest");
         assert_eq!(newest.len(), 1);
-        assert_eq!(newest[0].id, last);
         assert_eq!(
             newest[0],
-            ChatMessage::stored(last, new_message("b", "m5 <b>é</b>"))
+            ChatMessage::stored(last_id, 3, new_message("b", "m5 <b>é</b>"))
         );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn seqs_are_contiguous_per_room_and_ids_increase_with_them() {
+    with_store(|store| async move {
+        create_rooms(&store, &["a", "b", "quiet"]).await;
+        let mut expected_in = BTreeMap::from([("a", 0usize), ("b", 0)]);
+        for (round, size) in [1, 3, 1, 7, 2, 16, 1].into_iter().enumerate() {
+            for name in ["a", "b"] {
+                // Room b gets one more per batch, so the rooms' counts differ.
+                let size = if name == "b" { size + 1 } else { size };
+                let batch: Vec<_> = (0..size)
+                    .map(|n| new_message(name, &format!("round {round} n {n}")))
+                    .collect();
+                let results = store
+                    .append(&room_id(name), batch.clone())
+                    .await
+                    .expect("append");
+                let first = expected_in[name] as Seq + 1;
+                let messages: Vec<_> = results.into_iter().map(stored).collect();
+                assert_eq!(
+                    seqs(&messages),
+                    (first..first + size as Seq).collect::<Vec<_>>(),
+                    "the batch's seqs follow the room's head, in batch order"
+                );
+                for (message, posted) in messages.iter().zip(batch) {
+                    assert_eq!(
+                        *message,
+                        ChatMessage::stored(message.id, message.seq, posted)
+                    );
+                }
+                *expected_in.get_mut(name).expect("room") += size;
+            }
+        }
+        for (name, count) in expected_in {
+            let log = whole_log(&store, name).await;
+            assert_complete_log(&log, count);
+            assert_eq!(store.head(&room_id(name)).await, Ok(count as Seq));
+        }
+        assert_eq!(store.head(&room_id("quiet")).await, Ok(0));
+        assert!(whole_log(&store, "quiet").await.is_empty());
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn an_empty_batch_stores_nothing() {
+    with_store(|store| async move {
+        create_rooms(&store, &["a"]).await;
+        assert_eq!(
+            store.append(&room_id("a"), Vec::new()).await,
+            Ok(Vec::new())
+        );
+        assert_eq!(store.head(&room_id("a")).await, Ok(0));
     })
     .await;
 }
@@ -158,17 +287,12 @@ async fn newest_before_and_after_page_through_three_pages() {
         let mut in_a = Vec::new();
         for n in 0..25 {
             in_a.push(
-                store
-                    .append(new_message("a", &format!("{n}")))
+                append_one(&store, new_message("a", &format!("{n}")))
                     .await
-                    .expect("append")
                     .id,
             );
             if n % 3 == 0 {
-                store
-                    .append(new_message("b", "other"))
-                    .await
-                    .expect("append");
+                append_one(&store, new_message("b", "other")).await;
             }
         }
         let a = room_id("a");
@@ -201,6 +325,18 @@ async fn newest_before_and_after_page_through_three_pages() {
         }
         assert_eq!(forwards, in_a);
 
+        // Every read carries the seq: the id pages are the seq log, in the same order.
+        let log = whole_log(&store, "a").await;
+        assert_complete_log(&log, 25);
+        assert_eq!(ids(&log), in_a);
+        let newest = store.newest(&a, 3).await.expect("newest");
+        assert_eq!(seqs(&newest), [25, 24, 23]);
+        assert_eq!(
+            seqs(&store.before(&a, in_a[5], 2).await.expect("q")),
+            [5, 4]
+        );
+        assert_eq!(seqs(&store.after(&a, in_a[5], 2).await.expect("q")), [7, 8]);
+
         // Bounds need not be ids of the room; limit 0 and unknown rooms give nothing.
         let top = ids(&store.before(&a, MessageId::MAX, 2).await.expect("q"));
         assert_eq!(top, [in_a[24], in_a[23]]);
@@ -230,17 +366,86 @@ async fn newest_before_and_after_page_through_three_pages() {
 }
 
 #[tokio::test]
+async fn head_and_after_seq() {
+    with_store(|store| async move {
+        create_rooms(&store, &["a", "b"]).await;
+        let a = room_id("a");
+        assert_eq!(store.head(&a).await, Ok(0), "a room without messages");
+        assert_eq!(
+            store.head(&room_id("nowhere")).await,
+            Ok(0),
+            "an unknown room"
+        );
+        assert!(store.after_seq(&a, 0, 10).await.expect("q").is_empty());
+
+        let batch: Vec<_> = (0..12).map(|n| new_message("a", &format!("{n}"))).collect();
+        store.append(&a, batch).await.expect("append");
+        append_one(&store, new_message("b", "elsewhere")).await;
+        assert_eq!(store.head(&a).await, Ok(12));
+        assert_eq!(store.head(&room_id("b")).await, Ok(1));
+
+        // Oldest first, starting right after the bound, at most `limit`.
+        let page = store.after_seq(&a, 0, 5).await.expect("q");
+        assert_eq!(seqs(&page), [1, 2, 3, 4, 5]);
+        assert!(page.iter().all(|m| m.room_id == "a"));
+        assert_eq!(
+            page.iter().map(|m| m.message.as_str()).collect::<Vec<_>>(),
+            ["0", "1", "2", "3", "4"]
+        );
+        assert_eq!(
+            seqs(&store.after_seq(&a, 5, 5).await.expect("q")),
+            [6, 7, 8, 9, 10]
+        );
+        assert_eq!(
+            seqs(&store.after_seq(&a, 10, 5).await.expect("q")),
+            [11, 12]
+        );
+        assert_eq!(seqs(&store.after_seq(&a, 11, 1).await.expect("q")), [12]);
+        // At or past the head, a limit of 0, an unknown room: nothing.
+        assert!(store.after_seq(&a, 12, 5).await.expect("q").is_empty());
+        assert!(store.after_seq(&a, 1_000, 5).await.expect("q").is_empty());
+        assert!(
+            store
+                .after_seq(&a, Seq::MAX, 5)
+                .await
+                .expect("q")
+                .is_empty()
+        );
+        assert!(store.after_seq(&a, 0, 0).await.expect("q").is_empty());
+        assert!(
+            store
+                .after_seq(&room_id("nowhere"), 0, 5)
+                .await
+                .expect("q")
+                .is_empty()
+        );
+        // Same messages whichever way they are read.
+        let by_id = store.after(&a, 0, 100).await.expect("after");
+        assert_eq!(store.after_seq(&a, 0, 100).await.expect("q"), by_id);
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn limits_are_clamped() {
     with_store(|store| async move {
         create_rooms(&store, &["big"]).await;
+        let count = (MAX_QUERY_LIMIT + 5) as i32;
         sqlx::query(
-            "INSERT INTO messages (room_id, message, rand_id, name_tag, created_at, ip_address) \
-             SELECT 'big', n::text, 'W', '#000000', 't', '10.0' FROM generate_series(1, $1) n",
+            "INSERT INTO messages (room_id, seq, message_key, message, rand_id, name_tag, \
+             created_at, ip_address) \
+             SELECT 'big', n, 'bulk-' || n, n::text, 'W', '#000000', 't', '10.0' \
+             FROM generate_series(1, $1) n",
         )
-        .bind((MAX_QUERY_LIMIT + 5) as i32)
+        .bind(count)
         .execute(store.pool())
         .await
         .expect("bulk insert");
+        sqlx::query("UPDATE rooms SET last_seq = $1 WHERE room_id = 'big'")
+            .bind(i64::from(count))
+            .execute(store.pool())
+            .await
+            .expect("bulk head");
         let big = room_id("big");
         assert_eq!(
             store.newest(&big, usize::MAX).await.expect("q").len(),
@@ -250,79 +455,17 @@ async fn limits_are_clamped() {
             store.after(&big, 0, 5_000).await.expect("q").len(),
             MAX_QUERY_LIMIT
         );
-    })
-    .await;
-}
-
-/// The same appends on the memory store and here give the same answers to every query: the
-/// conformance suite compares snapshots of the two (a fresh schema's ids start at 1, as the
-/// memory store's do).
-#[tokio::test]
-async fn answers_match_the_memory_store() {
-    with_store(|store| async move {
-        let memory = MemoryMessageStore::new();
-        let memory_rooms = MemoryRoomStore::new();
-        for id in ["a", "b", "private-0123456789abcdef", "c"] {
-            let created = room(id, &id.to_uppercase());
-            assert_eq!(
-                store.create(created.clone()).await,
-                memory_rooms.create(created).await
-            );
-        }
         assert_eq!(
-            store.create(room("a", "again")).await,
-            memory_rooms.create(room("a", "again")).await
+            store
+                .before(&big, MessageId::MAX, 5_000)
+                .await
+                .expect("q")
+                .len(),
+            MAX_QUERY_LIMIT
         );
-        assert_eq!(store.list().await, memory_rooms.list().await);
-        assert_eq!(store.count().await, memory_rooms.count().await);
-        for id in ["a", "b", "private-0123456789abcdef", "c", "zzz"] {
-            assert_eq!(
-                store.get(&room_id(id)).await,
-                memory_rooms.get(&room_id(id)).await
-            );
-        }
-
-        let pattern = [
-            "a",
-            "a",
-            "b",
-            "a",
-            "private-0123456789abcdef",
-            "a",
-            "b",
-            "a",
-            "a",
-        ];
-        for (n, room) in pattern.iter().enumerate() {
-            let posted = new_message(room, &format!("message {n}"));
-            assert_eq!(
-                store.append(posted.clone()).await,
-                memory.append(posted).await
-            );
-        }
-        let bounds = [0, 1, 2, 3, 5, 8, 9, 10, 100, MessageId::MAX];
-        for room in ["a", "b", "private-0123456789abcdef", "c", "zzz"] {
-            let room = room_id(room);
-            for limit in [0, 1, 2, 3, 10, 1_000_000] {
-                assert_eq!(
-                    store.newest(&room, limit).await,
-                    memory.newest(&room, limit).await,
-                    "newest {room} {limit}"
-                );
-                for bound in bounds {
-                    assert_eq!(
-                        store.before(&room, bound, limit).await,
-                        memory.before(&room, bound, limit).await,
-                        "before {room} {bound} {limit}"
-                    );
-                    assert_eq!(
-                        store.after(&room, bound, limit).await,
-                        memory.after(&room, bound, limit).await,
-                        "after {room} {bound} {limit}"
-                    );
-                }
-            }
-        }
+        let from_start = store.after_seq(&big, 0, usize::MAX).await.expect("q");
+        assert_eq!(from_start.len(), MAX_QUERY_LIMIT);
+        assert_complete_log(&from_start, MAX_QUERY_LIMIT);
     })
     .await;
 }
@@ -378,84 +521,328 @@ async fn rooms_create_duplicate_get_list_and_count() {
 }
 
 #[tokio::test]
-async fn a_message_for_an_unknown_room_is_a_backend_error() {
+async fn a_batch_for_an_unknown_room_fails_and_stores_nothing() {
     with_store(|store| async move {
-        let refused = store.append(new_message("ghost", "boo")).await;
-        match refused {
+        let ghost = room_id("ghost");
+        let batch = vec![new_message("ghost", "boo"), new_message("ghost", "boo!")];
+        match store.append(&ghost, batch).await {
             Err(BackendError(text)) => assert!(text.contains("append"), "{text}"),
-            Ok(stored) => panic!("stored a message for an unknown room: {stored:?}"),
+            Ok(stored) => panic!("stored messages for an unknown room: {stored:?}"),
         }
-        // The store still works, and ids still increase after the failure.
-        create_rooms(&store, &["ghost"]).await;
-        let stored = store
-            .append(new_message("ghost", "boo"))
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM messages")
+            .fetch_one(store.pool())
             .await
-            .expect("append");
-        assert!(stored.id >= 1);
+            .expect("count");
+        assert_eq!(rows, 0);
+        // Once the room exists, its log starts at 1.
+        create_rooms(&store, &["ghost"]).await;
+        assert_eq!(store.head(&ghost).await, Ok(0));
+        let message = append_one(&store, new_message("ghost", "boo")).await;
+        assert_eq!(message.seq, 1);
+        assert_eq!(ids(&whole_log(&store, "ghost").await), [message.id]);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_batch_naming_another_room_is_refused() {
+    with_store(|store| async move {
+        create_rooms(&store, &["a", "b"]).await;
+        let batch = vec![new_message("a", "fine"), new_message("b", "stray")];
+        match store.append(&room_id("a"), batch).await {
+            Err(BackendError(text)) => assert!(text.contains("room b"), "{text}"),
+            Ok(stored) => panic!("stored a mixed batch: {stored:?}"),
+        }
+        assert_eq!(store.head(&room_id("a")).await, Ok(0));
+        assert_eq!(store.head(&room_id("b")).await, Ok(0));
+    })
+    .await;
+}
+
+/// Makes the database refuse any message whose text is `poison`, so a batch can fail in the
+/// middle, after some of its rows were inserted (only in this test's schema).
+async fn refuse_poison(store: &PostgresStore) {
+    sqlx::query("ALTER TABLE messages ADD CONSTRAINT test_no_poison CHECK (message <> 'poison')")
+        .execute(store.pool())
+        .await
+        .expect("add check");
+}
+
+#[tokio::test]
+async fn a_batch_failing_midway_stores_nothing_and_burns_no_seq() {
+    with_store(|store| async move {
+        create_rooms(&store, &["a"]).await;
+        refuse_poison(&store).await;
+        let a = room_id("a");
+        let before: Vec<_> = (0..3)
+            .map(|n| new_message("a", &format!("ok {n}")))
+            .collect();
+        store.append(&a, before).await.expect("append");
+
+        let failing = vec![
+            new_message("a", "would be 4"),
+            new_message("a", "would be 5"),
+            new_message("a", "poison"),
+            new_message("a", "would be 6"),
+        ];
+        let retried_key = failing[0].key.clone();
+        match store.append(&a, failing).await {
+            Err(BackendError(text)) => assert!(text.contains("append"), "{text}"),
+            Ok(stored) => panic!("stored a poisoned batch: {stored:?}"),
+        }
+        assert_eq!(store.head(&a).await, Ok(3), "the head did not move");
         assert_eq!(
-            ids(&store.after(&room_id("ghost"), 0, 10).await.expect("q")),
-            [stored.id]
+            whole_log(&store, "a").await.len(),
+            3,
+            "nothing of the batch stayed"
         );
+
+        // The next append continues at 4, and a key of the failed batch is free to use.
+        let after = vec![
+            keyed_message("a", "#A1B2C3", retried_key, "now 4"),
+            new_message("a", "now 5"),
+        ];
+        let results = store.append(&a, after).await.expect("append");
+        let messages: Vec<_> = results.into_iter().map(stored).collect();
+        assert_eq!(seqs(&messages), [4, 5]);
+        let log = whole_log(&store, "a").await;
+        assert_complete_log(&log, 5);
+        // The failed inserts drew ids (sequences are not transactional): ids have a hole
+        // where seqs have none.
+        assert!(log[3].id > log[2].id + 1, "ids {:?}", ids(&log));
+        assert_eq!(store.head(&a).await, Ok(5));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_known_key_from_the_same_author_in_the_same_room_is_a_duplicate() {
+    with_store(|store| async move {
+        create_rooms(&store, &["a", "b"]).await;
+        let a = room_id("a");
+        let original = append_one(&store, keyed_message("a", "#A1B2C3", key("k-1"), "first")).await;
+        append_one(&store, new_message("a", "in between")).await;
+
+        // The retry may even carry other text: the original wins, and nothing is stored.
+        let retry = keyed_message("a", "#A1B2C3", key("k-1"), "second try");
+        assert_eq!(
+            store.append(&a, vec![retry]).await,
+            Ok(vec![Appended::Duplicate(original.clone())])
+        );
+        assert_eq!(store.head(&a).await, Ok(2));
+
+        // The same key from someone else, or in another room, is another message.
+        let other_author = append_one(
+            &store,
+            keyed_message("a", "#FFFFFF", key("k-1"), "other author"),
+        )
+        .await;
+        assert_eq!(other_author.seq, 3);
+        let other_room = append_one(
+            &store,
+            keyed_message("b", "#A1B2C3", key("k-1"), "other room"),
+        )
+        .await;
+        assert_eq!(other_room.seq, 1);
+
+        // A batch mixing duplicates and new messages: the duplicates take no seq.
+        let batch = vec![
+            keyed_message("a", "#A1B2C3", key("k-2"), "new"),
+            keyed_message("a", "#A1B2C3", key("k-1"), "old again"),
+            keyed_message("a", "#FFFFFF", key("k-1"), "other author again"),
+            keyed_message("a", "#A1B2C3", key("k-3"), "new too"),
+        ];
+        let results = store.append(&a, batch.clone()).await.expect("append");
+        assert_eq!(results.len(), 4);
+        let new = results[0].message().clone();
+        let new_too = results[3].message().clone();
+        assert_eq!(
+            results,
+            [
+                Appended::Stored(ChatMessage::stored(new.id, 4, batch[0].clone())),
+                Appended::Duplicate(original.clone()),
+                Appended::Duplicate(other_author.clone()),
+                Appended::Stored(ChatMessage::stored(new_too.id, 5, batch[3].clone())),
+            ]
+        );
+        assert!(new.id < new_too.id);
+        let log = whole_log(&store, "a").await;
+        assert_complete_log(&log, 5);
+        assert_eq!(log[0], original);
+        assert_eq!(store.head(&a).await, Ok(5));
+        assert_eq!(store.head(&room_id("b")).await, Ok(1));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_key_repeated_within_one_batch_is_stored_once() {
+    with_store(|store| async move {
+        create_rooms(&store, &["a"]).await;
+        let a = room_id("a");
+        let batch = vec![
+            keyed_message("a", "#A1B2C3", key("x"), "first x"),
+            keyed_message("a", "#A1B2C3", key("y"), "first y"),
+            keyed_message("a", "#A1B2C3", key("x"), "second x"),
+            keyed_message("a", "#000001", key("x"), "x of someone else"),
+            keyed_message("a", "#A1B2C3", key("y"), "second y"),
+        ];
+        let results = store.append(&a, batch.clone()).await.expect("append");
+        let x = ChatMessage::stored(results[0].message().id, 1, batch[0].clone());
+        let y = ChatMessage::stored(results[1].message().id, 2, batch[1].clone());
+        let other_x = ChatMessage::stored(results[3].message().id, 3, batch[3].clone());
+        assert_eq!(
+            results,
+            [
+                Appended::Stored(x.clone()),
+                Appended::Stored(y.clone()),
+                Appended::Duplicate(x.clone()),
+                Appended::Stored(other_x.clone()),
+                Appended::Duplicate(y.clone()),
+            ]
+        );
+        assert_eq!(whole_log(&store, "a").await, [x, y, other_x]);
+        assert_eq!(store.head(&a).await, Ok(3));
     })
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn concurrent_appends_get_distinct_increasing_ids() {
+async fn concurrent_appenders_get_a_complete_log() {
+    const SINGLE_TASKS: usize = 8;
+    const SINGLES_PER_TASK: usize = 50;
+    const BATCH_TASKS: usize = 4;
+    const BATCHES_PER_TASK: usize = 10;
+    const BATCH_SIZE: usize = 5;
     with_store(|store| async move {
         create_rooms(&store, &["busy"]).await;
         let store = Arc::new(store);
         let mut tasks = Vec::new();
-        for task in 0..8 {
+        for task in 0..SINGLE_TASKS {
             let store = Arc::clone(&store);
             tasks.push(tokio::spawn(async move {
                 let mut mine = Vec::new();
-                for n in 0..25 {
+                for n in 0..SINGLES_PER_TASK {
                     let text = format!("task {task} message {n}");
-                    mine.push(
-                        store
-                            .append(new_message("busy", &text))
-                            .await
-                            .expect("append")
-                            .id,
-                    );
+                    mine.push(append_one(&store, new_message("busy", &text)).await);
                 }
                 mine
             }));
         }
-        let mut all = BTreeSet::new();
+        for task in 0..BATCH_TASKS {
+            let store = Arc::clone(&store);
+            tasks.push(tokio::spawn(async move {
+                let mut mine = Vec::new();
+                for n in 0..BATCHES_PER_TASK {
+                    let batch = (0..BATCH_SIZE)
+                        .map(|m| new_message("busy", &format!("batcher {task} batch {n} #{m}")))
+                        .collect();
+                    let results = store.append(&room_id("busy"), batch).await.expect("append");
+                    let messages: Vec<_> = results.into_iter().map(stored).collect();
+                    // A batch is one transaction under the room lock: its seqs are adjacent.
+                    assert!(
+                        messages.windows(2).all(|w| w[1].seq == w[0].seq + 1),
+                        "{:?}",
+                        seqs(&messages)
+                    );
+                    mine.extend(messages);
+                }
+                mine
+            }));
+        }
+        let mut returned = BTreeMap::new();
         for task in tasks {
             let mine = task.await.expect("task");
             assert!(
-                mine.windows(2).all(|w| w[0] < w[1]),
-                "one task's ids increase"
+                mine.windows(2)
+                    .all(|w| w[0].seq < w[1].seq && w[0].id < w[1].id),
+                "one task's seqs and ids increase"
             );
-            all.extend(mine);
+            for message in mine {
+                assert!(
+                    returned.insert(message.seq, message).is_none(),
+                    "a seq was given twice"
+                );
+            }
         }
-        assert_eq!(all.len(), 8 * 25, "ids are distinct");
-        let stored = ids(&store
-            .after(&room_id("busy"), 0, 1_000)
-            .await
-            .expect("after"));
+        let total = SINGLE_TASKS * SINGLES_PER_TASK + BATCH_TASKS * BATCHES_PER_TASK * BATCH_SIZE;
+        let log = whole_log(&store, "busy").await;
+        assert_complete_log(&log, total);
         assert_eq!(
-            stored,
-            all.into_iter().collect::<Vec<_>>(),
-            "after(0) is in id order"
+            log,
+            returned.into_values().collect::<Vec<_>>(),
+            "what was returned is what is stored"
         );
+        assert_eq!(store.head(&room_id("busy")).await, Ok(total as Seq));
     })
     .await;
 }
 
-/// What `since-id` replay relies on: a reader that repeatedly reads `after` its last seen id
-/// while several writers append to the room never skips a message (the per-room lock in
-/// `append` makes ids commit in order within a room).
+/// Several nodes retrying the same SENDs at once: each key is stored once, and everyone
+/// gets that one message back.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_reader_following_after_never_misses_a_message() {
+async fn concurrent_retries_of_the_same_keys_store_each_once() {
+    const KEYS: usize = 40;
+    with_store(|store| async move {
+        create_rooms(&store, &["busy"]).await;
+        let store = Arc::new(store);
+        let mut tasks = Vec::new();
+        for task in 0..6 {
+            let store = Arc::clone(&store);
+            tasks.push(tokio::spawn(async move {
+                let mut got = Vec::new();
+                // Batches of 4 keys, some tasks going backwards, so batches overlap in both
+                // directions.
+                let mut order: Vec<_> = (0..KEYS).collect();
+                if task % 2 == 1 {
+                    order.reverse();
+                }
+                for chunk in order.chunks(4) {
+                    let batch = chunk
+                        .iter()
+                        .map(|n| {
+                            keyed_message("busy", "#A1B2C3", key(&format!("r{n}")), &format!("{n}"))
+                        })
+                        .collect();
+                    let results = store.append(&room_id("busy"), batch).await.expect("append");
+                    got.extend(chunk.iter().copied().zip(results));
+                }
+                got
+            }));
+        }
+        let mut by_key: BTreeMap<usize, BTreeSet<(MessageId, Seq)>> = BTreeMap::new();
+        let mut stored_count = 0;
+        for task in tasks {
+            for (n, result) in task.await.expect("task") {
+                stored_count += usize::from(matches!(result, Appended::Stored(_)));
+                let message = result.into_message();
+                assert_eq!(message.message, n.to_string());
+                by_key
+                    .entry(n)
+                    .or_default()
+                    .insert((message.id, message.seq));
+            }
+        }
+        assert_eq!(stored_count, KEYS, "each key stored by exactly one append");
+        assert!(
+            by_key.values().all(|answers| answers.len() == 1),
+            "one answer per key"
+        );
+        assert_complete_log(&whole_log(&store, "busy").await, KEYS);
+    })
+    .await;
+}
+
+/// What replay relies on: while several writers append, a reader that takes the head and
+/// reads `after_seq` up to it always gets that whole prefix, and a reader following `after`
+/// by id never skips a message (the room row lock makes ids and seqs commit in order).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn readers_following_the_log_never_miss_a_message() {
     with_store(|store| async move {
         create_rooms(&store, &["live", "other"]).await;
         let store = Arc::new(store);
         let done = Arc::new(AtomicBool::new(false));
-        let reader = {
+        let by_id = {
             let (store, done) = (Arc::clone(&store), Arc::clone(&done));
             tokio::spawn(async move {
                 let mut seen = Vec::new();
@@ -474,17 +861,45 @@ async fn a_reader_following_after_never_misses_a_message() {
                 }
             })
         };
+        let by_seq = {
+            let (store, done) = (Arc::clone(&store), Arc::clone(&done));
+            tokio::spawn(async move {
+                let live = room_id("live");
+                let mut seen: Vec<ChatMessage> = Vec::new();
+                loop {
+                    let finished = done.load(Ordering::SeqCst);
+                    let head = store.head(&live).await.expect("head");
+                    let cursor = seen.len() as Seq;
+                    assert!(head >= cursor, "the head went back");
+                    let missing = (head - cursor) as usize;
+                    let page = store
+                        .after_seq(&live, cursor, missing.min(MAX_QUERY_LIMIT))
+                        .await
+                        .expect("after_seq");
+                    assert_eq!(
+                        seqs(&page),
+                        (cursor + 1..=cursor + page.len() as Seq).collect::<Vec<_>>()
+                    );
+                    assert_eq!(page.len(), missing.min(MAX_QUERY_LIMIT), "prefix complete");
+                    seen.extend(page);
+                    if finished && missing == 0 {
+                        return seen;
+                    }
+                }
+            })
+        };
         let mut writers = Vec::new();
         for writer in 0..6 {
             let store = Arc::clone(&store);
             writers.push(tokio::spawn(async move {
                 for n in 0..40 {
                     let room = if n % 4 == 0 { "other" } else { "live" };
-                    let text = format!("writer {writer} message {n}");
-                    store
-                        .append(new_message(room, &text))
-                        .await
-                        .expect("append");
+                    // Every third append to "live" is a batch of 3.
+                    let size = if n % 3 == 0 && room == "live" { 3 } else { 1 };
+                    let batch = (0..size)
+                        .map(|m| new_message(room, &format!("writer {writer} message {n}.{m}")))
+                        .collect();
+                    store.append(&room_id(room), batch).await.expect("append");
                 }
             }));
         }
@@ -492,13 +907,138 @@ async fn a_reader_following_after_never_misses_a_message() {
             writer.await.expect("writer");
         }
         done.store(true, Ordering::SeqCst);
-        let seen = reader.await.expect("reader");
-        let stored = ids(&store
-            .after(&room_id("live"), 0, 1_000)
+        let seen_by_id = by_id.await.expect("reader by id");
+        let seen_by_seq = by_seq.await.expect("reader by seq");
+        let log = whole_log(&store, "live").await;
+        // Per writer: 30 appends to "live", 10 of them batches of 3.
+        assert_complete_log(&log, 6 * (20 + 10 * 3));
+        assert_eq!(
+            seen_by_id,
+            ids(&log),
+            "the id reader saw every message, once, in order"
+        );
+        assert_eq!(
+            seen_by_seq, log,
+            "the seq reader saw every message, once, in order"
+        );
+    })
+    .await;
+}
+
+/// Migration 0001 alone, as a database created before the room log has it.
+#[derive(Debug)]
+struct FirstMigrationOnly;
+
+impl<'s> MigrationSource<'s> for FirstMigrationOnly {
+    fn resolve(
+        self,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<Migration>, BoxDynError>> + Send + 's>> {
+        Box::pin(async {
+            Ok(vec![Migration::new(
+                1,
+                "init".into(),
+                MigrationType::Simple,
+                include_str!("../migrations/0001_init.sql").into(),
+                false,
+            )])
+        })
+    }
+}
+
+#[tokio::test]
+async fn the_room_log_migration_numbers_existing_messages() {
+    in_fresh_schema(false, |store| async move {
+        let version_one = Migrator::new(FirstMigrationOnly).await.expect("migrator");
+        version_one
+            .run(store.pool())
             .await
-            .expect("after"));
-        assert_eq!(stored.len(), 6 * 30);
-        assert_eq!(seen, stored, "the reader saw every message, once, in order");
+            .expect("migrate to 0001");
+        for (id, private) in [
+            ("a", false),
+            ("b", false),
+            ("private-x", true),
+            ("empty", false),
+        ] {
+            sqlx::query("INSERT INTO rooms (room_id, name, private) VALUES ($1, $1, $2)")
+                .bind(id)
+                .bind(private)
+                .execute(store.pool())
+                .await
+                .expect("room");
+        }
+        // Interleaved rooms, and a hole in the ids as a failed insert would leave.
+        let mut expected: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+        for n in 0..14 {
+            if n == 7 {
+                sqlx::query("SELECT nextval('messages_id_seq')")
+                    .execute(store.pool())
+                    .await
+                    .expect("burn an id");
+            }
+            let room = ["a", "b", "a", "private-x"][n % 4];
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO messages (room_id, message, rand_id, name_tag, created_at, \
+                 ip_address) VALUES ($1, $2, 'W', '#A1B2C3', 't', '10.0') RETURNING id",
+            )
+            .bind(room)
+            .bind(format!("old {n}"))
+            .fetch_one(store.pool())
+            .await
+            .expect("old message");
+            expected.entry(room).or_default().push(id);
+        }
+
+        store.migrate().await.expect("migrate to the room log");
+
+        for (room, old_ids) in &expected {
+            let log = whole_log(&store, room).await;
+            assert_complete_log(&log, old_ids.len());
+            assert_eq!(
+                log.iter().map(|m| m.id as i64).collect::<Vec<_>>(),
+                *old_ids,
+                "seqs follow ids in {room}"
+            );
+            assert_eq!(store.head(&room_id(room)).await, Ok(old_ids.len() as Seq));
+            let keys: Vec<String> = sqlx::query_scalar(
+                "SELECT message_key FROM messages WHERE room_id = $1 ORDER BY seq",
+            )
+            .bind(room)
+            .fetch_all(store.pool())
+            .await
+            .expect("keys");
+            assert_eq!(
+                keys,
+                old_ids
+                    .iter()
+                    .map(|id| format!("~legacy-{id}"))
+                    .collect::<Vec<_>>()
+            );
+        }
+        assert_eq!(store.head(&room_id("empty")).await, Ok(0));
+
+        // New messages continue each log, with ids above the old ones.
+        let newest_old_id = expected.values().flatten().max().copied().expect("old ids");
+        let next = append_one(&store, new_message("a", "new")).await;
+        assert_eq!(next.seq, expected["a"].len() as Seq + 1);
+        assert!(next.id as i64 > newest_old_id);
+        assert_eq!(
+            append_one(&store, new_message("empty", "first")).await.seq,
+            1
+        );
+
+        // The constraints hold for the old rows too.
+        let clash = sqlx::query(
+            "INSERT INTO messages (room_id, seq, message_key, message, rand_id, name_tag, \
+             created_at, ip_address) VALUES ('b', 1, 'fresh', 'm', 'W', '#A1B2C3', 't', '10.0')",
+        )
+        .execute(store.pool())
+        .await;
+        assert!(clash.is_err(), "a second seq 1 in room b was accepted");
+        let applied: i64 = sqlx::query_scalar("SELECT count(*) FROM _sqlx_migrations")
+            .fetch_one(store.pool())
+            .await
+            .expect("migrations table");
+        assert_eq!(applied, 2);
     })
     .await;
 }
