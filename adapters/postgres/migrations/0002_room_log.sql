@@ -11,8 +11,9 @@ ALTER TABLE rooms ADD COLUMN last_seq bigint NOT NULL DEFAULT 0 CHECK (last_seq 
 ALTER TABLE messages ADD COLUMN seq bigint, ADD COLUMN message_key text;
 
 -- Existing messages: the room's order so far is id order (the 0001 appends committed ids in
--- order within a room). Their keys start with `~`, which client keys cannot, and `~legacy-`,
--- which server-made keys do not, so they never match a new message's key.
+-- order within a room). Their keys, `~legacy-<id>`, start with `~`, which client keys cannot,
+-- and end in digits only, which server-made keys (`~<node>-<nonce>-p<n>`) never do, so they
+-- never match a new message's key.
 UPDATE messages AS m
 SET seq = numbered.seq, message_key = '~legacy-' || m.id
 FROM (
