@@ -113,6 +113,8 @@ pub async fn run_connection<T: Transport>(
             // inline, it would sit in every idle connection's task.
             Box::pin(chat.handle(event, &mut session, now())).await;
         }
+        // The SENDs of this read go to their writers together (one batch per room).
+        chat.submit_sends();
         // Boxed for the same reason as `handle`: alive only while writing.
         let writing = Box::pin(tokio::time::timeout(
             config.write_timeout,
@@ -182,6 +184,8 @@ pub async fn run_connection<T: Transport>(
     while let Some(event) = session.poll_event() {
         Box::pin(chat.handle(event, &mut session, now())).await;
     }
+    // SENDs that came with the close (e.g. just before DISCONNECT) are still stored.
+    chat.submit_sends();
     sink.close();
     Box::pin(chat.closed()).await;
     let _ = tokio::time::timeout(

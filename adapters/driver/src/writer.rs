@@ -94,16 +94,23 @@ impl fmt::Debug for RoomWriters {
 }
 
 impl rtchat_core::Appender for RoomWriters {
-    fn submit(&self, send: PendingSend) {
-        let room = send.message.room_id.clone();
+    fn submit(&self, sends: Vec<PendingSend>) {
+        let mut start = Vec::new();
         let mut waiting = lock(&self.inner.waiting);
-        if let Some(queue) = waiting.get_mut(&room) {
-            queue.push(send);
-            return;
+        for send in sends {
+            let room = send.message.room_id.clone();
+            match waiting.get_mut(&room) {
+                Some(queue) => queue.push(send),
+                None => {
+                    waiting.insert(room.clone(), vec![send]);
+                    start.push(room);
+                }
+            }
         }
-        waiting.insert(room.clone(), vec![send]);
         drop(waiting);
-        tokio::spawn(run_writer(self.inner.clone(), room));
+        for room in start {
+            tokio::spawn(run_writer(self.inner.clone(), room));
+        }
     }
 }
 

@@ -126,6 +126,7 @@ mod tests {
     fn message() -> ChatMessage {
         ChatMessage {
             id: 42,
+            seq: 7,
             room_id: "lobby".into(),
             message: "hi \"there\" <b>".into(),
             rand_id: "Wren42".into(),

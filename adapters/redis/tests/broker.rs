@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 fn message(id: u64, room: &str) -> RoomEvent {
     RoomEvent::Message(ChatMessage {
         id,
+        seq: id,
         room_id: room.into(),
         message: format!("message {id}"),
         rand_id: "Wren42".into(),

@@ -73,6 +73,9 @@ async fn resubscribes_after_the_connection_drops() {
         .await
         .expect("publish after reconnect");
     assert_eq!(sink.wait_for(1).await, vec![RoomEvent::Entry { count: 1 }]);
+    // Told twice: when the link was lost (repairs may start at once) and when it was back
+    // (what was published in between is read from the store).
+    assert_eq!(sink.resets.load(std::sync::atomic::Ordering::SeqCst), 2);
     drop(broker);
     cleanup(&url, &prefix).await;
 }

@@ -20,7 +20,7 @@ use crate::destination::{self, SendTarget, SubscribeTarget};
 use crate::envelope::Envelope;
 use crate::hub::{self, ConnectionId, JSON};
 use crate::ip::ip_prefix;
-use crate::model::{ChatMessage, Identity, MessageId, MessageKey, NewMessage, RoomId, Seq};
+use crate::model::{Identity, MessageId, MessageKey, NewMessage, RoomId, Seq};
 use crate::ports::{
     BackendError, ConnectionSink, Delivery, PendingSend, RoomEvent, SendOutcome, SessionKey,
 };
@@ -66,6 +66,9 @@ pub struct ChatConnection {
     subscribes: TokenBucket,
     /// SENDs handed to writers (or refused) and not yet answered, in the order they came.
     in_flight: VecDeque<InFlight>,
+    /// Validated SENDs of the current read, handed to the writers by
+    /// [`ChatConnection::submit_sends`].
+    to_submit: Vec<PendingSend>,
     /// Number of the next SEND.
     next_ticket: u64,
     /// Presence was told about this session, so it must be told when it ends.
@@ -73,12 +76,21 @@ pub struct ChatConnection {
     closed: bool,
 }
 
-/// A SEND waiting for its answer.
+/// A SEND (or a COMMIT of SENDs) waiting for its answer.
 struct InFlight {
+    /// The SEND's number; 0 for a COMMIT, which has no outcome of its own.
     ticket: u64,
     receipt: Option<ReceiptId>,
-    /// Set when the outcome came; answered once every earlier SEND is answered.
-    result: Option<Result<ChatMessage, ChatError>>,
+    /// Set when the outcome came; answered once every earlier entry is answered.
+    result: Option<Answer>,
+}
+
+/// How an [`InFlight`] entry is answered.
+enum Answer {
+    /// The RECEIPT, if one was asked for.
+    Done,
+    /// The error (to the error queue, or as an ERROR frame).
+    Failed(ChatError),
 }
 
 /// What the connection remembers of one subscription.
@@ -123,9 +135,20 @@ impl ChatConnection {
             sends,
             subscribes,
             in_flight: VecDeque::new(),
+            to_submit: Vec::new(),
             next_ticket: 1,
             announced: false,
             closed: false,
+        }
+    }
+
+    /// Hands the SENDs of the events handled since the last call to their rooms' writers.
+    /// The driver calls it once it has handled every event of a read, so the SENDs of one
+    /// read are stored together.
+    pub fn submit_sends(&mut self) {
+        if !self.to_submit.is_empty() {
+            let sends = std::mem::take(&mut self.to_submit);
+            self.service.ports().appender.submit(sends);
         }
     }
 
@@ -141,9 +164,12 @@ impl ChatConnection {
         if let Some(waiting) = self
             .in_flight
             .iter_mut()
-            .find(|waiting| waiting.ticket == outcome.ticket)
+            .find(|waiting| waiting.ticket == outcome.ticket && waiting.ticket != 0)
         {
-            waiting.result = Some(outcome.result);
+            waiting.result = Some(match outcome.result {
+                Ok(_) => Answer::Done,
+                Err(error) => Answer::Failed(error),
+            });
         }
         self.answer_sends(session);
     }
@@ -161,8 +187,8 @@ impl ChatConnection {
             };
             match result {
                 // The RECEIPT goes only now that the message is stored.
-                Ok(_) => send_receipt(session, receipt),
-                Err(error) => self.send_failed(session, &error, receipt),
+                Answer::Done => send_receipt(session, receipt),
+                Answer::Failed(error) => self.send_failed(session, &error, receipt),
             }
         }
     }
@@ -230,11 +256,20 @@ impl ChatConnection {
                 self.on_unsubscribe(&id).await;
                 send_receipt(session, receipt);
             }
-            // Acks only matter to the engine's bookkeeping; a held COMMIT's frames were
-            // handled as the events before this one.
-            Event::Ack { receipt, .. }
-            | Event::Nack { receipt, .. }
-            | Event::Commit { receipt, .. } => send_receipt(session, receipt),
+            // Acks only matter to the engine's bookkeeping.
+            Event::Ack { receipt, .. } | Event::Nack { receipt, .. } => {
+                send_receipt(session, receipt)
+            }
+            // A COMMIT's SENDs were handled as the events before this one; its RECEIPT
+            // means they took effect, so it waits for their answers.
+            Event::Commit { receipt, .. } => {
+                self.in_flight.push_back(InFlight {
+                    ticket: 0,
+                    receipt,
+                    result: Some(Answer::Done),
+                });
+                self.answer_sends(session);
+            }
             Event::Closed(_) => self.closed().await,
             // Events added to the engine later have no meaning in the chat yet.
             _ => {}
@@ -333,7 +368,7 @@ impl ChatConnection {
         self.next_ticket += 1;
         let result = match self.prepare(destination, headers, body, ticket, now) {
             Ok(message) => {
-                self.service.ports().appender.submit(PendingSend {
+                self.to_submit.push(PendingSend {
                     message,
                     reply: self.sink.clone(),
                     ticket,
@@ -341,7 +376,7 @@ impl ChatConnection {
                 });
                 None
             }
-            Err(error) => Some(Err(error)),
+            Err(error) => Some(Answer::Failed(error)),
         };
         self.in_flight.push_back(InFlight {
             ticket,

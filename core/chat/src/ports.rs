@@ -186,8 +186,9 @@ pub struct SendOutcome {
 /// SEND of the room in one transaction, answers each sender through its
 /// [`ConnectionSink::outcome`], then publishes the batch in order. Never waits.
 pub trait Appender: Send + Sync + 'static {
-    /// Queues `send` for its room's writer.
-    fn submit(&self, send: PendingSend);
+    /// Queues `sends` (in order) for their rooms' writers. A connection hands over all the
+    /// SENDs of one read at once, so they are stored together, in one transaction per room.
+    fn submit(&self, sends: Vec<PendingSend>);
 }
 
 /// A session, unique across nodes.

@@ -284,6 +284,27 @@ async fn sends_are_answered_in_the_order_they_came_whatever_order_they_are_store
 }
 
 #[tokio::test]
+async fn a_commit_is_receipted_only_once_its_sends_are_stored() {
+    let node = Node::new().await;
+    let mut a = connected(&node, alice()).await;
+    node.appender
+        .held
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    a.send("BEGIN\ntransaction:t\n\n\0SEND\ndestination:/pub/chat\ntransaction:t\n\n{\"roomId\":\"lobby\",\"message\":\"in t\"}\0COMMIT\ntransaction:t\nreceipt:done\n\n\0")
+        .await;
+    assert!(receipts(&a.frames()).is_empty(), "the SEND is not stored yet");
+    node.appender
+        .held
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    node.appender.flush().await;
+    assert_eq!(receipts(&a.frames()), ["done"]);
+    assert_eq!(
+        node.service.history("lobby", 10, None).await.expect("history").len(),
+        1
+    );
+}
+
+#[tokio::test]
 async fn a_connection_with_too_many_sends_in_flight_stops_reading() {
     let config = ChatConfig {
         max_sends_in_flight: 2,

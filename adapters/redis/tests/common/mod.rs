@@ -82,6 +82,8 @@ pub async fn cleanup(url: &str, prefix: &str) {
 #[derive(Default)]
 pub struct RecordingSink {
     events: Mutex<Vec<RoomEvent>>,
+    /// How many times the broker said it may have lost events.
+    pub resets: std::sync::atomic::AtomicUsize,
 }
 
 impl RecordingSink {
@@ -105,6 +107,11 @@ impl RecordingSink {
 impl RoomEventSink for RecordingSink {
     fn on_event(&self, event: RoomEvent, _now: std::time::Instant) {
         self.events.lock().expect("sink lock").push(event);
+    }
+
+    fn on_reset(&self, _now: std::time::Instant) {
+        self.resets
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 

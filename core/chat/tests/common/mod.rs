@@ -207,8 +207,8 @@ pub struct TestAppender {
 }
 
 impl Appender for TestAppender {
-    fn submit(&self, send: PendingSend) {
-        self.waiting.lock().expect("lock").push_back(send);
+    fn submit(&self, sends: Vec<PendingSend>) {
+        self.waiting.lock().expect("lock").extend(sends);
     }
 }
 
@@ -414,6 +414,7 @@ impl Client {
                 .handle(event, &mut self.session, self.now)
                 .await;
         }
+        self.connection.submit_sends();
         self.appender.flush().await;
     }
 
