@@ -59,6 +59,9 @@ transcripts! {
     split_and_pipelined_frames => "34-chunking",
     subscription_edge_cases => "35-subscription-edge-cases",
     refused_subscription_id_is_reusable => "36-refused-subscription-id-reusable",
+    since_seq_recovery => "37-since-seq",
+    idempotent_send_with_a_message_key => "38-message-key",
+    failed_send_without_an_error_queue_gets_an_error_frame => "39-send-error-without-error-queue",
 }
 
 /// Runs `name` on every combination, checks they agree, and snapshots the result.
