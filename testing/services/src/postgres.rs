@@ -72,6 +72,7 @@ impl PostgresServer {
     /// [`start`](Self::start), or `None` when PostgreSQL is not installed, after saying so
     /// where `cargo test` shows it. Panics (failing `test_name`) when it is installed but
     /// does not start, or when it is missing and `RTCHAT_REQUIRE_SERVICES=1`.
+    #[track_caller]
     pub fn start_or_skip(test_name: &str) -> Option<PostgresServer> {
         match PostgresServer::start() {
             Ok(server) => Some(server),

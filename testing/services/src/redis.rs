@@ -55,6 +55,7 @@ impl RedisServer {
     /// [`start`](Self::start), or `None` when Redis is not installed, after saying so where
     /// `cargo test` shows it. Panics (failing `test_name`) when it is installed but does
     /// not start, or when it is missing and `RTCHAT_REQUIRE_SERVICES=1`.
+    #[track_caller]
     pub fn start_or_skip(test_name: &str) -> Option<RedisServer> {
         match RedisServer::start() {
             Ok(server) => Some(server),

@@ -39,6 +39,7 @@ static SHARED_REDIS: OnceLock<Result<RedisServer, Unavailable>> = OnceLock::new(
 /// throwaway server does not start (a broken setup must not pass as a skip).
 ///
 /// Tests sharing the server share its database: give each test a schema or names of its own.
+#[track_caller]
 pub fn shared_database_url(test_name: &str) -> Option<String> {
     shared_url(
         Service::POSTGRES,
@@ -55,6 +56,7 @@ pub fn shared_database_url(test_name: &str) -> Option<String> {
 ///
 /// `None` only when Redis is not installed, as for [`shared_database_url`], which see.
 /// Tests sharing the server share its keys: give each test a prefix of its own.
+#[track_caller]
 pub fn shared_redis_url(test_name: &str) -> Option<String> {
     shared_url(
         Service::REDIS,
@@ -65,6 +67,7 @@ pub fn shared_redis_url(test_name: &str) -> Option<String> {
     )
 }
 
+#[track_caller]
 fn shared_url<S>(
     service: Service,
     test_name: &str,
@@ -115,6 +118,7 @@ pub(crate) fn require_services() -> bool {
 /// What a test does without a server: `None` (after a visible skip notice) when `service`
 /// is not installed, a panic when it is required (`require`) or installed but broken.
 /// `need` says what the test needed, e.g. "it needs a Redis of its own".
+#[track_caller]
 pub(crate) fn skip_or_fail<T>(
     require: bool,
     service: Service,
@@ -128,6 +132,7 @@ pub(crate) fn skip_or_fail<T>(
 }
 
 /// The line that tells why `test_name` is skipped; panics when it must fail instead.
+#[track_caller]
 fn skip_notice(
     require: bool,
     service: Service,
