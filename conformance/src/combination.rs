@@ -55,20 +55,18 @@ pub trait Client: Send {
 }
 
 /// Every combination the suite runs, the reference first. The cluster needs PostgreSQL and
-/// Redis: it runs when `DATABASE_URL` and `REDIS_URL` are set, fails when they are not and
-/// `RTCHAT_REQUIRE_SERVICES=1`, and is skipped (with a printed reason) otherwise.
+/// Redis: the servers `DATABASE_URL` and `REDIS_URL` name, or else throwaway servers started
+/// from the installed binaries (see `rtchat-test-services`). Without either it is skipped,
+/// with a notice `cargo test` shows, and the run fails instead under
+/// `RTCHAT_REQUIRE_SERVICES=1`.
 pub fn all() -> Vec<Box<dyn Combination>> {
     let mut combinations: Vec<Box<dyn Combination>> = vec![
         Box::new(InProcess),
         Box::new(WebSocket),
         Box::new(crate::webtransport::WebTransport),
     ];
-    match Services::from_env() {
-        Ok(services) => combinations.push(Box::new(Cluster { services })),
-        Err(reason) if std::env::var("RTCHAT_REQUIRE_SERVICES").as_deref() == Ok("1") => {
-            combinations.push(Box::new(Unavailable { reason }));
-        }
-        Err(reason) => eprintln!("conformance: skipping the cluster combination: {reason}"),
+    if let Some(services) = Services::find() {
+        combinations.push(Box::new(Cluster { services }));
     }
     combinations
 }
@@ -293,17 +291,15 @@ pub struct Services {
     redis_url: String,
 }
 
+/// What the skip notice, or the failure, names when the cluster has no services.
+const CLUSTER_NEEDS_SERVICES: &str = "the conformance cluster combination";
+
 impl Services {
-    fn from_env() -> Result<Services, String> {
-        let database_url = std::env::var("DATABASE_URL").map_err(|_| {
-            "DATABASE_URL is not set (no Docker daemon for testcontainers either)".to_owned()
-        })?;
-        let redis_url = std::env::var("REDIS_URL").map_err(|_| {
-            "REDIS_URL is not set (no Docker daemon for testcontainers either)".to_owned()
-        })?;
-        Ok(Services {
-            database_url,
-            redis_url,
+    /// The configured servers or throwaway ones; `None` when the cluster must be skipped.
+    fn find() -> Option<Services> {
+        Some(Services {
+            database_url: rtchat_test_services::shared_database_url(CLUSTER_NEEDS_SERVICES)?,
+            redis_url: rtchat_test_services::shared_redis_url(CLUSTER_NEEDS_SERVICES)?,
         })
     }
 }
@@ -391,22 +387,5 @@ impl Node for ClusterNode {
         }
         // Best effort: a schema left behind only costs disk in a test database.
         let _ = PostgresStore::drop_schema(&services.database_url, &schema).await;
-    }
-}
-
-/// Stands in for a combination whose services are missing when they are required: every
-/// run fails with the reason, so CI cannot pass without them.
-struct Unavailable {
-    reason: String,
-}
-
-#[async_trait]
-impl Combination for Unavailable {
-    fn name(&self) -> &'static str {
-        "cluster (services required but unavailable)"
-    }
-
-    async fn start(&self, _config: &ServerConfig) -> Result<Box<dyn Node>, String> {
-        Err(format!("RTCHAT_REQUIRE_SERVICES=1 but {}", self.reason))
     }
 }

@@ -1,10 +1,8 @@
-//! The PostgreSQL store against a real PostgreSQL, named by `DATABASE_URL`
-//! (e.g. `postgres://postgres@127.0.0.1:5432/test`).
-//!
-//! Without `DATABASE_URL` these tests print why and pass, unless `RTCHAT_REQUIRE_SERVICES=1`,
-//! when they fail (CI sets it where a database runs). The design names testcontainers for
-//! starting a throwaway PostgreSQL, but no Docker daemon runs on our machines, so it is not
-//! used (yet): point `DATABASE_URL` at a running server.
+//! The PostgreSQL store against a real PostgreSQL: the one `DATABASE_URL` names (e.g.
+//! `postgres://postgres@127.0.0.1:5432/test`), or else a throwaway server that
+//! `rtchat-test-services` starts for this test binary from the installed binaries. Only
+//! without either do these tests skip, with a notice `cargo test` shows, and fail instead
+//! under `RTCHAT_REQUIRE_SERVICES=1`.
 //!
 //! Each test works in a schema of its own (`rtchat_test_<random>`, dropped at the end), so
 //! tests run in parallel with each other and with anyone else's runs on the same database.
@@ -24,24 +22,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// `DATABASE_URL`, or `None` (after saying why) when the tests should skip.
+/// The database for the running test (see the file's documentation); `None` to skip.
 fn database_url() -> Option<String> {
-    match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            if std::env::var("RTCHAT_REQUIRE_SERVICES").as_deref() == Ok("1") {
-                panic!(
-                    "DATABASE_URL is not set but RTCHAT_REQUIRE_SERVICES=1: these tests need a \
-                     PostgreSQL, e.g. DATABASE_URL=postgres://postgres@127.0.0.1:5432/test"
-                );
-            }
-            eprintln!(
-                "skipping: DATABASE_URL not set (e.g. postgres://postgres@127.0.0.1:5432/test); \
-                 set RTCHAT_REQUIRE_SERVICES=1 to make this a failure"
-            );
-            None
-        }
-    }
+    // libtest names each test's thread after the test.
+    let thread = std::thread::current();
+    rtchat_test_services::shared_database_url(thread.name().unwrap_or("a PostgreSQL store test"))
 }
 
 /// Runs `test` on a migrated store in a fresh schema, then drops the schema (also when the
@@ -67,7 +52,7 @@ where
     );
     let store = PostgresStore::connect_in_schema(&url, &schema)
         .await
-        .expect("connect to DATABASE_URL");
+        .expect("connect to the test database");
     if migrate {
         store.migrate().await.expect("migrate");
     }

@@ -1,9 +1,9 @@
 //! Shared helpers for the tests against a real Redis.
 //!
-//! The tests read `REDIS_URL` (e.g. `redis://127.0.0.1:6379`). Without it they print why and
-//! pass, unless `RTCHAT_REQUIRE_SERVICES=1`, which makes them fail. There is no Docker daemon
-//! on the CI machine, so no testcontainers fallback: start a server yourself, e.g.
-//! `redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no`.
+//! The tests use the Redis `REDIS_URL` names (e.g. `redis://127.0.0.1:6379`), or else a
+//! throwaway `redis-server` that `rtchat-test-services` starts for the test binary. Only
+//! without either do they skip, with a notice `cargo test` shows, and fail instead under
+//! `RTCHAT_REQUIRE_SERVICES=1`.
 
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
@@ -15,21 +15,9 @@ use std::time::Duration;
 /// The longest any test waits for something to happen.
 pub const WAIT: Duration = Duration::from_secs(5);
 
-/// `REDIS_URL`, or `None` (with the reason printed) when the test should be skipped.
+/// The Redis for `test` (see the module's documentation); `None` to skip.
 pub fn redis_url(test: &str) -> Option<String> {
-    match std::env::var("REDIS_URL") {
-        Ok(url) if !url.is_empty() => Some(url),
-        _ => {
-            if std::env::var("RTCHAT_REQUIRE_SERVICES").as_deref() == Ok("1") {
-                panic!(
-                    "{test}: REDIS_URL is not set but RTCHAT_REQUIRE_SERVICES=1; \
-                     start Redis and set REDIS_URL=redis://127.0.0.1:6379"
-                );
-            }
-            eprintln!("skipping {test}: REDIS_URL is not set (no Docker here for testcontainers)");
-            None
-        }
-    }
+    rtchat_test_services::shared_redis_url(test)
 }
 
 /// A key/channel prefix no other test uses.
