@@ -234,7 +234,10 @@ mod tests {
             });
         }
         let mut taken = Vec::new();
-        assert!(!sink.take(&mut taken, 10), "outcomes never make a connection slow");
+        assert!(
+            !sink.take(&mut taken, 10),
+            "outcomes never make a connection slow"
+        );
         assert!(matches!(taken[0], Outbound::Delivery(_)));
         let tickets: Vec<_> = taken[1..]
             .iter()

@@ -172,15 +172,28 @@ async fn flush(inner: &Inner, room: &RoomId, batch: Vec<PendingSend>) {
             result: Ok(message.clone()),
         });
     }
-    let events = stored.into_iter().map(RoomEvent::Message).collect();
-    if let Err(error) = inner.broker.publish_all(events).await {
-        // Stored is what counts: every node's room log reads the hole from the store.
+    // Published again on failure (a broker connection that broke says so on its first use
+    // after coming back), within the same bound: a hole at the tail of a room is only seen
+    // when a later message or a broker reset reveals it.
+    let events: Vec<RoomEvent> = stored.into_iter().map(RoomEvent::Message).collect();
+    let publish_by = tokio::time::Instant::now().into_std() + inner.config.answer_within;
+    let published = retry_until(inner, publish_by, "publish", || {
+        inner.broker.publish_all(Vec::clone(&events))
+    })
+    .await;
+    if let Err(error) = published {
+        // Stored is what counts: every node's room log reads the hole from the store once
+        // it sees a later message or its broker link is reset.
         tracing::warn!(%room, %error, "publishing a stored batch failed");
     }
 }
 
 /// Whether `room` exists, from the cache or the room store (retried until `deadline`).
-async fn room_exists(inner: &Inner, room: &RoomId, deadline: Instant) -> Result<bool, BackendError> {
+async fn room_exists(
+    inner: &Inner,
+    room: &RoomId,
+    deadline: Instant,
+) -> Result<bool, BackendError> {
     if lock(&inner.known_rooms).contains(room) {
         return Ok(true);
     }

@@ -5,15 +5,17 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use rtchat_core::{
-    Appended, BackendError, Broker, ChatConfig, ChatMessage, ChatService, Hub, Identity,
-    MessageId, MessageStore, NewMessage, Ports, RoomEvent, RoomEventSink, RoomId, Seq, Tokens,
+    Appended, BackendError, Broker, ChatConfig, ChatMessage, ChatService, Hub, Identity, MessageId,
+    MessageStore, NewMessage, Ports, RoomEvent, RoomEventSink, RoomId, Seq, Tokens,
 };
 use rtchat_driver::{
     DriverConfig, MemoryClient, RepairTask, RoomWriters, Shutdown, WriterConfig, memory_pair,
     run_connection, spawn_room_log_repairs,
 };
 use rtchat_jwt::JwtTokens;
-use rtchat_memory::{InProcessBroker, MemoryMessageStore, MemoryPresence, MemoryRoomStore, SystemClock};
+use rtchat_memory::{
+    InProcessBroker, MemoryMessageStore, MemoryPresence, MemoryRoomStore, SystemClock,
+};
 use rtchat_stomp::{Command, Frame, Item, Limits, Parser};
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr};
@@ -313,7 +315,9 @@ async fn concurrent_publishers_through_a_scrambling_broker_reach_everyone_in_ord
         let mut publisher = Client::connect(&node, &format!("publisher{n}")).await;
         publishers.push(tokio::spawn(async move {
             for m in 0..EACH {
-                publisher.send(&chat_send(&format!("{n}-{m}"), &format!("r{m}"))).await;
+                publisher
+                    .send(&chat_send(&format!("{n}-{m}"), &format!("r{m}")))
+                    .await;
             }
             // Every SEND answered, in the order sent.
             for m in 0..EACH {
@@ -337,7 +341,10 @@ async fn concurrent_publishers_through_a_scrambling_broker_reach_everyone_in_ord
         let expected: Vec<Seq> = (1..=total).collect();
         assert_eq!(seqs, expected, "in order, no hole, no duplicate");
     }
-    assert!(scrambler.lost.load(Ordering::SeqCst) > 0, "the broker did lose some");
+    assert!(
+        scrambler.lost.load(Ordering::SeqCst) > 0,
+        "the broker did lose some"
+    );
     assert!(node.hub.repaired() > 0, "holes were read from the store");
     assert!(
         node.store.appends.load(Ordering::SeqCst) < PUBLISHERS * EACH,
@@ -373,7 +380,10 @@ async fn a_store_that_comes_back_in_time_loses_nothing_and_a_dead_one_is_answere
     let sent = tokio::time::Instant::now();
     alice.send(&chat_send("lost", "r2")).await;
     let error = alice.frame().await;
-    assert!(sent.elapsed() < Duration::from_secs(5), "answered within the bound");
+    assert!(
+        sent.elapsed() < Duration::from_secs(5),
+        "answered within the bound"
+    );
     assert_eq!(error.command, Command::Message, "{error:?}");
     assert_eq!(error.get("destination"), Some("/user/queue/errors"));
     assert_eq!(error.get("receipt-id"), Some("r2"));

@@ -93,7 +93,9 @@ impl MessageStore for MemoryMessageStore {
         batch: Vec<NewMessage>,
     ) -> Result<Vec<Appended>, BackendError> {
         if batch.iter().any(|message| &message.room_id != room) {
-            return Err(BackendError("a batch must hold one room's messages".to_owned()));
+            return Err(BackendError(
+                "a batch must hold one room's messages".to_owned(),
+            ));
         }
         let mut state = lock(&self.state);
         let State { last_id, rooms } = &mut *state;
@@ -258,7 +260,10 @@ mod tests {
         let texts: Vec<_> = stored.iter().map(|a| a.message().message.clone()).collect();
         assert_eq!(texts, ["0", "1", "2"]);
         assert!(stored.iter().all(|a| matches!(a, Appended::Stored(_))));
-        assert_eq!(seqs(&store.after_seq(&room("a"), 1, 10).await.expect("q")), [2, 3]);
+        assert_eq!(
+            seqs(&store.after_seq(&room("a"), 1, 10).await.expect("q")),
+            [2, 3]
+        );
     }
 
     #[tokio::test]
@@ -346,7 +351,11 @@ mod tests {
     async fn per_room_cap_drops_the_oldest_and_their_keys() {
         let store = MemoryMessageStore::with_max_per_room(3);
         for n in 0..5 {
-            append_one(&store, keyed("a", &format!("{n}"), "#AAAAAA", &format!("k{n}"))).await;
+            append_one(
+                &store,
+                keyed("a", &format!("{n}"), "#AAAAAA", &format!("k{n}")),
+            )
+            .await;
         }
         append_one(&store, new_message("b", "other")).await;
         assert_eq!(
@@ -368,6 +377,12 @@ mod tests {
         let store = store_with(&["a", "a"]).await;
         assert!(store.newest(&room("a"), 0).await.expect("q").is_empty());
         assert!(store.after(&room("a"), 0, 0).await.expect("q").is_empty());
-        assert!(store.after_seq(&room("a"), 0, 0).await.expect("q").is_empty());
+        assert!(
+            store
+                .after_seq(&room("a"), 0, 0)
+                .await
+                .expect("q")
+                .is_empty()
+        );
     }
 }

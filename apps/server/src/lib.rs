@@ -439,13 +439,18 @@ pub async fn shutdown_signal() {
 }
 
 /// Structured logs on stderr (stdout carries only the lines scripts read), at `info` unless
-/// `RUST_LOG` says otherwise. For the apps' `main`.
+/// `RUST_LOG` says otherwise, in colour only on a terminal and without `NO_COLOR`. For the
+/// apps' `main`.
 pub fn init_logging() {
+    use std::io::IsTerminal;
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|value| value.is_empty());
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
+        .with_ansi(colour)
         .with_writer(std::io::stderr)
         .init();
 }

@@ -406,7 +406,8 @@ impl ChatConnection {
             )
         })?;
         let room_id = RoomId::parse(&send.room_id).ok_or(ChatError::InvalidRoomId)?;
-        let text = validation::message_text(&send.message, self.service.config().max_message_chars)?;
+        let text =
+            validation::message_text(&send.message, self.service.config().max_message_chars)?;
         let key = match headers.get(MESSAGE_KEY_HEADER) {
             Some(key) => MessageKey::parse(key.trim()).ok_or_else(|| {
                 ChatError::BadRequest(

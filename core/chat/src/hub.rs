@@ -288,7 +288,11 @@ impl Hub {
                 continue;
             };
             let seq = message.seq;
-            self.fan_out(&destination::channel(&room), Some(seq), encode_chat_message(&message));
+            self.fan_out(
+                &destination::channel(&room),
+                Some(seq),
+                encode_chat_message(&message),
+            );
         }
     }
 
@@ -408,7 +412,9 @@ pub(crate) fn encode_chat_message(message: &ChatMessage) -> SharedMessage {
         Some(room) => destination::channel(&room),
         None => String::new(),
     };
-    let headers: Headers = [(SEQ_HEADER, message.seq.to_string())].into_iter().collect();
+    let headers: Headers = [(SEQ_HEADER, message.seq.to_string())]
+        .into_iter()
+        .collect();
     SharedMessage::new(
         &destination,
         &message.id.to_string(),
@@ -511,7 +517,12 @@ mod tests {
     fn chat_messages_reach_subscribers_in_seq_order() {
         let hub = Hub::new();
         let sink = Recorder::new(10);
-        hub.subscribe("/sub/channel/lobby", ConnectionId(1), sink.clone(), Arc::from("s"));
+        hub.subscribe(
+            "/sub/channel/lobby",
+            ConnectionId(1),
+            sink.clone(),
+            Arc::from("s"),
+        );
         let now = Instant::now();
         hub.observe_head(&lobby(), 0, now);
         for seq in [2, 3, 1] {
@@ -525,7 +536,12 @@ mod tests {
     fn a_room_without_local_subscribers_is_not_ordered_or_kept() {
         let hub = Hub::new();
         let sink = Recorder::new(10);
-        hub.subscribe("/sub/channel/lobby", ConnectionId(1), sink.clone(), Arc::from("s"));
+        hub.subscribe(
+            "/sub/channel/lobby",
+            ConnectionId(1),
+            sink.clone(),
+            Arc::from("s"),
+        );
         hub.observe_head(&lobby(), 0, Instant::now());
         assert!(hub.unsubscribe(ConnectionId(1), "s"));
         assert!(!hub.lock_log().is_tracked(&lobby()));

@@ -8,8 +8,8 @@ use crate::model::{
     PRIVATE_ROOM_PREFIX, Room, RoomId,
 };
 use crate::ports::{
-    Appender, BackendError, Broker, Clock, ConnectionSink, CreateRoomError, MessageStore,
-    Presence, RoomEvent, RoomStore, SessionKey, TokenError, Tokens,
+    Appender, BackendError, Broker, Clock, ConnectionSink, CreateRoomError, MessageStore, Presence,
+    RoomEvent, RoomStore, SessionKey, TokenError, Tokens,
 };
 use crate::validation;
 use rand_chacha::ChaCha12Rng;

@@ -217,7 +217,8 @@ async fn application_errors_go_to_the_error_queue_without_a_receipt_and_the_sess
 async fn other_errors_without_an_error_queue_subscription_are_dropped() {
     let node = Node::new().await;
     let mut a = connected(&node, alice()).await;
-    a.subscribe("x", "/sub/channel/nowhere", "receipt:r1\n").await;
+    a.subscribe("x", "/sub/channel/nowhere", "receipt:r1\n")
+        .await;
     a.subscribe("y", "/topic/whatever", "").await;
     assert!(a.frames().is_empty());
     assert_eq!(a.session.state(), State::Connected);
@@ -233,7 +234,11 @@ async fn a_failed_send_without_an_error_queue_subscription_gets_an_error_frame()
     assert_eq!(frames[0].command, Command::Error);
     assert_eq!(frames[0].get("message"), Some("UNKNOWN_ROOM"));
     assert_eq!(frames[0].get("receipt-id"), Some("r1"));
-    assert_ne!(a.session.state(), State::Connected, "an ERROR ends the session");
+    assert_ne!(
+        a.session.state(),
+        State::Connected,
+        "an ERROR ends the session"
+    );
 }
 
 #[tokio::test]
@@ -268,7 +273,13 @@ async fn sends_are_answered_in_the_order_they_came_whatever_order_they_are_store
     a.send_chat("lobby", "three", Some("r3")).await;
     assert!(a.frames().is_empty(), "nothing is stored yet");
     // The garden writer answers first; its receipt still waits for r1.
-    let waiting: Vec<_> = node.appender.waiting.lock().expect("lock").drain(..).collect();
+    let waiting: Vec<_> = node
+        .appender
+        .waiting
+        .lock()
+        .expect("lock")
+        .drain(..)
+        .collect();
     let (lobby, garden): (Vec<_>, Vec<_>) = waiting
         .into_iter()
         .partition(|s| s.message.room_id.as_str() == "lobby");
@@ -292,14 +303,21 @@ async fn a_commit_is_receipted_only_once_its_sends_are_stored() {
         .store(true, std::sync::atomic::Ordering::SeqCst);
     a.send("BEGIN\ntransaction:t\n\n\0SEND\ndestination:/pub/chat\ntransaction:t\n\n{\"roomId\":\"lobby\",\"message\":\"in t\"}\0COMMIT\ntransaction:t\nreceipt:done\n\n\0")
         .await;
-    assert!(receipts(&a.frames()).is_empty(), "the SEND is not stored yet");
+    assert!(
+        receipts(&a.frames()).is_empty(),
+        "the SEND is not stored yet"
+    );
     node.appender
         .held
         .store(false, std::sync::atomic::Ordering::SeqCst);
     node.appender.flush().await;
     assert_eq!(receipts(&a.frames()), ["done"]);
     assert_eq!(
-        node.service.history("lobby", 10, None).await.expect("history").len(),
+        node.service
+            .history("lobby", 10, None)
+            .await
+            .expect("history")
+            .len(),
         1
     );
 }
@@ -340,7 +358,11 @@ async fn a_retry_with_the_same_message_key_is_stored_once() {
     assert_eq!(receipts(&frames), ["r", "r"], "both are receipted");
     assert_eq!(on_subscription(&frames, "s").len(), 1, "one message");
     assert_eq!(
-        node.service.history("lobby", 10, None).await.expect("history").len(),
+        node.service
+            .history("lobby", 10, None)
+            .await
+            .expect("history")
+            .len(),
         1
     );
     // A bad key is a bad request, not a silently unkeyed message.
@@ -517,7 +539,8 @@ async fn since_seq_replays_after_that_seq_and_every_message_carries_its_seq() {
             .expect("posted");
     }
     let mut a = connected(&node, alice()).await;
-    a.subscribe("s", "/sub/channel/lobby", "since-seq:3\n").await;
+    a.subscribe("s", "/sub/channel/lobby", "since-seq:3\n")
+        .await;
     node.service
         .post_message(&bob(), ip, "lobby", "m6")
         .await

@@ -248,7 +248,10 @@ impl RoomLog {
         let Some(track) = self.rooms.get_mut(room) else {
             return false;
         };
-        if track.delivered.is_some_and(|delivered| message.seq <= delivered) {
+        if track
+            .delivered
+            .is_some_and(|delivered| message.seq <= delivered)
+        {
             return false;
         }
         if track.held.contains_key(&message.seq) {

@@ -50,7 +50,10 @@ fn a_swapped_pair_is_put_back_in_order_without_a_store_read() {
     let mut log = tracked_at(78, now);
     log.on_message(message(80), now);
     assert!(delivered(&mut log).is_empty(), "80 waits for 79");
-    assert_eq!(log.poll_timeout(), Some(now + RoomLogConfig::default().gap_wait));
+    assert_eq!(
+        log.poll_timeout(),
+        Some(now + RoomLogConfig::default().gap_wait)
+    );
     log.on_message(message(79), now + MS);
     assert_eq!(delivered(&mut log), [79, 80]);
     assert_eq!(log.poll_timeout(), None, "the hole closed: no repair");
@@ -68,7 +71,11 @@ fn a_lost_message_is_read_from_the_store_after_the_wait() {
     log.handle_timeout(due);
     let repair = log.poll_repair().expect("repair");
     assert_eq!(repair.after, 1);
-    assert_eq!(log.poll_timeout(), None, "no second repair while one is read");
+    assert_eq!(
+        log.poll_timeout(),
+        None,
+        "no second repair while one is read"
+    );
     log.on_repaired(&repair, Some(vec![message(2), message(3), message(4)]), due);
     assert_eq!(delivered(&mut log), [2, 3, 4]);
     assert_eq!(log.repaired(), 1);
@@ -179,7 +186,10 @@ fn held_messages_are_bounded() {
     log.on_message(message(1), now);
     // 2..=4 were held and 5..=10 dropped; 1 then took the place of 4, the newest held.
     assert_eq!(delivered(&mut log), [1, 2, 3]);
-    assert!(log.poll_timeout().is_some(), "the rest is read from the store");
+    assert!(
+        log.poll_timeout().is_some(),
+        "the rest is read from the store"
+    );
 }
 
 #[test]
@@ -296,7 +306,8 @@ impl Model {
     }
 
     fn collect(&mut self) {
-        self.reads.extend(std::iter::from_fn(|| self.log.poll_repair()));
+        self.reads
+            .extend(std::iter::from_fn(|| self.log.poll_repair()));
         self.out
             .extend(std::iter::from_fn(|| self.log.poll_deliver()).map(|m| m.seq));
     }

@@ -7,8 +7,8 @@ use bytes::Bytes;
 use rtchat_core::{
     Appended, Appender, BackendError, Broker, ChatConfig, ChatConnection, ChatError, ChatMessage,
     ChatService, Clock, ConnectionSink, Delivery, Hub, Identity, MessageId, MessageStore,
-    NewMessage, OfferError, PendingSend, Ports, RoomEvent, RoomEventSink, RoomId, RoomStore, Seq,
-    SendOutcome, TokenError, Tokens,
+    NewMessage, OfferError, PendingSend, Ports, RoomEvent, RoomEventSink, RoomId, RoomStore,
+    SendOutcome, Seq, TokenError, Tokens,
 };
 use rtchat_memory::{InProcessBroker, MemoryMessageStore, MemoryPresence, MemoryRoomStore};
 use rtchat_stomp::{
@@ -182,7 +182,12 @@ impl Broker for RecordingBroker {
         let stored = match &event {
             RoomEvent::Message(m) => {
                 let room = RoomId::parse(&m.room_id).expect("room");
-                self.store.inner.after_seq(&room, m.seq - 1, 1).await?.first() == Some(m)
+                self.store
+                    .inner
+                    .after_seq(&room, m.seq - 1, 1)
+                    .await?
+                    .first()
+                    == Some(m)
             }
             _ => true,
         };
