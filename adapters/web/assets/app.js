@@ -6,7 +6,7 @@
  * (global `StompJs`). To upgrade: bump the version in e2e/browser/package.json,
  * `npm install --prefix e2e/browser`, copy the bundle again and update this line.
  *
- * Contract (see docs / MISSION.md): HTTP answers are envelopes
+ * Contract (docs/protocol.md): HTTP answers are envelopes
  * {success, response, error: {message}|null, type}; STOMP over WebSocket at /ws.
  * Message text is only ever put in the DOM through textContent.
  */

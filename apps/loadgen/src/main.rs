@@ -5,6 +5,8 @@
 //!   resident memory (from `/proc/<pid>/status`) before and after: memory per idle connection.
 //! - `fanout`: S subscribers in one room, one publisher sending M messages; reports deliveries
 //!   per second and the server's CPU time per delivery (from `/proc/<pid>/stat`).
+//! - `store`: P publishers spread over R rooms, each with W SENDs in flight; reports stored
+//!   messages per second (a RECEIPT means stored), the room writers' group commit at work.
 //!
 //! Tokens are minted with the server's JWT secret (`--jwt-secret`), so no HTTP client is needed.
 
@@ -59,6 +61,24 @@ enum Measure {
         /// Publish through this URL instead of `--url` (another node of a cluster).
         #[arg(long)]
         publish_url: Option<String>,
+    },
+    /// Stored messages per second: publishers over rooms, receipts counted.
+    Store {
+        #[command(flatten)]
+        target: Target,
+        /// Rooms to spread the publishers over (created when missing; at most 1,000). With 1,
+        /// `--room` is used.
+        #[arg(long, default_value_t = 1)]
+        rooms: usize,
+        /// Publisher connections (at most 1,000).
+        #[arg(long, default_value_t = 20)]
+        publishers: usize,
+        /// Messages each publisher sends (at most 100,000).
+        #[arg(long, default_value_t = 1000)]
+        messages: usize,
+        /// SENDs each publisher has in flight before it waits for receipts.
+        #[arg(long, default_value_t = 64)]
+        window: usize,
     },
 }
 
@@ -136,6 +156,22 @@ async fn main() -> Result<(), String> {
                 publish_url.as_deref(),
                 subscribers.min(5_000),
                 messages.min(1_000_000),
+                window.max(1),
+            )
+            .await
+        }
+        Measure::Store {
+            target,
+            rooms,
+            publishers,
+            messages,
+            window,
+        } => {
+            store(
+                &target,
+                rooms.clamp(1, 1_000),
+                publishers.clamp(1, 1_000),
+                messages.min(100_000),
                 window.max(1),
             )
             .await
@@ -391,6 +427,125 @@ async fn fanout(
             );
         }
         _ => println!("fanout: pass --server-pid to read the server's CPU time"),
+    }
+    Ok(())
+}
+
+/// `POST /rooms` on the server behind `ws_url`; an existing room is fine.
+async fn create_room(ws_url: &str, room: &str) -> Result<(), String> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = ws_url
+        .trim_start_matches("ws://")
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let mut stream = TcpStream::connect(host)
+        .await
+        .map_err(|e| format!("connect to {host}: {e}"))?;
+    let body = serde_json::json!({"name": room, "roomId": room}).to_string();
+    let request = format!(
+        "POST /rooms HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .map_err(|e| e.to_string())?;
+    let mut answer = Vec::new();
+    stream
+        .read_to_end(&mut answer)
+        .await
+        .map_err(|e| e.to_string())?;
+    let answer = String::from_utf8_lossy(&answer);
+    if answer.starts_with("HTTP/1.1 2") || answer.starts_with("HTTP/1.1 409") {
+        Ok(())
+    } else {
+        Err(format!(
+            "creating room {room}: {}",
+            answer.lines().next().unwrap_or_default()
+        ))
+    }
+}
+
+async fn store(
+    target: &Target,
+    rooms: usize,
+    publishers: usize,
+    messages: usize,
+    window: usize,
+) -> Result<(), String> {
+    ensure_loopback(&target.url)?;
+    let tokens = tokens(target);
+    let room_names: Vec<String> = if rooms == 1 {
+        vec![target.room.clone()]
+    } else {
+        (0..rooms).map(|n| format!("bench-{n}")).collect()
+    };
+    if rooms > 1 {
+        for room in &room_names {
+            create_room(&target.url, room).await?;
+        }
+    }
+    let mut clients = Vec::with_capacity(publishers);
+    for n in 0..publishers {
+        clients.push(Client::connect(target, &tokens, n).await?);
+    }
+    let cpu_before = target.server_pid.and_then(cpu_time);
+    let started = Instant::now();
+    let mut tasks = Vec::with_capacity(publishers);
+    for (n, mut client) in clients.into_iter().enumerate() {
+        let room = room_names[n % room_names.len()].clone();
+        let destination = target.send_destination().to_owned();
+        tasks.push(tokio::spawn(async move {
+            let body = serde_json::json!({"roomId": room, "message": "load test message of a typical chat length, about eighty bytes"}).to_string();
+            let mut in_flight = 0usize;
+            let mut stored = 0usize;
+            for m in 0..messages {
+                client
+                    .send(format!(
+                        "SEND\ndestination:{destination}\ncontent-type:application/json\nreceipt:{m}\n\n{body}\0"
+                    ))
+                    .await?;
+                in_flight += 1;
+                while in_flight >= window {
+                    let frame = client.next_frame().await?;
+                    if frame.command == Command::Receipt {
+                        in_flight -= 1;
+                        stored += 1;
+                    } else if frame.command == Command::Error {
+                        return Err(format!("ERROR: {:?}", frame.get("message")));
+                    }
+                }
+            }
+            while in_flight > 0 {
+                let frame = client.next_frame().await?;
+                if frame.command == Command::Receipt {
+                    in_flight -= 1;
+                    stored += 1;
+                } else if frame.command == Command::Error {
+                    return Err(format!("ERROR: {:?}", frame.get("message")));
+                }
+            }
+            Ok::<usize, String>(stored)
+        }));
+    }
+    let mut stored = 0usize;
+    for task in tasks {
+        stored += task.await.map_err(|e| e.to_string())??;
+    }
+    let elapsed = started.elapsed();
+    println!(
+        "store: {publishers} publishers over {rooms} rooms, window {window}: {stored} messages stored in {:.2} s: {:.0} stored messages/s",
+        elapsed.as_secs_f64(),
+        stored as f64 / elapsed.as_secs_f64()
+    );
+    if let (Some(before), Some(after)) = (cpu_before, target.server_pid.and_then(cpu_time)) {
+        let cpu = after.saturating_sub(before);
+        println!(
+            "store: server CPU {:.2} s: {:.1} us per stored message",
+            cpu.as_secs_f64(),
+            cpu.as_secs_f64() * 1e6 / stored.max(1) as f64
+        );
     }
     Ok(())
 }
