@@ -2,7 +2,7 @@
 
 use crate::sink::{ChannelSink, Outbound};
 use crate::transport::{Incoming, Transport, TransportError};
-use rtchat_core::ChatService;
+use rtchat_core::{ChatService, Job, JobDone};
 use rtchat_stomp::{Session, SessionConfig};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -106,12 +106,13 @@ pub async fn run_connection<T: Transport>(
     let mut chat = service.connection(client, sink.clone());
     let mut session = Session::new(config.session.clone(), now());
     let mut going_away = false;
+    // The connection's job under way (store, presence and broker work), if any: polled here
+    // beside reading and delivering, never awaited on its own.
+    let mut job: Option<Job> = None;
 
     loop {
         while let Some(event) = session.poll_event() {
-            // Boxed: handling an event is a large future that is only alive while it runs;
-            // inline, it would sit in every idle connection's task.
-            Box::pin(chat.handle(event, &mut session, now())).await;
+            chat.handle(event, &mut session, now());
         }
         // The SENDs of this read go to their writers together (one batch per room).
         chat.submit_sends();
@@ -135,6 +136,11 @@ pub async fn run_connection<T: Transport>(
         }
         if session.is_closed() {
             break;
+        }
+        // Taken only while the connection lives: the job that ends it (leaving the counts)
+        // runs in `closed` below.
+        if job.is_none() && !chat.is_closed() {
+            job = chat.poll_job();
         }
 
         let deadline = session.poll_timeout().map(tokio::time::Instant::from_std);
@@ -176,17 +182,25 @@ pub async fn run_connection<T: Transport>(
                     }
                 }
             }
+            done = run(&mut job) => {
+                job = None;
+                if !chat.on_job_done(done, &mut session) {
+                    tracing::info!(%client, "slow consumer: closing the connection");
+                }
+            }
             () = sleep_until(deadline) => session.handle_timeout(now()),
         }
     }
 
     // Drain what the close produced (the Closed event; the ERROR or RECEIPT already written).
     while let Some(event) = session.poll_event() {
-        Box::pin(chat.handle(event, &mut session, now())).await;
+        chat.handle(event, &mut session, now());
     }
     // SENDs that came with the close (e.g. just before DISCONNECT) are still stored.
     chat.submit_sends();
     sink.close();
+    drop(job);
+    // Boxed: alive only while the connection ends; inline, it would sit in every task.
     Box::pin(chat.closed()).await;
     let _ = tokio::time::timeout(
         config.write_timeout,
@@ -209,6 +223,14 @@ async fn write_pending<T: Transport>(
         transport.flush().await?;
     }
     Ok(())
+}
+
+/// Completes with the job under way; never, when there is none.
+async fn run(job: &mut Option<Job>) -> JobDone {
+    match job {
+        Some(job) => job.await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn sleep_until(deadline: Option<tokio::time::Instant>) {

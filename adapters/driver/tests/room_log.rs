@@ -33,6 +33,9 @@ struct FlakyStore {
     /// The next this many appends fail.
     fail_appends: AtomicUsize,
     appends: AtomicUsize,
+    /// While set, `head` waits (a store that hangs).
+    hold_heads: std::sync::atomic::AtomicBool,
+    heads_released: tokio::sync::Notify,
 }
 
 #[async_trait]
@@ -53,6 +56,14 @@ impl MessageStore for FlakyStore {
         self.inner.append(room, batch).await
     }
     async fn head(&self, room: &RoomId) -> Result<Seq, BackendError> {
+        loop {
+            // Made before the check: `notify_waiters` wakes it even if not yet polled.
+            let released = self.heads_released.notified();
+            if !self.hold_heads.load(Ordering::SeqCst) {
+                break;
+            }
+            released.await;
+        }
         self.inner.head(room).await
     }
     async fn newest(&self, room: &RoomId, limit: usize) -> Result<Vec<ChatMessage>, BackendError> {
@@ -395,4 +406,49 @@ async fn a_store_that_comes_back_in_time_loses_nothing_and_a_dead_one_is_answere
     alice.send(&chat_send("retried", "r3")).await;
     assert_eq!(alice.frame().await.get("receipt-id"), Some("r3"));
     assert_eq!(watcher.seqs(1).await, [2]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_whose_subscribe_waits_on_the_store_still_delivers_and_answers() {
+    let node = node(
+        |hub| Arc::new(InProcessBroker::new(hub)),
+        WriterConfig::default(),
+    )
+    .await;
+    node.service
+        .create_room("Garden", Some("garden"))
+        .await
+        .expect("room");
+    let mut watcher = Client::connect(&node, "watcher").await;
+    watcher.subscribe("").await;
+    node.store.hold_heads.store(true, Ordering::SeqCst);
+    watcher
+        .send("SUBSCRIBE\nid:g\ndestination:/sub/channel/garden\nreceipt:garden\n\n\0")
+        .await;
+    // The store hangs on the garden's head; the watcher's connection still works.
+    let mut alice = Client::connect(&node, "alice").await;
+    alice.send(&chat_send("while it waits", "a1")).await;
+    assert_eq!(alice.frame().await.get("receipt-id"), Some("a1"));
+    assert_eq!(watcher.seqs(1).await, [1], "delivered while a job waits");
+    watcher.send(&chat_send("me too", "w1")).await;
+    let mut answers = Vec::new();
+    while answers.len() < 2 {
+        let frame = watcher.frame().await;
+        match frame.command {
+            Command::Receipt => {
+                answers.push(frame.get("receipt-id").unwrap_or_default().to_owned())
+            }
+            Command::Message => assert_eq!(frame.get("seq"), Some("2")),
+            other => panic!("unexpected {other:?}"),
+        }
+        if answers.len() == 1 {
+            assert_eq!(
+                answers[0], "w1",
+                "a SEND is answered while the SUBSCRIBE waits"
+            );
+            node.store.hold_heads.store(false, Ordering::SeqCst);
+            node.store.heads_released.notify_waiters();
+        }
+    }
+    assert_eq!(answers, ["w1", "garden"]);
 }

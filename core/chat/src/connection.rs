@@ -11,19 +11,22 @@
 //! never answered silently: when the client has no `/user/queue/errors` subscription, a SEND
 //! that failed gets an ERROR frame (which ends the session), with the SEND's `receipt-id`.
 //!
-//! SENDs do not hold the connection: each one is validated, handed to its room's writer
-//! (the [`Appender`](crate::ports::Appender)), and the connection goes on reading and
-//! delivering. Outcomes come back through the connection's queue
-//! ([`ChatConnection::on_outcome`]) and are answered in the order the SENDs came.
+//! Nothing here waits on I/O: [`ChatConnection::handle`] is synchronous. SENDs are validated
+//! and handed to their room's writer (the [`Appender`](crate::ports::Appender)); their outcomes
+//! come back through the connection's queue ([`ChatConnection::on_outcome`]) and are answered
+//! in the order the SENDs came. What other frames need from the store, presence or broker
+//! becomes a [`Job`] ([`ChatConnection::poll_job`]) that the driver runs while the connection
+//! goes on reading and delivering; its result comes back with
+//! [`ChatConnection::on_job_done`]. Live messages for a subscription whose start (replay,
+//! first count) is still being read wait in the connection, so they never overtake it.
 
 use crate::destination::{self, SendTarget, SubscribeTarget};
 use crate::envelope::Envelope;
 use crate::hub::{self, ConnectionId, JSON};
 use crate::ip::ip_prefix;
-use crate::model::{Identity, MessageId, MessageKey, NewMessage, RoomId, Seq};
-use crate::ports::{
-    BackendError, ConnectionSink, Delivery, PendingSend, RoomEvent, SendOutcome, SessionKey,
-};
+use crate::jobs::{self, Done, Job, JobDone, Ready, Since};
+use crate::model::{Identity, MessageKey, NewMessage, RoomId, Seq};
+use crate::ports::{ConnectionSink, Delivery, PendingSend, SendOutcome, SessionKey};
 use crate::service::{ChatError, ChatService};
 use crate::validation;
 use bytes::Bytes;
@@ -47,9 +50,19 @@ pub const RECEIPT_ID_HEADER: &str = "receipt-id";
 /// The SUBSCRIBE header giving the size of the `/pub/history/{room}` reply.
 pub const LIMIT_HEADER: &str = "limit";
 
+/// Live messages held at most per subscription while its start is being read; past it the
+/// connection counts as a slow consumer.
+pub const MAX_HELD_WHILE_STARTING: usize = 1024;
+
+/// Jobs a connection may have waiting before the driver stops reading from its peer.
+pub const MAX_QUEUED_JOBS: usize = 16;
+
 /// The chat side of one STOMP connection. The driver calls [`ChatConnection::handle`] for every
-/// event the session yields, [`ChatConnection::deliver`] for every [`Delivery`] the hub queued,
-/// and [`ChatConnection::closed`] once, when the connection is over (whatever the reason).
+/// event the session yields, then [`ChatConnection::submit_sends`]; runs the jobs
+/// [`ChatConnection::poll_job`] gives, one at a time, handing each result to
+/// [`ChatConnection::on_job_done`]; calls [`ChatConnection::deliver`] and
+/// [`ChatConnection::on_outcome`] for what its queue brings; and calls
+/// [`ChatConnection::closed`] once, when the connection is over (whatever the reason).
 pub struct ChatConnection {
     service: ChatService,
     client: IpAddr,
@@ -64,6 +77,8 @@ pub struct ChatConnection {
     error_queue: Option<String>,
     sends: TokenBucket,
     subscribes: TokenBucket,
+    /// Work for the driver, in the order the frames came.
+    jobs: VecDeque<Job>,
     /// SENDs handed to writers (or refused) and not yet answered, in the order they came.
     in_flight: VecDeque<InFlight>,
     /// Validated SENDs of the current read, handed to the writers by
@@ -75,6 +90,10 @@ pub struct ChatConnection {
     announced: bool,
     closed: bool,
 }
+
+/// The reading of a subscription's start (a [`Job`]'s work).
+type StartWork =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Ready, ChatError>> + Send>>;
 
 /// A SEND (or a COMMIT of SENDs) waiting for its answer.
 struct InFlight {
@@ -103,6 +122,8 @@ struct Subscription {
     /// everything up to it that it asked for (the replay, or nothing before it); live
     /// messages up to it are dropped, and the hub delivers the rest in seq order.
     has_up_to: Option<Seq>,
+    /// While the subscription's start is being read: the live messages that came meanwhile.
+    starting: Option<Vec<Delivery>>,
 }
 
 /// The body of a SEND to `/pub/chat`.
@@ -134,6 +155,7 @@ impl ChatConnection {
             error_queue: None,
             sends,
             subscribes,
+            jobs: VecDeque::new(),
             in_flight: VecDeque::new(),
             to_submit: Vec::new(),
             next_ticket: 1,
@@ -153,9 +175,92 @@ impl ChatConnection {
     }
 
     /// Whether the driver should read more from the peer: false while the connection has
-    /// as many SENDs in flight as it may (its peer then waits, and memory stays bounded).
+    /// as many SENDs in flight, or jobs waiting, as it may (its peer then waits, and memory
+    /// stays bounded).
     pub fn wants_input(&self) -> bool {
         self.in_flight.len() < self.service.config().max_sends_in_flight.max(1)
+            && self.jobs.len() < MAX_QUEUED_JOBS
+    }
+
+    /// Whether the connection is over for the chat (its closing job is left for
+    /// [`ChatConnection::closed`]).
+    pub fn is_closed(&self) -> bool {
+        self.closed
+    }
+
+    /// The next job to run, in the order the frames came. Run one at a time.
+    pub fn poll_job(&mut self) -> Option<Job> {
+        self.jobs.pop_front()
+    }
+
+    /// The result of a job from [`ChatConnection::poll_job`]. Returns false when the session
+    /// refused what it had to send as a slow consumer; the driver then closes.
+    pub fn on_job_done(&mut self, done: JobDone, session: &mut Session) -> bool {
+        match done.0 {
+            Done::Nothing => true,
+            Done::Receipt(receipt) => {
+                send_receipt(session, receipt);
+                true
+            }
+            Done::Subscribed {
+                id,
+                handle,
+                receipt,
+                result,
+            } => self.on_subscribed(&id, handle, receipt, result, session),
+        }
+    }
+
+    /// A SUBSCRIBE's start was read: it goes out, then what came live meanwhile, then the
+    /// RECEIPT; or the SUBSCRIBE is refused and leaves nothing behind.
+    fn on_subscribed(
+        &mut self,
+        id: &str,
+        handle: Option<Arc<str>>,
+        receipt: Option<ReceiptId>,
+        result: Result<Ready, ChatError>,
+        session: &mut Session,
+    ) -> bool {
+        let current = self
+            .subscriptions
+            .get(id)
+            .filter(|s| handle.as_ref().is_some_and(|h| Arc::ptr_eq(&s.handle, h)))
+            .is_some();
+        let ready = match result {
+            Ok(ready) => ready,
+            Err(error) => {
+                if current {
+                    // A refused SUBSCRIBE leaves nothing behind: the id is free again.
+                    self.forget(id);
+                }
+                session.refuse_subscription(id);
+                self.send_error(session, &error);
+                return true;
+            }
+        };
+        if !current {
+            // Unsubscribed while its start was read: nothing to send on it.
+            send_receipt(session, receipt);
+            return true;
+        }
+        let Some(subscription) = self.subscriptions.get_mut(id) else {
+            return true;
+        };
+        subscription.has_up_to = ready.has_up_to;
+        let held = subscription.starting.take().unwrap_or_default();
+        let on = subscription.handle.clone();
+        for message in &ready.messages {
+            if !put_on_wire(session, &on, message) {
+                return false;
+            }
+        }
+        for delivery in held {
+            if !self.deliver(delivery, session) {
+                return false;
+            }
+        }
+        send_receipt(session, receipt);
+        true
     }
 
     /// The outcome of one of this connection's SENDs: answered (RECEIPT, or the error) as
@@ -213,13 +318,15 @@ impl ChatConnection {
         self.client
     }
 
-    /// Answers one session event (CONNECT authentication, SEND routing, SUBSCRIBE, ...).
-    pub async fn handle(&mut self, event: Event, session: &mut Session, now: Instant) {
+    /// Answers one session event (CONNECT authentication, SEND routing, SUBSCRIBE, ...). What
+    /// needs the store, presence or the broker is queued as a job (see
+    /// [`ChatConnection::poll_job`]).
+    pub fn handle(&mut self, event: Event, session: &mut Session, now: Instant) {
         if self.closed {
             return;
         }
         match event {
-            Event::Connect(request) => self.on_connect(&request, session, now).await,
+            Event::Connect(request) => self.on_connect(&request, session, now),
             Event::Send {
                 destination,
                 headers,
@@ -236,26 +343,18 @@ impl ChatConnection {
                 receipt,
                 ..
             } => {
-                let outcome = if self.subscribes.try_take(now) {
-                    self.on_subscribe(&id, &destination, &headers, session, now)
-                        .await
+                if self.subscribes.try_take(now) {
+                    self.on_subscribe(id, &destination, &headers, receipt, now);
                 } else {
-                    Err(ChatError::RateLimited)
-                };
-                match outcome {
-                    Ok(()) => send_receipt(session, receipt),
-                    Err(error) => {
-                        // A refused SUBSCRIBE leaves nothing behind: the id is free again.
-                        self.on_unsubscribe(&id).await;
-                        session.refuse_subscription(&id);
-                        self.send_error(session, &error);
-                    }
+                    self.jobs.push_back(Job::ready(JobDone(Done::Subscribed {
+                        id,
+                        handle: None,
+                        receipt,
+                        result: Err(ChatError::RateLimited),
+                    })));
                 }
             }
-            Event::Unsubscribe { id, receipt, .. } => {
-                self.on_unsubscribe(&id).await;
-                send_receipt(session, receipt);
-            }
+            Event::Unsubscribe { id, receipt, .. } => self.on_unsubscribe(&id, receipt),
             // Acks only matter to the engine's bookkeeping.
             Event::Ack { receipt, .. } | Event::Nack { receipt, .. } => {
                 send_receipt(session, receipt)
@@ -270,7 +369,7 @@ impl ChatConnection {
                 });
                 self.answer_sends(session);
             }
-            Event::Closed(_) => self.closed().await,
+            Event::Closed(_) => self.close(),
             // Events added to the engine later have no meaning in the chat yet.
             _ => {}
         }
@@ -286,6 +385,21 @@ impl ChatConnection {
         if !Arc::ptr_eq(&subscription.handle, &delivery.subscription) {
             return true;
         }
+        if let Some(starting) = self
+            .subscriptions
+            .get_mut(&*delivery.subscription)
+            .and_then(|s| s.starting.as_mut())
+        {
+            if starting.len() >= MAX_HELD_WHILE_STARTING {
+                slow_consumer(session);
+                return false;
+            }
+            starting.push(delivery);
+            return true;
+        }
+        let Some(subscription) = self.subscriptions.get(&*delivery.subscription) else {
+            return true;
+        };
         if let (Some(seq), Some(up_to)) = (delivery.seq, subscription.has_up_to)
             && seq <= up_to
         {
@@ -294,8 +408,9 @@ impl ChatConnection {
         put_on_wire(session, &delivery.subscription, &delivery.message)
     }
 
-    /// The connection ended: leave rooms, update counts. Idempotent.
-    pub async fn closed(&mut self) {
+    /// The connection ended: its subscriptions are gone at once, and the jobs still waiting
+    /// are dropped for one that takes the session out of the counts. Idempotent.
+    fn close(&mut self) {
         if self.closed {
             return;
         }
@@ -303,25 +418,27 @@ impl ChatConnection {
         self.service.hub().remove_connection(self.id);
         self.subscriptions.clear();
         self.error_queue = None;
-        if !self.announced {
-            return;
+        self.jobs.clear();
+        if self.announced {
+            self.jobs.push_back(Job::new(jobs::disconnected(
+                self.service.clone(),
+                self.key.clone(),
+            )));
         }
-        let presence = &self.service.ports().presence;
-        if let Ok((total, rooms)) = presence.disconnected(&self.key).await {
-            for (room_id, count) in rooms {
-                self.service
-                    .publish(RoomEvent::Presence { room_id, count })
-                    .await;
-            }
-            self.service
-                .publish(RoomEvent::Entry { count: total })
-                .await;
+    }
+
+    /// The connection is over (whatever the reason): leave rooms, update counts. Idempotent.
+    /// The driver awaits it after the connection's loop; nothing else is waiting then.
+    pub async fn closed(&mut self) {
+        self.close();
+        while let Some(job) = self.jobs.pop_front() {
+            job.await;
         }
     }
 
     // ---- CONNECT ----
 
-    async fn on_connect(&mut self, request: &ConnectRequest, session: &mut Session, now: Instant) {
+    fn on_connect(&mut self, request: &ConnectRequest, session: &mut Session, now: Instant) {
         let Some(token) = bearer_token(request) else {
             session.refuse(
                 "missing token",
@@ -334,12 +451,10 @@ impl ChatConnection {
                 session.accept(&self.key.0, now);
                 self.identity = Some(identity);
                 self.announced = true;
-                // If presence is down the chat still works; only the counts are stale.
-                if let Ok(total) = self.service.ports().presence.connected(&self.key).await {
-                    self.service
-                        .publish(RoomEvent::Entry { count: total })
-                        .await;
-                }
+                self.jobs.push_back(Job::new(jobs::announce_connected(
+                    self.service.clone(),
+                    self.key.clone(),
+                )));
             }
             Err(ChatError::ExpiredToken) => session.refuse(
                 "expired token",
@@ -432,106 +547,128 @@ impl ChatConnection {
 
     // ---- SUBSCRIBE / UNSUBSCRIBE ----
 
-    async fn on_subscribe(
+    /// Registers the subscription at once (so nothing published from now on is missed) and
+    /// queues the job that reads its start.
+    fn on_subscribe(
+        &mut self,
+        id: String,
+        destination: &str,
+        headers: &Headers,
+        receipt: Option<ReceiptId>,
+        now: Instant,
+    ) {
+        let job = match self.start(&id, destination, headers, now) {
+            Ok((handle, work)) => Job::new(async move {
+                let result = work.await;
+                JobDone(Done::Subscribed {
+                    id,
+                    handle: Some(handle),
+                    receipt,
+                    result,
+                })
+            }),
+            Err(error) => Job::ready(JobDone(Done::Subscribed {
+                id,
+                handle: None,
+                receipt,
+                result: Err(error),
+            })),
+        };
+        self.jobs.push_back(job);
+    }
+
+    /// Checks a SUBSCRIBE, registers it, and gives its handle and the work that reads its
+    /// start.
+    fn start(
         &mut self,
         id: &str,
         destination: &str,
         headers: &Headers,
-        session: &mut Session,
         now: Instant,
-    ) -> Result<(), ChatError> {
+    ) -> Result<(Arc<str>, StartWork), ChatError> {
+        let service = self.service.clone();
         let target = SubscribeTarget::parse(destination)?;
-        match &target {
+        Ok(match &target {
             SubscribeTarget::Channel(room) => {
-                self.service.ensure_room(room).await?;
                 let since = Since::parse(headers)?;
-                // Presence counts sessions: a second subscription to the same room changes
-                // no room count, so its presence subscribers are not told.
                 let already_in_room = self.in_room(room);
-                // Registered before the store is read: whatever the hub fans out from now on
-                // is queued for us, and whatever was stored before the read is in the replay
-                // (or before what the client asked for). Queued messages up to the head read
-                // are dropped by `has_up_to`; there is no gap and no duplicate.
                 let handle = self.register(id, &destination::channel(room), target.clone());
-                let head = self
-                    .service
-                    .ports()
-                    .messages
-                    .head(room)
-                    .await
-                    .map_err(|_| ChatError::Unavailable)?;
-                if let Some(subscription) = self.subscriptions.get_mut(id) {
-                    subscription.has_up_to = Some(head);
-                }
-                self.service.hub().observe_head(room, head, now);
-                if let Some(since) = since {
-                    self.replay(&handle, room, since, head, session).await?;
-                }
-                if already_in_room {
-                    // The contract still sends the connection count on every subscribe.
-                    self.publish_entry().await;
-                } else {
-                    self.join(room).await;
-                }
+                let work = jobs::start_channel(
+                    service,
+                    self.key.clone(),
+                    room.clone(),
+                    since,
+                    already_in_room,
+                    now,
+                );
+                (handle, Box::pin(work))
             }
             SubscribeTarget::Entry => {
-                self.register(id, destination::ENTRY, target.clone());
-                let total = self
-                    .service
-                    .ports()
-                    .presence
-                    .total()
-                    .await
-                    .map_err(|_| ChatError::Unavailable)?;
-                put_on_wire(session, id, &self.service.hub().entry_message(total));
+                let handle = self.register(id, destination::ENTRY, target.clone());
+                (handle, Box::pin(jobs::start_entry(service)))
             }
             SubscribeTarget::Presence(room) => {
-                self.service.ensure_room(room).await?;
-                self.register(id, &destination::presence(room), target.clone());
-                let count = self
-                    .service
-                    .ports()
-                    .presence
-                    .room_count(room)
-                    .await
-                    .map_err(|_| ChatError::Unavailable)?;
-                put_on_wire(
-                    session,
-                    id,
-                    &self.service.hub().presence_message(room, count),
-                );
+                let handle = self.register(id, &destination::presence(room), target.clone());
+                (
+                    handle,
+                    Box::pin(jobs::start_presence(service, room.clone())),
+                )
             }
             SubscribeTarget::ErrorQueue => {
-                self.remember(id, target.clone());
+                let handle = self.remember(id, target.clone());
                 self.error_queue = Some(id.to_owned());
+                (handle, Box::pin(std::future::ready(Ok(Ready::default()))))
             }
             SubscribeTarget::History(room) => {
-                self.history_reply(id, room, headers, session).await?;
-                self.remember(id, target.clone());
+                let config = self.service.config();
+                let limit = parse_number_header(headers, LIMIT_HEADER)?
+                    .map_or(config.history_reply_default, |limit| {
+                        usize::try_from(limit).unwrap_or(usize::MAX)
+                    })
+                    .clamp(1, config.max_history_limit.max(1));
+                let handle = self.remember(id, target.clone());
+                (
+                    handle,
+                    Box::pin(jobs::history_reply(service, room.clone(), limit)),
+                )
             }
-        }
-        Ok(())
+        })
     }
 
-    async fn on_unsubscribe(&mut self, id: &str) {
-        let Some(subscription) = self.subscriptions.remove(id) else {
+    fn on_unsubscribe(&mut self, id: &str, receipt: Option<ReceiptId>) {
+        let Some(target) = self.forget(id) else {
+            self.jobs
+                .push_back(Job::ready(JobDone(Done::Receipt(receipt))));
             return;
         };
-        match subscription.target {
+        match target {
+            // Presence counts sessions, not subscriptions: a second subscription to the
+            // same room keeps this session in it.
+            SubscribeTarget::Channel(room) if !self.in_room(&room) => {
+                self.jobs.push_back(Job::new(jobs::leave_room(
+                    self.service.clone(),
+                    self.key.clone(),
+                    room,
+                    receipt,
+                )));
+            }
+            _ => self
+                .jobs
+                .push_back(Job::ready(JobDone(Done::Receipt(receipt)))),
+        }
+    }
+
+    /// Removes subscription `id` from the connection and the hub; its target, if it existed.
+    fn forget(&mut self, id: &str) -> Option<SubscribeTarget> {
+        let subscription = self.subscriptions.remove(id)?;
+        match &subscription.target {
             SubscribeTarget::ErrorQueue => self.error_queue = None,
             SubscribeTarget::History(_) => {}
-            SubscribeTarget::Entry | SubscribeTarget::Presence(_) => {
+            SubscribeTarget::Entry | SubscribeTarget::Presence(_) | SubscribeTarget::Channel(_) => {
                 self.service.hub().unsubscribe(self.id, id);
-            }
-            SubscribeTarget::Channel(room) => {
-                self.service.hub().unsubscribe(self.id, id);
-                // Presence counts sessions, not subscriptions: a second subscription to the
-                // same room keeps this session in it.
-                if !self.in_room(&room) {
-                    self.leave(&room).await;
-                }
             }
         }
+        Some(subscription.target)
     }
 
     /// Whether one of this connection's subscriptions is to `room`'s channel.
@@ -550,6 +687,7 @@ impl ChatConnection {
         handle
     }
 
+    /// Remembers a subscription whose start is still to be read.
     fn remember(&mut self, id: &str, target: SubscribeTarget) -> Arc<str> {
         let handle: Arc<str> = Arc::from(id);
         self.subscriptions.insert(
@@ -558,112 +696,10 @@ impl ChatConnection {
                 handle: handle.clone(),
                 target,
                 has_up_to: None,
+                starting: Some(Vec::new()),
             },
         );
         handle
-    }
-
-    /// Sends what was stored after `since` and up to `head`, oldest first, straight to the
-    /// session; live deliveries meanwhile wait in the sink's queue (the driver cannot call
-    /// `deliver` while `handle` runs) and those up to `head` are dropped when they come.
-    ///
-    /// At most `max_replay` messages: when more were missed, the newest `max_replay` are
-    /// sent, so the client's one hole is at the far end (its first seq says where; it pages
-    /// older ones in over `GET /message/lastMessageId`), never between the replay and live
-    /// messages.
-    async fn replay(
-        &mut self,
-        handle: &Arc<str>,
-        room: &RoomId,
-        since: Since,
-        head: Seq,
-        session: &mut Session,
-    ) -> Result<(), ChatError> {
-        let max = self.service.config().max_replay.max(1);
-        let store = &self.service.ports().messages;
-        let unavailable = |_: BackendError| ChatError::Unavailable;
-        let after_seq = match since {
-            Since::Seq(seq) => seq,
-            Since::Id(id) => {
-                // The first message after the id tells where in the log the client is.
-                match store.after(room, id, 1).await.map_err(unavailable)?.first() {
-                    Some(first) => first.seq.saturating_sub(1),
-                    None => head,
-                }
-            }
-        };
-        let from = after_seq.max(head.saturating_sub(max as Seq));
-        if from >= head {
-            return Ok(());
-        }
-        let missed = store
-            .after_seq(room, from, (head - from) as usize)
-            .await
-            .map_err(unavailable)?;
-        for message in missed.iter().filter(|m| m.seq <= head) {
-            if !put_on_wire(session, handle, &hub::encode_chat_message(message)) {
-                break;
-            }
-        }
-        Ok(())
-    }
-
-    /// The subscribe-time reply of `/pub/history/{room}`: one MESSAGE with the newest
-    /// messages, newest first.
-    async fn history_reply(
-        &self,
-        id: &str,
-        room: &RoomId,
-        headers: &Headers,
-        session: &mut Session,
-    ) -> Result<(), ChatError> {
-        let config = self.service.config();
-        let limit = parse_number_header(headers, LIMIT_HEADER)?
-            .map_or(config.history_reply_default, |limit| {
-                usize::try_from(limit).unwrap_or(usize::MAX)
-            })
-            .clamp(1, config.max_history_limit.max(1));
-        let messages = self.service.history(room.as_str(), limit, None).await?;
-        let reply = SharedMessage::new(
-            &destination::history(room),
-            &self.service.hub().next_message_id("h"),
-            Some(JSON),
-            &Headers::new(),
-            hub::to_json(&messages),
-        );
-        put_on_wire(session, id, &reply);
-        Ok(())
-    }
-
-    async fn join(&self, room: &RoomId) {
-        let count = self.service.ports().presence.joined(room, &self.key).await;
-        self.announce_presence(room, count).await;
-    }
-
-    async fn leave(&self, room: &RoomId) {
-        let count = self.service.ports().presence.left(room, &self.key).await;
-        self.announce_presence(room, count).await;
-    }
-
-    /// Tells the room's presence subscribers its new count (when presence answered), and
-    /// everyone on `/sub/channel/entry` the connection count.
-    async fn announce_presence(&self, room: &RoomId, count: Result<u64, BackendError>) {
-        if let Ok(count) = count {
-            self.service
-                .publish(RoomEvent::Presence {
-                    room_id: room.clone(),
-                    count,
-                })
-                .await;
-        }
-        self.publish_entry().await;
-    }
-
-    /// The contract sends the connection count on every channel subscribe and leave.
-    async fn publish_entry(&self) {
-        if let Ok(count) = self.service.ports().presence.total().await {
-            self.service.publish(RoomEvent::Entry { count }).await;
-        }
     }
 
     // ---- errors ----
@@ -727,11 +763,7 @@ fn put_on_wire(session: &mut Session, subscription: &str, message: &SharedMessag
     match session.deliver(subscription, message) {
         Ok(()) => true,
         Err(DeliverError::TooManyUnacked(_)) => {
-            session.error(
-                "slow consumer",
-                "too many unacknowledged messages; the connection is closed so the room does not wait",
-                None,
-            );
+            slow_consumer(session);
             false
         }
         // Raced with an UNSUBSCRIBE or the end of the session: nothing to send to.
@@ -745,22 +777,23 @@ fn send_receipt(session: &mut Session, receipt: Option<ReceiptId>) {
     }
 }
 
-/// Where a SUBSCRIBE to a room channel asks its replay to start.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Since {
-    /// `since-id`: after this message id.
-    Id(MessageId),
-    /// `since-seq`: after this seq (takes precedence when both are given).
-    Seq(Seq),
-}
-
 impl Since {
+    /// `since-seq` (which wins when both are given) or `since-id`, if either is present.
     fn parse(headers: &Headers) -> Result<Option<Since>, ChatError> {
         if let Some(seq) = parse_number_header(headers, SINCE_SEQ_HEADER)? {
             return Ok(Some(Since::Seq(seq)));
         }
         Ok(parse_number_header(headers, SINCE_ID_HEADER)?.map(Since::Id))
     }
+}
+
+/// The session refuses more: ERROR `slow consumer`, and the connection closes.
+fn slow_consumer(session: &mut Session) {
+    session.error(
+        "slow consumer",
+        "too many unacknowledged messages; the connection is closed so the room does not wait",
+        None,
+    );
 }
 
 /// The token of a CONNECT: `Authorization` (`Bearer <token>` or bare), else `passcode`, else

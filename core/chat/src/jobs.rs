@@ -157,7 +157,12 @@ async fn replay(
 
 /// `/sub/channel/entry`: the connection count at once.
 pub(crate) async fn start_entry(service: ChatService) -> Result<Ready, ChatError> {
-    let total = service.ports().presence.total().await.map_err(unavailable)?;
+    let total = service
+        .ports()
+        .presence
+        .total()
+        .await
+        .map_err(unavailable)?;
     Ok(Ready {
         has_up_to: None,
         messages: vec![service.hub().entry_message(total)],
@@ -225,7 +230,9 @@ pub(crate) async fn disconnected(service: ChatService, key: SessionKey) -> JobDo
     let presence = &service.ports().presence;
     if let Ok((total, rooms)) = presence.disconnected(&key).await {
         for (room_id, count) in rooms {
-            service.publish(RoomEvent::Presence { room_id, count }).await;
+            service
+                .publish(RoomEvent::Presence { room_id, count })
+                .await;
         }
         service.publish(RoomEvent::Entry { count: total }).await;
     }
@@ -234,11 +241,7 @@ pub(crate) async fn disconnected(service: ChatService, key: SessionKey) -> JobDo
 
 /// Tells the room's presence subscribers its new count (when presence answered), and
 /// everyone on `/sub/channel/entry` the connection count.
-async fn announce_presence(
-    service: &ChatService,
-    room: &RoomId,
-    count: Result<u64, BackendError>,
-) {
+async fn announce_presence(service: &ChatService, room: &RoomId, count: Result<u64, BackendError>) {
     if let Ok(count) = count {
         service
             .publish(RoomEvent::Presence {

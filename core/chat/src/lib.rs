@@ -29,6 +29,7 @@ pub mod envelope;
 pub mod hub;
 mod identity;
 mod ip;
+pub mod jobs;
 pub mod model;
 pub mod ports;
 pub mod room_log;
@@ -40,6 +41,7 @@ pub use envelope::{Envelope, ErrorBody};
 pub use hub::{ConnectionId, Hub};
 pub use identity::is_valid_name_tag;
 pub use ip::ip_prefix;
+pub use jobs::{Job, JobDone};
 pub use model::{
     ChatMessage, Identity, LOBBY, LOBBY_NAME, MessageId, MessageKey, NewMessage,
     PRIVATE_ROOM_PREFIX, Room, RoomId, Seq,

@@ -323,6 +323,56 @@ async fn a_commit_is_receipted_only_once_its_sends_are_stored() {
 }
 
 #[tokio::test]
+async fn live_messages_wait_for_the_replay_of_a_subscription_still_starting() {
+    let node = Node::new().await;
+    let ip: std::net::IpAddr = "10.0.0.1".parse().expect("ip");
+    for n in 1..=2 {
+        node.service
+            .post_message(&bob(), ip, "lobby", &format!("m{n}"))
+            .await
+            .expect("posted");
+    }
+    let mut a = connected(&node, alice()).await;
+    a.send_without_jobs(
+        "SUBSCRIBE\nid:s\ndestination:/sub/channel/lobby\nsince-seq:0\nreceipt:r\n\n\0",
+    );
+    // Its start is not read yet, but it is registered: a new message is queued for it...
+    node.service
+        .post_message(&bob(), ip, "lobby", "m3")
+        .await
+        .expect("posted");
+    assert!(
+        a.frames().is_empty(),
+        "...and held: nothing may overtake the replay"
+    );
+    a.run_jobs().await;
+    let frames = a.frames();
+    let texts: Vec<String> = on_subscription(&frames, "s")
+        .iter()
+        .map(|f| json(f)["message"].as_str().expect("text").to_owned())
+        .collect();
+    assert_eq!(texts, ["m1", "m2", "m3"]);
+    assert_eq!(frames.last().map(|f| f.command), Some(Command::Receipt));
+}
+
+#[tokio::test]
+async fn frames_are_answered_in_order_while_jobs_wait() {
+    let node = Node::new().await;
+    let mut a = connected(&node, alice()).await;
+    a.send_without_jobs(
+        "SUBSCRIBE\nid:one\ndestination:/sub/channel/entry\nreceipt:r1\n\n\0\
+         SUBSCRIBE\nid:errors\ndestination:/user/queue/errors\nreceipt:r2\n\n\0\
+         UNSUBSCRIBE\nid:one\nreceipt:r3\n\n\0",
+    );
+    assert!(
+        a.frames().is_empty(),
+        "every answer waits for the jobs before it"
+    );
+    a.run_jobs().await;
+    assert_eq!(receipts(&a.frames()), ["r1", "r2", "r3"]);
+}
+
+#[tokio::test]
 async fn a_connection_with_too_many_sends_in_flight_stops_reading() {
     let config = ChatConfig {
         max_sends_in_flight: 2,

@@ -415,12 +415,31 @@ impl Client {
     pub async fn send(&mut self, text: &str) {
         self.session.handle_input(text.as_bytes(), self.now);
         while let Some(event) = self.session.poll_event() {
-            self.connection
-                .handle(event, &mut self.session, self.now)
-                .await;
+            self.connection.handle(event, &mut self.session, self.now);
         }
         self.connection.submit_sends();
+        self.run_jobs().await;
         self.appender.flush().await;
+        if self.session.is_closed() || self.session.state() == rtchat_stomp::State::Closing {
+            self.connection.closed().await;
+        }
+    }
+
+    /// Feeds frame text and handles the events, but runs no job yet (the driver's state while
+    /// a job waits on a backend).
+    pub fn send_without_jobs(&mut self, text: &str) {
+        self.session.handle_input(text.as_bytes(), self.now);
+        while let Some(event) = self.session.poll_event() {
+            self.connection.handle(event, &mut self.session, self.now);
+        }
+    }
+
+    /// Runs the connection's jobs one after the other, as the driver does.
+    pub async fn run_jobs(&mut self) {
+        while let Some(job) = self.connection.poll_job() {
+            let done = job.await;
+            self.connection.on_job_done(done, &mut self.session);
+        }
     }
 
     /// CONNECT with `headers` (lines like `Authorization:Bearer x`); returns the answer.
