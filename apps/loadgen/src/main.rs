@@ -282,6 +282,41 @@ impl Client {
         }
     }
 
+    /// Sends `messages` chat SENDs to `room` with receipts, keeping at most `window` waiting;
+    /// returns how many were receipted (all of them, or an error).
+    async fn publish_windowed(
+        &mut self,
+        destination: &str,
+        room: &str,
+        messages: usize,
+        window: usize,
+    ) -> Result<usize, String> {
+        let body = serde_json::json!({"roomId": room, "message": "load test message of a typical chat length, about eighty bytes"}).to_string();
+        let mut in_flight = 0usize;
+        let mut receipted = 0usize;
+        for n in 0..messages {
+            self.send(format!(
+                "SEND\ndestination:{destination}\ncontent-type:application/json\nreceipt:{n}\n\n{body}\0"
+            ))
+            .await?;
+            in_flight += 1;
+            while in_flight >= window || (n + 1 == messages && in_flight > 0) {
+                let frame = self.next_frame().await?;
+                match frame.command {
+                    Command::Receipt => {
+                        in_flight -= 1;
+                        receipted += 1;
+                    }
+                    Command::Error => {
+                        return Err(format!("ERROR: {:?}", frame.get("message")));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(receipted)
+    }
+
     async fn subscribe(&mut self, destination: &str, id: &str) -> Result<(), String> {
         self.send(format!(
             "SUBSCRIBE\nid:{id}\ndestination:{destination}\nreceipt:sub-{id}\n\n\0"
@@ -385,27 +420,9 @@ async fn fanout(
     };
     let cpu_before = target.server_pid.and_then(cpu_time);
     let started = Instant::now();
-    let body = serde_json::json!({"roomId": target.room, "message": "load test message of a typical chat length, about eighty bytes"}).to_string();
-    let mut in_flight = 0usize;
-    for n in 0..messages {
-        publisher
-            .send(format!(
-                "SEND\ndestination:{}\ncontent-type:application/json\nreceipt:{n}\n\n{body}\0",
-                target.send_destination()
-            ))
-            .await?;
-        in_flight += 1;
-        while in_flight >= window {
-            if publisher.next_frame().await?.command == Command::Receipt {
-                in_flight -= 1;
-            }
-        }
-    }
-    while in_flight > 0 {
-        if publisher.next_frame().await?.command == Command::Receipt {
-            in_flight -= 1;
-        }
-    }
+    publisher
+        .publish_windowed(target.send_destination(), &target.room, messages, window)
+        .await?;
     let mut delivered = 0usize;
     for reader in readers {
         delivered += reader.await.map_err(|e| e.to_string())??;
@@ -497,36 +514,9 @@ async fn store(
         let room = room_names[n % room_names.len()].clone();
         let destination = target.send_destination().to_owned();
         tasks.push(tokio::spawn(async move {
-            let body = serde_json::json!({"roomId": room, "message": "load test message of a typical chat length, about eighty bytes"}).to_string();
-            let mut in_flight = 0usize;
-            let mut stored = 0usize;
-            for m in 0..messages {
-                client
-                    .send(format!(
-                        "SEND\ndestination:{destination}\ncontent-type:application/json\nreceipt:{m}\n\n{body}\0"
-                    ))
-                    .await?;
-                in_flight += 1;
-                while in_flight >= window {
-                    let frame = client.next_frame().await?;
-                    if frame.command == Command::Receipt {
-                        in_flight -= 1;
-                        stored += 1;
-                    } else if frame.command == Command::Error {
-                        return Err(format!("ERROR: {:?}", frame.get("message")));
-                    }
-                }
-            }
-            while in_flight > 0 {
-                let frame = client.next_frame().await?;
-                if frame.command == Command::Receipt {
-                    in_flight -= 1;
-                    stored += 1;
-                } else if frame.command == Command::Error {
-                    return Err(format!("ERROR: {:?}", frame.get("message")));
-                }
-            }
-            Ok::<usize, String>(stored)
+            client
+                .publish_windowed(&destination, &room, messages, window)
+                .await
         }));
     }
     let mut stored = 0usize;

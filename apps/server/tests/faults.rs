@@ -9,7 +9,7 @@ use futures_util::stream::{SplitSink, StreamExt};
 use rtchat_core::MessageStore;
 use rtchat_stomp::{Command, Frame, Item, Limits, Parser};
 use rtchat_test_services::{PostgresServer, RedisServer, shared_database_url, shared_redis_url};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::net::{SocketAddr, TcpListener};
 use std::process::{Child, Command as Process, Stdio};
 use std::time::Duration;
@@ -226,6 +226,52 @@ fn chat(room: &str, text: &str, key: &str) -> String {
     )
 }
 
+/// What answered one SEND: `RECEIPT`, or the error's `type` (from the error queue).
+fn answer_of(frame: &Frame) -> String {
+    match frame.command {
+        Command::Receipt => "RECEIPT".to_owned(),
+        _ => {
+            let body: serde_json::Value = serde_json::from_slice(&frame.body).unwrap_or_default();
+            body["type"].as_str().unwrap_or("?").to_owned()
+        }
+    }
+}
+
+/// Sends `m0`, `m1`, ... to the lobby 100 a second (keys `k0`, `k1`, ...) on its own task,
+/// collecting every answer by `receipt-id`, and waits up to 15 s after the last SEND for the
+/// answers of all of them. Gives the publisher back with the answers.
+fn send_paced(
+    mut publisher: Client,
+    sends: usize,
+) -> tokio::task::JoinHandle<(Client, HashMap<String, Vec<String>>)> {
+    fn record(answers: &mut HashMap<String, Vec<String>>, frame: &Frame) {
+        let key = frame.get("receipt-id").unwrap_or_default().to_owned();
+        answers.entry(key).or_default().push(answer_of(frame));
+    }
+    tokio::spawn(async move {
+        let mut answers = HashMap::new();
+        let mut tick = tokio::time::interval(Duration::from_millis(10));
+        for m in 0..sends {
+            tick.tick().await;
+            publisher
+                .send(&chat("lobby", &format!("m{m}"), &format!("k{m}")))
+                .await;
+            while let Ok(frame) = publisher.frames.try_recv() {
+                record(&mut answers, &frame);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while answers.len() < sends && Instant::now() < deadline {
+            match timeout(Duration::from_secs(1), publisher.frames.recv()).await {
+                Ok(Some(frame)) => record(&mut answers, &frame),
+                Ok(None) => break,
+                Err(_) => {}
+            }
+        }
+        (publisher, answers)
+    })
+}
+
 /// The seq and text of a chat MESSAGE.
 fn seq_and_text(frame: &Frame) -> Option<(u64, String)> {
     if frame.command != Command::Message {
@@ -350,30 +396,7 @@ async fn a_redis_restart_loses_no_receipted_message() {
     // published into the outage and nothing later reveals the hole: only the nodes' catch-up
     // from the store after resubscribing can deliver them.
     const SENDS: usize = 300;
-    let sender = tokio::spawn(async move {
-        let mut answers = BTreeMap::new();
-        let mut tick = tokio::time::interval(Duration::from_millis(10));
-        for m in 0..SENDS {
-            tick.tick().await;
-            publisher
-                .send(&chat("lobby", &format!("m{m}"), &format!("k{m}")))
-                .await;
-            while let Ok(frame) = publisher.frames.try_recv() {
-                answers.insert(
-                    frame.get("receipt-id").unwrap_or_default().to_owned(),
-                    frame.command,
-                );
-            }
-        }
-        while answers.len() < SENDS {
-            let frame = publisher.frame().await.expect("publisher stays connected");
-            answers.insert(
-                frame.get("receipt-id").unwrap_or_default().to_owned(),
-                frame.command,
-            );
-        }
-        (publisher, answers)
-    });
+    let sender = send_paced(publisher, SENDS);
     sleep(Duration::from_millis(1500)).await;
     redis.kill().expect("kill redis");
     let (mut publisher, answers) = sender.await.expect("sender");
@@ -382,7 +405,7 @@ async fn a_redis_restart_loses_no_receipted_message() {
 
     let receipted: Vec<String> = answers
         .iter()
-        .filter(|(_, command)| **command == Command::Receipt)
+        .filter(|(_, got)| got[..] == ["RECEIPT"])
         .map(|(key, _)| format!("m{}", &key[1..]))
         .collect();
     assert_eq!(
@@ -422,40 +445,7 @@ async fn a_postgres_crash_answers_every_send_and_stores_each_once() {
         .send("SUBSCRIBE\nid:errors\ndestination:/user/queue/errors\n\n\0")
         .await;
     const SENDS: usize = 500;
-    let sender = tokio::spawn(async move {
-        let mut answers: HashMap<String, Vec<String>> = HashMap::new();
-        let record = |answers: &mut HashMap<String, Vec<String>>, frame: Frame| {
-            let key = frame.get("receipt-id").unwrap_or_default().to_owned();
-            let what = match frame.command {
-                Command::Receipt => "RECEIPT".to_owned(),
-                _ => {
-                    let body: serde_json::Value =
-                        serde_json::from_slice(&frame.body).unwrap_or_default();
-                    body["type"].as_str().unwrap_or("?").to_owned()
-                }
-            };
-            answers.entry(key).or_default().push(what);
-        };
-        let mut tick = tokio::time::interval(Duration::from_millis(10));
-        for m in 0..SENDS {
-            tick.tick().await;
-            publisher
-                .send(&chat("lobby", &format!("m{m}"), &format!("k{m}")))
-                .await;
-            while let Ok(frame) = publisher.frames.try_recv() {
-                record(&mut answers, frame);
-            }
-        }
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while answers.len() < SENDS && Instant::now() < deadline {
-            match timeout(Duration::from_secs(1), publisher.frames.recv()).await {
-                Ok(Some(frame)) => record(&mut answers, frame),
-                Ok(None) => break,
-                Err(_) => {}
-            }
-        }
-        (publisher, answers)
-    });
+    let sender = send_paced(publisher, SENDS);
     sleep(Duration::from_millis(1000)).await;
     postgres.stop_immediate().expect("crash postgres");
     sleep(Duration::from_secs(3)).await;
