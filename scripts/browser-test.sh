@@ -3,7 +3,8 @@
 # Builds nothing: run `cargo build -p rtchat-server` (and scripts/install-browser-test-deps.sh) first.
 #   RTCHAT_SERVER_BIN  server binary (default: $CARGO_TARGET_DIR/debug/rtchat-server, else target/debug/rtchat-server)
 #   CHROMIUM_PATH      browser (default /usr/bin/chromium)
-#   RTCHAT_SCREENSHOT  where to save the screenshot (default docs/screenshot.png; empty to skip)
+#   RTCHAT_SCREENSHOT  where to save the screenshot (default: the target dir's
+#                      browser-screenshot.png; docs/screenshot.png to refresh the README's; empty to skip)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,5 +22,9 @@ if [ ! -d e2e/browser/node_modules/playwright-core ]; then
   echo "browser-test: playwright-core missing (run scripts/install-browser-test-deps.sh)" >&2
   exit 1
 fi
-export RTCHAT_SCREENSHOT="${RTCHAT_SCREENSHOT-$PWD/docs/screenshot.png}"
+case "$target_dir" in
+  /*) ;;
+  *) target_dir="$PWD/$target_dir" ;;
+esac
+export RTCHAT_SCREENSHOT="${RTCHAT_SCREENSHOT-$target_dir/browser-screenshot.png}"
 exec node --test --test-reporter=spec e2e/browser/*.test.mjs

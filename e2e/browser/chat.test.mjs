@@ -476,6 +476,40 @@ test('reconnects by itself and catches up without gaps or duplicates', { timeout
   assert.equal(texts.filter((t) => t === 'sent while you were away (1)').length, 1);
 });
 
+test('a message written offline, or cut off before its receipt, arrives exactly once', { timeout: 45_000 }, async () => {
+  // Offline: the message is kept, and goes out once the connection is back.
+  await alice.evaluate(() => window.rtchat.client.deactivate());
+  await alice.waitForFunction(() => !window.rtchat.client.active && !window.rtchat.client.connected);
+  await alice.fill(sel.composer, 'written while offline');
+  await alice.press(sel.composer, 'Enter');
+  assert.equal(await alice.inputValue(sel.composer), '', 'the composer clears: the message is kept');
+  assert.equal(await alice.evaluate(() => window.rtchat.unacked), 1);
+  await alice.evaluate(() => window.rtchat.client.activate());
+  await waitReady(alice);
+  await waitForText(bob, 'written while offline', false);
+  await waitForText(alice, 'written while offline', true);
+  await alice.waitForFunction(() => window.rtchat.unacked === 0);
+
+  // Cut off right after sending: the SEND may or may not have reached the server. The page
+  // sends it again after reconnecting with the same message-key, and it is stored once.
+  await alice.fill(sel.composer, 'cut off before the receipt');
+  await alice.evaluate(() => {
+    document.querySelector('[data-testid="send"]').click();
+    window.rtchat.client.forceDisconnect();
+  });
+  await waitReady(alice);
+  await waitForText(bob, 'cut off before the receipt', false);
+  await alice.waitForFunction(() => window.rtchat.unacked === 0, null, { timeout: WAIT });
+  await say(bob, 'after the resend');
+  await waitForText(alice, 'after the resend', false);
+  for (const page of [alice, bob]) {
+    await assertNoDuplicates(page);
+    const texts = (await listMessages(page)).map((m) => m.text);
+    assert.equal(texts.filter((t) => t === 'cut off before the receipt').length, 1, 'stored once');
+    assert.equal(texts.filter((t) => t === 'written while offline').length, 1);
+  }
+});
+
 test('screenshot of a conversation', { timeout: 45_000 }, async () => {
   const room = await createRoom(alice, 'Weekend hike');
   const roomPath = `/?room=${encodeURIComponent(room)}`;

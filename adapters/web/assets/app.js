@@ -595,6 +595,7 @@
   window.rtchat = {
     get client() { return client; },
     get roomId() { return roomId; },
+    get unacked() { return unacked.size; },
     get me() { return { randId: me.randId, sub: me.sub }; }
   };
 
