@@ -93,6 +93,9 @@ impl MessageStore for FlakyStore {
     ) -> Result<Vec<ChatMessage>, BackendError> {
         self.inner.after_seq(room, after, limit).await
     }
+    async fn epoch(&self) -> Result<rtchat_core::LogEpoch, BackendError> {
+        self.inner.epoch().await
+    }
 }
 
 /// A broker as bad as at-most-once allows: it holds chat messages back and lets them out in

@@ -3,8 +3,8 @@
 use crate::lock;
 use async_trait::async_trait;
 use rtchat_core::{
-    Appended, BackendError, ChatMessage, MessageId, MessageKey, MessageStore, NewMessage, RoomId,
-    Seq,
+    Appended, BackendError, ChatMessage, LogEpoch, MessageId, MessageKey, MessageStore, NewMessage,
+    RoomId, Seq,
 };
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
@@ -19,6 +19,8 @@ pub const DEFAULT_MAX_MESSAGES_PER_ROOM: usize = 10_000;
 #[derive(Debug)]
 pub struct MemoryMessageStore {
     max_per_room: usize,
+    /// Made at creation: a memory store's log begins with the process.
+    epoch: LogEpoch,
     state: Mutex<State>,
 }
 
@@ -61,6 +63,7 @@ impl MemoryMessageStore {
     pub fn with_max_per_room(max_per_room: usize) -> Self {
         MemoryMessageStore {
             max_per_room: max_per_room.max(1),
+            epoch: fresh_epoch(),
             state: Mutex::new(State::default()),
         }
     }
@@ -172,6 +175,26 @@ impl MessageStore for MemoryMessageStore {
             messages.range(start..).take(limit).cloned().collect()
         }))
     }
+
+    async fn epoch(&self) -> Result<LogEpoch, BackendError> {
+        Ok(self.epoch.clone())
+    }
+}
+
+/// A new epoch: 32 hex digits, different for every store of every process. `std`'s hasher
+/// keys are random per process (from the OS); the clock and a counter tell stores apart.
+fn fresh_epoch() -> LogEpoch {
+    use std::hash::{BuildHasher, RandomState};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static STORES: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| since.as_nanos());
+    let n = STORES.fetch_add(1, Ordering::Relaxed);
+    let random = RandomState::new();
+    let high = random.hash_one((nanos, n, 1u8));
+    let low = random.hash_one((nanos, n, 2u8));
+    LogEpoch::from_bits((u128::from(high) << 64) | u128::from(low))
 }
 
 #[cfg(test)]
@@ -370,6 +393,16 @@ mod tests {
         // The log goes on from the last seq, not from what is kept.
         let next = append_one(&store, keyed("a", "again", "#AAAAAA", "k0")).await;
         assert_eq!(next.seq, 6);
+    }
+
+    #[tokio::test]
+    async fn every_store_has_an_epoch_of_its_own_that_stays() {
+        let (a, b) = (MemoryMessageStore::new(), MemoryMessageStore::new());
+        let first = a.epoch().await.expect("epoch");
+        append_one(&a, new_message("a", "x")).await;
+        assert_eq!(a.epoch().await.expect("epoch"), first);
+        assert_ne!(b.epoch().await.expect("epoch"), first);
+        assert_eq!(first.as_str().len(), 32);
     }
 
     #[tokio::test]

@@ -3,7 +3,7 @@
 use crate::{MAX_QUERY_LIMIT, PostgresStore, backend, sql_limit};
 use async_trait::async_trait;
 use rtchat_core::{
-    Appended, BackendError, ChatMessage, MessageId, MessageStore, NewMessage, RoomId, Seq,
+    Appended, BackendError, ChatMessage, LogEpoch, MessageId, MessageStore, NewMessage, RoomId, Seq,
 };
 
 /// Stores a batch in one statement (one round trip, one implicit transaction): the
@@ -288,5 +288,17 @@ impl MessageStore for PostgresStore {
             // Above every seq a room can reach.
             Err(_) => Ok(Vec::new()),
         }
+    }
+
+    /// The epoch migration 0003 drew when this schema's log began.
+    ///
+    /// Errors: [`BackendError`] when the database is unreachable or not migrated.
+    async fn epoch(&self) -> Result<LogEpoch, BackendError> {
+        let epoch: String = sqlx::query_scalar("SELECT epoch FROM log_epoch")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(backend("read the log epoch"))?;
+        LogEpoch::parse(&epoch)
+            .ok_or_else(|| BackendError(format!("postgres: malformed log epoch {epoch:?}")))
     }
 }

@@ -18,6 +18,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "room log",
         include_str!("../migrations/0002_room_log.sql"),
     ),
+    (
+        3,
+        "log epoch",
+        include_str!("../migrations/0003_log_epoch.sql"),
+    ),
 ];
 
 /// The migrations compiled into this crate, as a source for sqlx's [`Migrator`].

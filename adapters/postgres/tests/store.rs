@@ -1199,3 +1199,20 @@ async fn answers_match_the_memory_store() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn the_log_epoch_is_drawn_once_per_schema() {
+    with_store(|store| async move {
+        let first = store.epoch().await.expect("epoch");
+        assert_eq!(first.as_str().len(), 32, "a UUID without dashes: {first}");
+        // Migrating again (another node starting) keeps it.
+        store.migrate().await.expect("migrate again");
+        assert_eq!(store.epoch().await.expect("epoch"), first);
+        // Another schema (another store) has another.
+        in_fresh_schema(true, move |other| async move {
+            assert_ne!(other.epoch().await.expect("epoch"), first);
+        })
+        .await;
+    })
+    .await;
+}

@@ -43,7 +43,7 @@ pub use identity::is_valid_name_tag;
 pub use ip::ip_prefix;
 pub use jobs::{Job, JobDone};
 pub use model::{
-    ChatMessage, Identity, LOBBY, LOBBY_NAME, MessageId, MessageKey, NewMessage,
+    ChatMessage, Identity, LOBBY, LOBBY_NAME, LogEpoch, MessageId, MessageKey, NewMessage,
     PRIVATE_ROOM_PREFIX, Room, RoomId, Seq,
 };
 pub use ports::{

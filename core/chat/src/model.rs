@@ -16,6 +16,40 @@ pub type MessageId = u64;
 /// atomically with the write, so "everything up to seq N" is a complete prefix of the room.
 pub type Seq = u64;
 
+/// A store's log epoch (see [`crate::MessageStore::epoch`]): 1 to 64 characters from
+/// `[A-Za-z0-9_-]`, typically a random UUID or hex string made when the log began.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(transparent)]
+pub struct LogEpoch(String);
+
+impl LogEpoch {
+    /// Parses an epoch; `None` when empty, longer than 64 or with other characters.
+    pub fn parse(value: &str) -> Option<LogEpoch> {
+        let ok = !value.is_empty()
+            && value.len() <= 64
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+        ok.then(|| LogEpoch(value.to_owned()))
+    }
+
+    /// The epoch of 128 random bits, as 32 hex digits (for adapters that draw one).
+    pub fn from_bits(bits: u128) -> LogEpoch {
+        LogEpoch(format!("{bits:032x}"))
+    }
+
+    /// The epoch as text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for LogEpoch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Longest client message key, in bytes.
 pub const MAX_MESSAGE_KEY_LEN: usize = 64;
 

@@ -1,7 +1,7 @@
 //! The ports: what the chat needs from the outside world, as traits the adapters implement.
 //! Each method documents the errors it may return.
 
-use crate::model::{ChatMessage, Identity, MessageId, NewMessage, Room, RoomId, Seq};
+use crate::model::{ChatMessage, Identity, LogEpoch, MessageId, NewMessage, Room, RoomId, Seq};
 use crate::service::ChatError;
 use async_trait::async_trait;
 use rtchat_stomp::SharedMessage;
@@ -84,6 +84,10 @@ pub trait MessageStore: Send + Sync + 'static {
         after: Seq,
         limit: usize,
     ) -> Result<Vec<ChatMessage>, BackendError>;
+    /// The store's log epoch: made once when its log began (a new store, a wiped or replaced
+    /// database, a memory store at each start) and the same for as long as the log lives.
+    /// Ids and seqs from another epoch mean nothing in this one.
+    async fn epoch(&self) -> Result<LogEpoch, BackendError>;
 }
 
 /// Why a room could not be created.

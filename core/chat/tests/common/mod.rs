@@ -131,6 +131,9 @@ impl MessageStore for TestStore {
         self.check()?;
         self.inner.after_seq(room, after, limit).await
     }
+    async fn epoch(&self) -> Result<rtchat_core::LogEpoch, BackendError> {
+        self.inner.epoch().await
+    }
     async fn newest(&self, room: &RoomId, limit: usize) -> Result<Vec<ChatMessage>, BackendError> {
         self.check()?;
         self.inner.newest(room, limit).await
