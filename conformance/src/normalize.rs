@@ -4,6 +4,7 @@
 //! | what | becomes |
 //! |---|---|
 //! | `session` header | `<session>` |
+//! | `epoch` header (the store's log epoch) | `<epoch-N>` |
 //! | `server` header `name/version` | `name/<version>` |
 //! | numeric `message-id` and JSON `"id"` (chat message ids) | `<id-N>` |
 //! | other `message-id`s (presence, entry, errors, history) | `<msg-N>` |
@@ -93,6 +94,7 @@ pub struct Normalizer {
     ids: Numbering,
     messages: Numbering,
     acks: Numbering,
+    epochs: Numbering,
 }
 
 impl Normalizer {
@@ -104,6 +106,7 @@ impl Normalizer {
             .map(|(name, value)| {
                 let value = match name.as_str() {
                     "session" => "<session>".to_owned(),
+                    "epoch" => format!("<epoch-{}>", self.epochs.number(value)),
                     "server" => match value.split_once('/') {
                         Some((product, _version)) => format!("{product}/<version>"),
                         None => value.clone(),

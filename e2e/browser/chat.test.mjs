@@ -46,13 +46,14 @@ const watchdog = setTimeout(async () => {
 watchdog.unref();
 
 // ---- server -------------------------------------------------------------------
-function startServer() {
+function startServer(bind = '127.0.0.1:0') {
+  serverLog = '';
   return new Promise((resolve, reject) => {
     if (!existsSync(SERVER_BIN)) {
       reject(new Error(`no server binary at ${SERVER_BIN} (cargo build -p rtchat-server, or set RTCHAT_SERVER_BIN)`));
       return;
     }
-    const child = spawn(SERVER_BIN, ['--bind', '127.0.0.1:0', '--jwt-secret', JWT_SECRET], {
+    const child = spawn(SERVER_BIN, ['--bind', bind, '--jwt-secret', JWT_SECRET], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' },
     });
@@ -507,6 +508,43 @@ test('a message written offline, or cut off before its receipt, arrives exactly 
     const texts = (await listMessages(page)).map((m) => m.text);
     assert.equal(texts.filter((t) => t === 'cut off before the receipt').length, 1, 'stored once');
     assert.equal(texts.filter((t) => t === 'written while offline').length, 1);
+  }
+});
+
+test('after a server restart with a new log, new messages show on both pages without a reload', { timeout: 60_000 }, async () => {
+  // The lobby exists on every start (a memory store forgets the other rooms).
+  for (const page of [alice, bob]) {
+    await page.goto(baseUrl + '/');
+    await waitReady(page);
+  }
+  await say(alice, 'before the restart');
+  await waitForText(bob, 'before the restart', false);
+  const epochBefore = await alice.evaluate(() => window.rtchat.epoch);
+  assert.ok(epochBefore, 'CONNECTED told the page its log epoch');
+
+  // The same address and secret, a new (empty, in-memory) log: ids start at 1 again.
+  const port = new URL(baseUrl).port;
+  const old = server;
+  const exited = new Promise((resolve) => old.once('exit', resolve));
+  killServer();
+  await exited;
+  baseUrl = await startServer(`127.0.0.1:${port}`);
+
+  for (const page of [alice, bob]) {
+    await page.waitForFunction((before) => window.rtchat.epoch && window.rtchat.epoch !== before,
+      epochBefore, { timeout: WAIT });
+    await waitReady(page);
+  }
+  // Their first ids collide with ids the pages showed before: they must show all the same.
+  await say(bob, 'first after the restart');
+  await waitForText(alice, 'first after the restart', false);
+  await say(alice, 'second after the restart');
+  await waitForText(bob, 'second after the restart', false);
+  for (const page of [alice, bob]) {
+    const texts = (await listMessages(page)).map((m) => m.text);
+    assert.deepEqual(texts, ['first after the restart', 'second after the restart'],
+      'the old log is gone from the view; the new one shows');
+    await assertNoDuplicates(page);
   }
 });
 

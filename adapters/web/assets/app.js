@@ -50,6 +50,7 @@
   var byId = new Map();          // message id -> <li>
   var newestId = null;           // highest id shown
   var newestSeq = null;          // highest seq shown (the room log's position, for since-seq)
+  var knownEpoch = null;         // the server's log epoch the shown ids and seqs belong to
   var oldestId = null;           // lowest id shown
   var historyLoaded = false;     // first page fetched (successfully)
   var historyExhausted = false;  // no older messages on the server
@@ -305,6 +306,19 @@
     }
   }
 
+  // Forgets every message shown: the server's log began again (a new epoch).
+  function resetRoomView() {
+    el.list.replaceChildren();
+    byId.clear();
+    newestId = null;
+    newestSeq = null;
+    oldestId = null;
+    historyLoaded = false;
+    historyExhausted = false;
+    hideAlert();
+    updateHistoryState();
+  }
+
   // ---- new-message alert -----------------------------------------------
   function showAlert(fromName) {
     unseenFrom = fromName;
@@ -459,14 +473,20 @@
         }
         c.connectHeaders = { Authorization: 'Bearer ' + token };
       },
-      onConnect: function () {
+      onConnect: function (frame) {
         var first = !everConnected;
         everConnected = true;
+        // The server's log epoch: another one means its store was wiped or replaced, so the
+        // ids and seqs shown mean nothing there any more. Start the room over.
+        var epoch = frame && frame.headers ? frame.headers.epoch : null;
+        var newLog = Boolean(epoch && knownEpoch && epoch !== knownEpoch);
+        if (epoch) knownEpoch = epoch;
+        if (newLog) resetRoomView();
         setStatus('connected', 'live');
         subscribeAll(client);
         resendUnacked();
-        if (first && !historyLoaded) {
-          // The first history fetch failed earlier: try again now that the server is back.
+        if ((first && !historyLoaded) || newLog) {
+          // The first history fetch failed earlier, or the log began again: (re)load it.
           loadInitialHistory().catch(function (e) { toast('Could not load messages: ' + e.message, 'error'); });
         }
       },
@@ -596,6 +616,7 @@
     get client() { return client; },
     get roomId() { return roomId; },
     get unacked() { return unacked.size; },
+    get epoch() { return knownEpoch; },
     get me() { return { randId: me.randId, sub: me.sub }; }
   };
 

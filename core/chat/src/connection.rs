@@ -448,7 +448,10 @@ impl ChatConnection {
         };
         match self.service.authenticate(token) {
             Ok(identity) => {
-                session.accept(&self.key.0, now);
+                let epoch: Headers = [(hub::EPOCH_HEADER, self.service.epoch().as_str())]
+                    .into_iter()
+                    .collect();
+                session.accept_with(&self.key.0, &epoch, now);
                 self.identity = Some(identity);
                 self.announced = true;
                 self.jobs.push_back(Job::new(jobs::announce_connected(

@@ -3,7 +3,7 @@
 //! [`RoomLog`] first, so every room reaches its subscribers in seq order with no hole.
 
 use crate::destination::{self, SubscribeTarget};
-use crate::model::{ChatMessage, RoomId, Seq};
+use crate::model::{ChatMessage, LogEpoch, RoomId, Seq};
 use crate::ports::{ConnectionSink, Delivery, OfferError, RoomEvent, RoomEventSink};
 use crate::room_log::{Repair, RoomLog, RoomLogConfig};
 use bytes::Bytes;
@@ -17,6 +17,8 @@ use std::time::Instant;
 
 /// The MESSAGE header carrying a chat message's seq.
 pub const SEQ_HEADER: &str = "seq";
+/// The CONNECTED and chat MESSAGE header carrying the store's log epoch.
+pub const EPOCH_HEADER: &str = "epoch";
 
 /// A connection on this node, unique for the hub's lifetime (see [`crate::ChatService::connection`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -46,6 +48,8 @@ pub struct Hub {
     log_waker: OnceLock<Box<dyn Fn() + Send + Sync>>,
     /// Source of `message-id`s for what is not a stored chat message (`p-17`, `e-18`, ...).
     next_message_id: AtomicU64,
+    /// The store's log epoch, sent with every chat MESSAGE (set by the service at start).
+    epoch: OnceLock<LogEpoch>,
 }
 
 /// One subscription of one connection.
@@ -75,6 +79,7 @@ impl Hub {
             log: Mutex::new(RoomLog::new(config)),
             log_waker: OnceLock::new(),
             next_message_id: AtomicU64::new(1),
+            epoch: OnceLock::new(),
         }
     }
 
@@ -83,6 +88,12 @@ impl Hub {
     /// call counts.
     pub fn set_log_waker(&self, wake: Box<dyn Fn() + Send + Sync>) {
         let _ = self.log_waker.set(wake);
+    }
+
+    /// The store's log epoch, sent with every chat MESSAGE from now on. Only the first call
+    /// counts (the service sets it when it starts).
+    pub fn set_epoch(&self, epoch: LogEpoch) {
+        let _ = self.epoch.set(epoch);
     }
 
     /// When [`Hub::handle_log_timeout`] should be called next.
@@ -224,6 +235,29 @@ impl Hub {
         format!("{prefix}-{n}")
     }
 
+    /// The MESSAGE for `/sub/channel/{room}`: the message as JSON, its id as `message-id`, its
+    /// seq as `seq` and the store's `epoch`, so a replayed message and a live one are
+    /// byte-for-byte the same.
+    pub(crate) fn encode_chat(&self, message: &ChatMessage) -> SharedMessage {
+        let destination = match RoomId::parse(&message.room_id) {
+            Some(room) => destination::channel(&room),
+            None => String::new(),
+        };
+        let mut headers: Headers = [(SEQ_HEADER, message.seq.to_string())]
+            .into_iter()
+            .collect();
+        if let Some(epoch) = self.epoch.get() {
+            headers.push(EPOCH_HEADER, epoch.as_str());
+        }
+        SharedMessage::new(
+            &destination,
+            &message.id.to_string(),
+            Some(JSON),
+            &headers,
+            to_json(message),
+        )
+    }
+
     /// The MESSAGE for `/sub/presence/{room}`: `{"roomId","count"}`.
     pub(crate) fn presence_message(&self, room: &RoomId, count: u64) -> SharedMessage {
         #[derive(Serialize)]
@@ -291,7 +325,7 @@ impl Hub {
             self.fan_out(
                 &destination::channel(&room),
                 Some(seq),
-                encode_chat_message(&message),
+                self.encode_chat(&message),
             );
         }
     }
@@ -403,25 +437,6 @@ impl RoomEventSink for Hub {
         self.lock_log().on_reset(now);
         self.wake_log();
     }
-}
-
-/// The MESSAGE for `/sub/channel/{room}`: the message as JSON, its id as `message-id` and
-/// its seq as `seq`, so a replayed message and a live one are byte-for-byte the same.
-pub(crate) fn encode_chat_message(message: &ChatMessage) -> SharedMessage {
-    let destination = match RoomId::parse(&message.room_id) {
-        Some(room) => destination::channel(&room),
-        None => String::new(),
-    };
-    let headers: Headers = [(SEQ_HEADER, message.seq.to_string())]
-        .into_iter()
-        .collect();
-    SharedMessage::new(
-        &destination,
-        &message.id.to_string(),
-        Some(JSON),
-        &headers,
-        to_json(message),
-    )
 }
 
 /// JSON of a value made of strings and numbers only, which cannot fail to serialize.

@@ -151,7 +151,7 @@ async fn replay(
     Ok(missed
         .iter()
         .filter(|message| message.seq <= head)
-        .map(hub::encode_chat_message)
+        .map(|message| service.hub().encode_chat(message))
         .collect())
 }
 

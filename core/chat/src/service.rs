@@ -4,7 +4,7 @@
 use crate::hub::{ConnectionId, Hub};
 use crate::ip::ip_prefix;
 use crate::model::{
-    ChatMessage, Identity, LOBBY, LOBBY_NAME, MessageId, MessageKey, NewMessage,
+    ChatMessage, Identity, LOBBY, LOBBY_NAME, LogEpoch, MessageId, MessageKey, NewMessage,
     PRIVATE_ROOM_PREFIX, Room, RoomId,
 };
 use crate::ports::{
@@ -206,6 +206,8 @@ struct Inner {
     /// Random per start, so session keys of this run never collide with a previous run's
     /// in a shared presence store (the counter restarts at 1).
     boot_nonce: u32,
+    /// The store's log epoch, read at start.
+    epoch: LogEpoch,
     next_connection: AtomicU64,
 }
 
@@ -225,6 +227,8 @@ impl ChatService {
     pub async fn new(ports: Ports, hub: Arc<Hub>, config: ChatConfig) -> Result<Self, ChatError> {
         let mut rng = ChaCha12Rng::from_seed(stirred_seed(&config, ports.clock.as_ref()));
         let boot_nonce = rng.next_u32();
+        let epoch = ports.messages.epoch().await.map_err(unavailable)?;
+        hub.set_epoch(epoch.clone());
         let service = ChatService {
             inner: Arc::new(Inner {
                 ports,
@@ -233,6 +237,7 @@ impl ChatService {
                 rng: Mutex::new(rng),
                 known_rooms: RwLock::new(HashSet::new()),
                 boot_nonce,
+                epoch,
                 next_connection: AtomicU64::new(1),
             }),
         };
@@ -264,6 +269,11 @@ impl ChatService {
             }
             Err(TokenError::Invalid) => InitOutcome::Invalid,
         }
+    }
+
+    /// The store's log epoch (sent with CONNECTED and every chat MESSAGE).
+    pub fn epoch(&self) -> &LogEpoch {
+        &self.inner.epoch
     }
 
     /// Verifies a bearer token (HTTP history endpoints and STOMP CONNECT).

@@ -92,6 +92,28 @@ async fn connect_without_a_good_token_is_refused_and_closed() {
 }
 
 #[tokio::test]
+async fn connected_and_every_chat_message_carry_the_stores_log_epoch() {
+    use rtchat_core::MessageStore;
+    let node = Node::new().await;
+    let epoch = node.store.epoch().await.expect("epoch");
+    let mut a = node.client("10.0.0.1");
+    let connected = a
+        .connect_with(&format!(
+            "Authorization:Bearer {}\n",
+            FakeTokens::valid(&alice())
+        ))
+        .await;
+    assert_eq!(connected.get("epoch"), Some(epoch.as_str()));
+    assert_eq!(node.service.epoch(), &epoch);
+    a.subscribe("s", "/sub/channel/lobby", "").await;
+    a.send_chat("lobby", "hi", None).await;
+    let frames = a.frames();
+    let messages = on_subscription(&frames, "s");
+    assert_eq!(messages.len(), 1);
+    assert_eq!(messages[0].get("epoch"), Some(epoch.as_str()));
+}
+
+#[tokio::test]
 async fn a_message_is_stored_then_broadcast_to_every_subscriber() {
     let node = Node::new().await;
     let mut a = connected(&node, alice()).await;

@@ -619,6 +619,12 @@ impl Session {
     /// Accepts the pending CONNECT: queues CONNECTED with `version`, `heart-beat`,
     /// `session: <session_id>` and `server`. Ignored unless a CONNECT is pending.
     pub fn accept(&mut self, session_id: &str, now: Instant) {
+        self.accept_with(session_id, &Headers::new(), now);
+    }
+
+    /// Like [`Session::accept`], with the application's own `headers` added to CONNECTED
+    /// after the spec's (e.g. a server's log epoch).
+    pub fn accept_with(&mut self, session_id: &str, headers: &Headers, now: Instant) {
         if self.state != State::Authenticating {
             return;
         }
@@ -650,6 +656,9 @@ impl Session {
             )
             .header("session", session_id)
             .header("server", self.config.server_name.as_str());
+        let connected = headers
+            .iter()
+            .fold(connected, |frame, (name, value)| frame.header(name, value));
         self.queue_frame(&connected);
         self.heart_beat = Some(negotiated);
         self.connect_deadline = None;

@@ -390,6 +390,19 @@ fn heart_beats_are_off_when_either_side_says_zero() {
 }
 
 #[test]
+fn accept_with_adds_the_applications_headers_after_the_specs() {
+    let mut h = Harness::new();
+    h.send("CONNECT\naccept-version:1.2\n\n\0");
+    h.events();
+    let extra: Headers = [("epoch", "e1")].into_iter().collect();
+    h.session.accept_with("s-1", &extra, h.now);
+    let frames = h.frames();
+    assert_eq!(frames[0].command, Command::Connected);
+    assert_eq!(frames[0].get("session"), Some("s-1"));
+    assert_eq!(frames[0].get("epoch"), Some("e1"));
+}
+
+#[test]
 fn connected_advertises_the_server_heart_beat() {
     let mut h = Harness::with_config(heart_beat_config(5000, 7000));
     h.send("CONNECT\naccept-version:1.2\nheart-beat:0,0\n\n\0");
