@@ -6,6 +6,8 @@
 //! around [`Server::bind`] and [`Server::run`]; tests and the conformance suite use the same
 //! two calls.
 
+pub mod data_dir;
+
 use clap::{Parser, ValueEnum};
 use rtchat_core::{
     BackendError, Broker, ChatConfig, ChatService, Hub, MessageStore, Ports, Presence, RoomEvent,
