@@ -180,7 +180,7 @@ async fn a_reader_that_falls_behind_gets_an_error_and_the_room_goes_on() {
     // Everything is still stored for a since-id catch-up.
     let stored = node
         .service
-        .history("lobby", 100, None)
+        .history(&alice(), "lobby", 100, None)
         .await
         .expect("history");
     assert_eq!(stored.len(), 100);

@@ -157,14 +157,16 @@ async fn history_page(
     page: Page,
 ) -> Envelope {
     let run = async {
-        authenticate(state, headers)?;
+        let caller = authenticate(state, headers)?;
         let room = params.required("roomId")?;
         let limit = params.number("limit", Some(DEFAULT_PAGE))?;
         let before: Option<MessageId> = match page {
             Page::Newest => None,
             Page::BeforeLastMessageId => Some(params.number("lastMessageId", None)?),
         };
-        Ok::<_, Envelope>(messages(state.service.history(room, limit, before).await))
+        Ok::<_, Envelope>(messages(
+            state.service.history(&caller, room, limit, before).await,
+        ))
     };
     run.await.unwrap_or_else(|envelope| envelope)
 }
@@ -210,11 +212,15 @@ fn json_error(rejection: JsonRejection) -> Envelope {
     ))
 }
 
-/// `POST /rooms` `{"name", "roomId"?}`.
+/// `POST /rooms` `{"name", "roomId"?}`, with a valid token.
 pub async fn create_room(
     State(state): State<AppState>,
+    headers: HeaderMap,
     body: Result<Json<CreateRoom>, JsonRejection>,
 ) -> Envelope {
+    if let Err(refused) = authenticate(&state, &headers) {
+        return refused;
+    }
     let Json(request) = match body {
         Ok(body) => body,
         Err(rejection) => return json_error(rejection),
@@ -243,18 +249,24 @@ pub struct PrivateRoom {
     receiver_id: String,
 }
 
-/// `POST /chatroom/private` `{"senderId", "receiverId"}`: the pair's room, always the same.
+/// `POST /chatroom/private` `{"senderId", "receiverId"}` (name tags), by one of the two (its
+/// token says so): the pair's room, always the same.
 pub async fn private_room(
     State(state): State<AppState>,
+    headers: HeaderMap,
     body: Result<Json<PrivateRoom>, JsonRejection>,
 ) -> Envelope {
+    let caller = match authenticate(&state, &headers) {
+        Ok(caller) => caller,
+        Err(refused) => return refused,
+    };
     let Json(request) = match body {
         Ok(body) => body,
         Err(rejection) => return json_error(rejection),
     };
     match state
         .service
-        .private_room(&request.sender_id, &request.receiver_id)
+        .private_room(&caller, &request.sender_id, &request.receiver_id)
         .await
     {
         Ok(room) => Envelope::ok(

@@ -67,8 +67,11 @@ impl From<ChatError> for Envelope {
             ChatError::UnknownRoom => StatusCode::NOT_FOUND,
             ChatError::RoomExists => StatusCode::CONFLICT,
             ChatError::InvalidToken | ChatError::ExpiredToken => StatusCode::UNAUTHORIZED,
+            ChatError::Forbidden => StatusCode::FORBIDDEN,
             ChatError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
-            ChatError::Unavailable | ChatError::TooManyRooms => StatusCode::SERVICE_UNAVAILABLE,
+            ChatError::Unavailable | ChatError::NotStored | ChatError::TooManyRooms => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             _ => StatusCode::BAD_REQUEST,
         };
         Envelope {

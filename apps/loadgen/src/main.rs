@@ -448,8 +448,8 @@ async fn fanout(
     Ok(())
 }
 
-/// `POST /rooms` on the server behind `ws_url`; an existing room is fine.
-async fn create_room(ws_url: &str, room: &str) -> Result<(), String> {
+/// `POST /rooms` on the server behind `ws_url` with `token`; an existing room is fine.
+async fn create_room(ws_url: &str, token: &str, room: &str) -> Result<(), String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let host = ws_url
         .trim_start_matches("ws://")
@@ -461,7 +461,7 @@ async fn create_room(ws_url: &str, room: &str) -> Result<(), String> {
         .map_err(|e| format!("connect to {host}: {e}"))?;
     let body = serde_json::json!({"name": room, "roomId": room}).to_string();
     let request = format!(
-        "POST /rooms HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "POST /rooms HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
     stream
@@ -499,8 +499,13 @@ async fn store(
         (0..rooms).map(|n| format!("bench-{n}")).collect()
     };
     if rooms > 1 {
+        let creator = Identity {
+            rand_id: "LoadRooms".to_owned(),
+            name_tag: "#10AD00".to_owned(),
+        };
+        let token = tokens.issue(&creator, "127.0.0.1");
         for room in &room_names {
-            create_room(&target.url, room).await?;
+            create_room(&target.url, &token, room).await?;
         }
     }
     let mut clients = Vec::with_capacity(publishers);

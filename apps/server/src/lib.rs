@@ -10,8 +10,8 @@ pub mod data_dir;
 
 use clap::{Parser, ValueEnum};
 use rtchat_core::{
-    BackendError, Broker, ChatConfig, ChatService, Hub, MessageStore, Ports, Presence, RoomEvent,
-    RoomStore,
+    BackendError, Broker, ChatConfig, ChatService, Hub, MessageStore, Ports, Presence,
+    PrivateRoomKey, RoomEvent, RoomStore,
 };
 use rtchat_driver::{DriverConfig, RepairTask, RoomWriters, Shutdown, WriterConfig};
 use rtchat_jwt::JwtTokens;
@@ -224,6 +224,7 @@ pub async fn assemble(config: &ServerConfig) -> Result<Node, StartError> {
         clock: Arc::new(SystemClock),
     };
     let chat = ChatConfig {
+        private_room_key: private_room_key(&secret),
         max_message_chars: config.max_message_chars,
         max_sends_per_second: config.max_sends_per_second,
         max_subscribes_per_second: config.max_subscribes_per_second,
@@ -254,6 +255,19 @@ pub async fn assemble(config: &ServerConfig) -> Result<Node, StartError> {
         redis_presence,
         _repairs: repairs,
     })
+}
+
+/// The key private room ids are made with: derived from the JWT secret (HMAC-SHA256 of a
+/// fixed label), so every node with the same secret makes the same ids, and a token secret
+/// leaked in a room id is impossible.
+fn private_room_key(jwt_secret: &[u8]) -> PrivateRoomKey {
+    use hmac::{Hmac, Mac};
+    let mut key = [0; 32];
+    if let Ok(mut mac) = Hmac::<sha2::Sha256>::new_from_slice(jwt_secret) {
+        mac.update(b"rtchat private room ids v1");
+        key.copy_from_slice(&mac.finalize().into_bytes());
+    }
+    PrivateRoomKey::new(key)
 }
 
 fn backend(what: &str) -> impl Fn(BackendError) -> StartError + '_ {

@@ -100,14 +100,20 @@ impl Drop for NodeProcess {
     }
 }
 
-/// A plain HTTP/1.1 request; the body of a 2xx answer, `None` when the node does not answer.
-async fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> Option<String> {
+/// A plain HTTP/1.1 request, with a token and a JSON body when given; the body of a 2xx
+/// answer, `None` when the node does not answer.
+async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<(&str, &str)>,
+) -> Option<String> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let mut stream = TcpStream::connect(addr).await.ok()?;
     let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
-    if let Some(body) = body {
+    if let Some((token, body)) = body {
         request.push_str(&format!(
-            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            "Authorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
             body.len()
         ));
     } else {
@@ -137,7 +143,8 @@ async fn token(node: &NodeProcess) -> String {
 
 async fn create_room(node: &NodeProcess, room: &str) {
     let body = format!("{{\"name\":\"{room}\",\"roomId\":\"{room}\"}}");
-    http(node.addr, "POST", "/rooms", Some(&body))
+    let token = token(node).await;
+    http(node.addr, "POST", "/rooms", Some((&token, &body)))
         .await
         .expect("room created");
 }

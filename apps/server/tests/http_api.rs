@@ -232,11 +232,18 @@ async fn rooms_are_listed_created_and_conflicts_are_409() {
         "{list:?}"
     );
 
+    // Creating rooms needs a token.
+    let anonymous = server
+        .request("POST", "/rooms", &[], Some(r#"{"name":"Spam"}"#))
+        .await;
+    assert_eq!(anonymous.status, 401, "{}", anonymous.body);
+    let bearer = format!("Bearer {}", server.token().await);
+    let auth = [("Authorization", bearer.as_str())];
     let created = server
         .request(
             "POST",
             "/rooms",
-            &[],
+            &auth,
             Some(r#"{"name":"Rust fans","roomId":"rust"}"#),
         )
         .await;
@@ -249,7 +256,7 @@ async fn rooms_are_listed_created_and_conflicts_are_409() {
         .request(
             "POST",
             "/rooms",
-            &[],
+            &auth,
             Some(r#"{"name":"Other","roomId":"rust"}"#),
         )
         .await;
@@ -257,7 +264,7 @@ async fn rooms_are_listed_created_and_conflicts_are_409() {
     assert_envelope(&again.body, false, "ROOM_EXISTS");
 
     let generated = server
-        .request("POST", "/rooms", &[], Some(r#"{"name":"No id"}"#))
+        .request("POST", "/rooms", &auth, Some(r#"{"name":"No id"}"#))
         .await;
     assert_eq!(generated.status, 200);
     assert!(
@@ -272,7 +279,7 @@ async fn rooms_are_listed_created_and_conflicts_are_409() {
         r#"{"name":""}"#,
         r#"{"name":"x","roomId":"has space"}"#,
     ] {
-        let response = server.request("POST", "/rooms", &[], Some(bad)).await;
+        let response = server.request("POST", "/rooms", &auth, Some(bad)).await;
         assert_eq!(response.status, 400, "{bad}: {}", response.body);
         assert_eq!(response.body["success"], false);
     }
@@ -288,16 +295,30 @@ async fn rooms_are_listed_created_and_conflicts_are_409() {
 }
 
 #[tokio::test]
-async fn a_private_room_is_the_same_for_the_same_pair() {
+async fn a_private_room_is_the_same_for_the_same_pair_and_its_two_members_only() {
     let server = TestServer::start().await;
-    let first = server
-        .request(
-            "POST",
-            "/chatroom/private",
-            &[],
-            Some(r##"{"senderId":"#AAAAAA","receiverId":"#BBBBBB"}"##),
-        )
+    let as_who = |tag: &str| format!("Bearer {}", server.token_for(tag));
+    let (alice, bob, carol) = (as_who("#AAAAAA"), as_who("#BBBBBB"), as_who("#CCCCCC"));
+    let pair = r##"{"senderId":"#AAAAAA","receiverId":"#BBBBBB"}"##;
+    let ask = |bearer: String, body: &'static str| {
+        let server = &server;
+        async move {
+            let headers = [("Authorization", bearer.as_str())];
+            server
+                .request("POST", "/chatroom/private", &headers, Some(body))
+                .await
+        }
+    };
+
+    let anonymous = server
+        .request("POST", "/chatroom/private", &[], Some(pair))
         .await;
+    assert_eq!(anonymous.status, 401, "{}", anonymous.body);
+    let stranger = ask(carol.clone(), pair).await;
+    assert_eq!(stranger.status, 403, "{}", stranger.body);
+    assert_envelope(&stranger.body, false, "FORBIDDEN");
+
+    let first = ask(alice.clone(), pair).await;
     assert_eq!(first.status, 200, "{}", first.body);
     assert_eq!(first.body["response"]["senderId"], "#AAAAAA");
     assert_eq!(first.body["response"]["receiverId"], "#BBBBBB");
@@ -305,33 +326,37 @@ async fn a_private_room_is_the_same_for_the_same_pair() {
         .as_str()
         .expect("roomId")
         .to_owned();
-    let again = server
-        .request(
-            "POST",
-            "/chatroom/private",
-            &[],
-            Some(r##"{"senderId":"#AAAAAA","receiverId":"#BBBBBB"}"##),
-        )
-        .await;
+    let again = ask(alice.clone(), pair).await;
     assert_eq!(again.body["response"]["roomId"], room.as_str());
-    let reversed = server
-        .request(
-            "POST",
-            "/chatroom/private",
-            &[],
-            Some(r##"{"senderId":"#BBBBBB","receiverId":"#AAAAAA"}"##),
-        )
-        .await;
+    let reversed = ask(
+        bob.clone(),
+        r##"{"senderId":"#BBBBBB","receiverId":"#AAAAAA"}"##,
+    )
+    .await;
     assert_eq!(reversed.body["response"]["roomId"], room.as_str());
-    let other = server
-        .request(
-            "POST",
-            "/chatroom/private",
-            &[],
-            Some(r##"{"senderId":"#AAAAAA","receiverId":"#CCCCCC"}"##),
-        )
-        .await;
+    let other = ask(
+        alice.clone(),
+        r##"{"senderId":"#AAAAAA","receiverId":"#CCCCCC"}"##,
+    )
+    .await;
     assert_ne!(other.body["response"]["roomId"], room.as_str());
+
+    // Its history is its members' only, even for someone who knows the id.
+    let path = format!("/message?roomId={room}&limit=10");
+    let read = |bearer: String| {
+        let (server, path) = (&server, path.clone());
+        async move {
+            let headers = [("Authorization", bearer.as_str())];
+            server.request("GET", &path, &headers, None).await
+        }
+    };
+    assert_eq!(read(bob).await.status, 200);
+    let refused = read(carol).await;
+    assert_eq!(refused.status, 403, "{}", refused.body);
+    assert_envelope(&refused.body, false, "FORBIDDEN");
+    // And it is not listed.
+    let listed = server.get("/rooms").await;
+    assert!(!listed.body.to_string().contains(&room));
     server.stop().await;
 }
 

@@ -55,7 +55,10 @@ fn every_flag_is_in_the_readme_table_with_its_environment_variable_and_default()
             .get_env()
             .and_then(|env| env.to_str())
             .unwrap_or_else(|| panic!("{flag} has no environment variable"));
-        assert_eq!(row.env, env, "README.md: the environment variable of {flag}");
+        assert_eq!(
+            row.env, env,
+            "README.md: the environment variable of {flag}"
+        );
         let defaults: Vec<String> = argument
             .get_default_values()
             .iter()

@@ -79,6 +79,8 @@ pub struct ChatConnection {
     subscribes: TokenBucket,
     /// Work for the driver, in the order the frames came.
     jobs: VecDeque<Job>,
+    /// A job from `jobs` is being run by the driver.
+    job_running: bool,
     /// SENDs handed to writers (or refused) and not yet answered, in the order they came.
     in_flight: VecDeque<InFlight>,
     /// Validated SENDs of the current read, handed to the writers by
@@ -156,6 +158,7 @@ impl ChatConnection {
             sends,
             subscribes,
             jobs: VecDeque::new(),
+            job_running: false,
             in_flight: VecDeque::new(),
             to_submit: Vec::new(),
             next_ticket: 1,
@@ -166,8 +169,17 @@ impl ChatConnection {
 
     /// Hands the SENDs of the events handled since the last call to their rooms' writers.
     /// The driver calls it once it has handled every event of a read, so the SENDs of one
-    /// read are stored together.
+    /// read are stored together. SENDs wait while jobs of earlier frames are pending: a
+    /// SUBSCRIBE then a SEND must see the subscription start before the message is stored
+    /// (else the subscription would start after it); they go when the last job is done.
     pub fn submit_sends(&mut self) {
+        if self.job_running || !self.jobs.is_empty() {
+            return;
+        }
+        self.hand_over_sends();
+    }
+
+    fn hand_over_sends(&mut self) {
         if !self.to_submit.is_empty() {
             let sends = std::mem::take(&mut self.to_submit);
             self.service.ports().appender.submit(sends);
@@ -188,14 +200,25 @@ impl ChatConnection {
         self.closed
     }
 
-    /// The next job to run, in the order the frames came. Run one at a time.
+    /// The next job to run, in the order the frames came. Run one at a time, and hand each
+    /// result to [`ChatConnection::on_job_done`] before asking for the next.
     pub fn poll_job(&mut self) -> Option<Job> {
-        self.jobs.pop_front()
+        let job = self.jobs.pop_front();
+        self.job_running = job.is_some();
+        job
     }
 
     /// The result of a job from [`ChatConnection::poll_job`]. Returns false when the session
     /// refused what it had to send as a slow consumer; the driver then closes.
     pub fn on_job_done(&mut self, done: JobDone, session: &mut Session) -> bool {
+        self.job_running = false;
+        let delivered = self.apply(done, session);
+        // SENDs that waited for this job (and every job before them) may go now.
+        self.submit_sends();
+        delivered
+    }
+
+    fn apply(&mut self, done: JobDone, session: &mut Session) -> bool {
         match done.0 {
             Done::Nothing => true,
             Done::Receipt(receipt) => {
@@ -418,7 +441,10 @@ impl ChatConnection {
         self.service.hub().remove_connection(self.id);
         self.subscriptions.clear();
         self.error_queue = None;
+        // SENDs that came before the end are still stored (nobody is left to answer).
+        self.hand_over_sends();
         self.jobs.clear();
+        self.job_running = false;
         if self.announced {
             self.jobs.push_back(Job::new(jobs::disconnected(
                 self.service.clone(),
@@ -524,6 +550,9 @@ impl ChatConnection {
             )
         })?;
         let room_id = RoomId::parse(&send.room_id).ok_or(ChatError::InvalidRoomId)?;
+        // The engine yields SEND only on an accepted session, so this is always set.
+        let author = self.identity.as_ref().ok_or(ChatError::InvalidToken)?;
+        self.service.check_entry(&room_id, author)?;
         let text =
             validation::message_text(&send.message, self.service.config().max_message_chars)?;
         let key = match headers.get(MESSAGE_KEY_HEADER) {
@@ -535,8 +564,6 @@ impl ChatConnection {
             // Unique across nodes and restarts: the session key is.
             None => MessageKey::server_made(&format!("{}-{ticket}", self.key.0)),
         };
-        // The engine yields SEND only on an accepted session, so this is always set.
-        let author = self.identity.as_ref().ok_or(ChatError::InvalidToken)?;
         // Name and tag come from the token, never from the body.
         Ok(NewMessage {
             room_id,
@@ -591,6 +618,14 @@ impl ChatConnection {
     ) -> Result<(Arc<str>, StartWork), ChatError> {
         let service = self.service.clone();
         let target = SubscribeTarget::parse(destination)?;
+        // The engine yields SUBSCRIBE only on an accepted session, so this is always set.
+        let who = self.identity.clone().ok_or(ChatError::InvalidToken)?;
+        if let SubscribeTarget::Channel(room)
+        | SubscribeTarget::Presence(room)
+        | SubscribeTarget::History(room) = &target
+        {
+            self.service.check_entry(room, &who)?;
+        }
         Ok(match &target {
             SubscribeTarget::Channel(room) => {
                 let since = Since::parse(headers)?;
@@ -632,7 +667,7 @@ impl ChatConnection {
                 let handle = self.remember(id, target.clone());
                 (
                     handle,
-                    Box::pin(jobs::history_reply(service, room.clone(), limit)),
+                    Box::pin(jobs::history_reply(service, who, room.clone(), limit)),
                 )
             }
         })

@@ -6,7 +6,7 @@
 
 use crate::destination;
 use crate::hub::{self, JSON};
-use crate::model::{MessageId, RoomId, Seq};
+use crate::model::{Identity, MessageId, RoomId, Seq};
 use crate::ports::{BackendError, RoomEvent, SessionKey};
 use crate::service::{ChatError, ChatService};
 use rtchat_stomp::{Headers, ReceiptId, SharedMessage};
@@ -187,10 +187,11 @@ pub(crate) async fn start_presence(service: ChatService, room: RoomId) -> Result
 /// `/pub/history/{room}`: one MESSAGE with the newest `limit` messages, newest first.
 pub(crate) async fn history_reply(
     service: ChatService,
+    caller: Identity,
     room: RoomId,
     limit: usize,
 ) -> Result<Ready, ChatError> {
-    let messages = service.history(room.as_str(), limit, None).await?;
+    let messages = service.history(&caller, room.as_str(), limit, None).await?;
     let reply = SharedMessage::new(
         &destination::history(&room),
         &service.hub().next_message_id("h"),

@@ -32,6 +32,7 @@ mod ip;
 pub mod jobs;
 pub mod model;
 pub mod ports;
+pub mod private_room;
 pub mod room_log;
 pub mod service;
 pub mod validation;
@@ -51,5 +52,6 @@ pub use ports::{
     MessageStore, OfferError, PendingSend, Presence, RoomEvent, RoomEventSink, RoomStore,
     SendOutcome, SessionKey, TokenError, Tokens,
 };
+pub use private_room::PrivateRoomKey;
 pub use room_log::{Repair, RoomLog, RoomLogConfig};
 pub use service::{ChatConfig, ChatError, ChatService, InitOutcome, Ports};

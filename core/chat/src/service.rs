@@ -4,13 +4,14 @@
 use crate::hub::{ConnectionId, Hub};
 use crate::ip::ip_prefix;
 use crate::model::{
-    ChatMessage, Identity, LOBBY, LOBBY_NAME, LogEpoch, MessageId, MessageKey, NewMessage,
-    PRIVATE_ROOM_PREFIX, Room, RoomId,
+    ChatMessage, Identity, LOBBY, LOBBY_NAME, LogEpoch, MessageId, MessageKey, NewMessage, Room,
+    RoomId,
 };
 use crate::ports::{
     Appender, BackendError, Broker, Clock, ConnectionSink, CreateRoomError, MessageStore, Presence,
     RoomEvent, RoomStore, SessionKey, TokenError, Tokens,
 };
+use crate::private_room::PrivateRoomKey;
 use crate::validation;
 use rand_chacha::ChaCha12Rng;
 use rand_core::{RngCore, SeedableRng};
@@ -45,6 +46,9 @@ pub struct ChatConfig {
     pub max_rooms: usize,
     /// The `server` part of ids and the token issuer.
     pub node_name: String,
+    /// The key private room ids are made with (the same on every node; the app derives it
+    /// from its JWT secret).
+    pub private_room_key: PrivateRoomKey,
     /// Seed of the service's generator of identities, room ids and session keys. Core has
     /// no randomness of its own: the app sets this from the OS (e.g. `rand::random()`). The
     /// default (zero) is stirred with the clock at start, so runs differ, but is predictable.
@@ -64,6 +68,7 @@ impl fmt::Debug for ChatConfig {
             .field("max_subscribes_per_second", &self.max_subscribes_per_second)
             .field("max_rooms", &self.max_rooms)
             .field("node_name", &self.node_name)
+            .field("private_room_key", &self.private_room_key)
             .finish_non_exhaustive()
     }
 }
@@ -80,6 +85,7 @@ impl Default for ChatConfig {
             max_subscribes_per_second: 10,
             max_rooms: 10_000,
             node_name: "rtchat".to_owned(),
+            private_room_key: PrivateRoomKey::default(),
             seed: [0; 32],
         }
     }
@@ -122,6 +128,9 @@ pub enum ChatError {
     /// Malformed or badly signed token.
     #[error("invalid token")]
     InvalidToken,
+    /// A private room that is not this identity's.
+    #[error("this room is private")]
+    Forbidden,
     /// Well signed but past its `exp`.
     #[error("expired token")]
     ExpiredToken,
@@ -150,6 +159,7 @@ impl ChatError {
             ChatError::RoomExists => "ROOM_EXISTS",
             ChatError::TooManyRooms => "ROOM_LIMIT_REACHED",
             ChatError::InvalidToken => "INVALID_TOKEN",
+            ChatError::Forbidden => "FORBIDDEN",
             ChatError::ExpiredToken => "EXPIRED_TOKEN",
             ChatError::Unavailable => "UNAVAILABLE",
             ChatError::NotStored => "NOT_STORED",
@@ -305,6 +315,7 @@ impl ChatService {
         text: &str,
     ) -> Result<ChatMessage, ChatError> {
         let room = RoomId::parse(room).ok_or(ChatError::InvalidRoomId)?;
+        self.check_entry(&room, author)?;
         self.ensure_room(&room).await?;
         let text = validation::message_text(text, self.inner.config.max_message_chars)?;
         let ports = &self.inner.ports;
@@ -337,9 +348,11 @@ impl ChatService {
         Ok(stored)
     }
 
-    /// `GET /message` (before = None) and `GET /message/lastMessageId`: newest first.
+    /// `GET /message` (before = None) and `GET /message/lastMessageId`: newest first, for
+    /// `caller` (a private room's history is its two members' only).
     pub async fn history(
         &self,
+        caller: &Identity,
         room: &str,
         limit: usize,
         before: Option<MessageId>,
@@ -351,6 +364,7 @@ impl ChatService {
             )));
         }
         let room = RoomId::parse(room).ok_or(ChatError::InvalidRoomId)?;
+        self.check_entry(&room, caller)?;
         self.ensure_room(&room).await?;
         let messages = &self.inner.ports.messages;
         match before {
@@ -358,6 +372,15 @@ impl ChatService {
             Some(before) => messages.before(&room, before, limit).await,
         }
         .map_err(unavailable)
+    }
+
+    /// Ok when `who` may use `room`: [`ChatError::Forbidden`] for someone else's private room.
+    pub fn check_entry(&self, room: &RoomId, who: &Identity) -> Result<(), ChatError> {
+        if self.inner.config.private_room_key.may_enter(room, who) {
+            Ok(())
+        } else {
+            Err(ChatError::Forbidden)
+        }
     }
 
     /// `GET /rooms`: each public room with its live count.
@@ -395,12 +418,26 @@ impl ChatService {
         Err(ChatError::Unavailable)
     }
 
-    /// `POST /chatroom/private`: the same room for the same pair, in either order.
-    pub async fn private_room(&self, sender: &str, receiver: &str) -> Result<Room, ChatError> {
-        let sender = validation::party_id("senderId", sender)?;
-        let receiver = validation::party_id("receiverId", receiver)?;
+    /// `POST /chatroom/private` by `caller`: the same room for the same pair (name tags), in
+    /// either order. Only one of the two may ask ([`ChatError::Forbidden`] otherwise): the id
+    /// is made with a server key, so it cannot be computed from the tags.
+    pub async fn private_room(
+        &self,
+        caller: &Identity,
+        sender: &str,
+        receiver: &str,
+    ) -> Result<Room, ChatError> {
+        let (sender, receiver) = (sender.trim(), receiver.trim());
+        let room_id = self
+            .inner
+            .config
+            .private_room_key
+            .room_id(sender, receiver)?;
+        if caller.name_tag != sender && caller.name_tag != receiver {
+            return Err(ChatError::Forbidden);
+        }
         let room = Room {
-            room_id: private_room_id(sender, receiver)?,
+            room_id,
             name: PRIVATE_ROOM_NAME.to_owned(),
         };
         let rooms = &self.inner.ports.rooms;
@@ -571,15 +608,6 @@ fn stirred_seed(config: &ChatConfig, clock: &dyn Clock) -> [u8; 32] {
         *byte ^= mix;
     }
     seed
-}
-
-/// The id of the room for `a` and `b`: a stable hash of the sorted pair, so (a, b) and (b, a)
-/// meet in the same room on every node and across restarts.
-pub(crate) fn private_room_id(a: &str, b: &str) -> Result<RoomId, ChatError> {
-    let (first, second) = if a <= b { (a, b) } else { (b, a) };
-    // The 0 byte separates the two ids, so ("ab", "c") and ("a", "bc") differ.
-    let hash = fnv1a64(&[first.as_bytes(), &[0], second.as_bytes()]);
-    RoomId::parse(&format!("{PRIVATE_ROOM_PREFIX}{hash:016x}")).ok_or(ChatError::InvalidRoomId)
 }
 
 /// FNV-1a, 64 bits, over the concatenation of `parts`: stable across builds and platforms

@@ -1,13 +1,11 @@
-//! Checks on what users type: message text, room names, the ids of a private pair.
+//! Checks on what users type: message text and room names (the two ids of a private room are
+//! name tags, checked by [`crate::PrivateRoomKey::room_id`]).
 //! Each returns the cleaned value, so callers cannot forget to use it.
 
 use crate::service::ChatError;
 
 /// Longest room name, in characters, after trimming.
 pub const MAX_ROOM_NAME_CHARS: usize = 100;
-
-/// Longest `senderId` / `receiverId` of a private room, in characters.
-pub const MAX_PARTY_ID_CHARS: usize = 64;
 
 /// The message as it will be stored: trimmed, non-empty, at most `max_chars` characters
 /// (characters, not bytes: a limit in bytes would punish every non-Latin script).
@@ -33,18 +31,6 @@ pub fn room_name(name: &str) -> Result<&str, ChatError> {
         )));
     }
     Ok(name)
-}
-
-/// One side of a private room: trimmed, 1 to 64 characters.
-pub fn party_id<'a>(field: &str, id: &'a str) -> Result<&'a str, ChatError> {
-    let id = id.trim();
-    let chars = id.chars().take(MAX_PARTY_ID_CHARS + 1).count();
-    if chars == 0 || chars > MAX_PARTY_ID_CHARS {
-        return Err(ChatError::BadRequest(format!(
-            "{field} must be 1 to {MAX_PARTY_ID_CHARS} characters"
-        )));
-    }
-    Ok(id)
 }
 
 #[cfg(test)]
@@ -84,12 +70,5 @@ mod tests {
             room_name(&"n".repeat(101)),
             Err(ChatError::BadRequest(_))
         ));
-    }
-
-    #[test]
-    fn party_ids_are_bounded() {
-        assert_eq!(party_id("senderId", " alice "), Ok("alice"));
-        assert!(party_id("senderId", "").is_err());
-        assert!(party_id("senderId", &"x".repeat(65)).is_err());
     }
 }

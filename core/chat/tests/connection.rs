@@ -114,6 +114,41 @@ async fn connected_and_every_chat_message_carry_the_stores_log_epoch() {
 }
 
 #[tokio::test]
+async fn a_third_identity_cannot_enter_a_private_room_by_any_way() {
+    let node = Node::new().await;
+    let room = node
+        .service
+        .private_room(&alice(), "#AAAAAA", "#BBBBBB")
+        .await
+        .expect("room");
+    let room = room.room_id.as_str().to_owned();
+    let carol = identity("Carol3", "#CCCCCC");
+    let mut c = connected(&node, carol).await;
+    c.subscribe("errors", "/user/queue/errors", "").await;
+    c.subscribe("chan", &format!("/sub/channel/{room}"), "receipt:r1\n")
+        .await;
+    c.subscribe("pres", &format!("/sub/presence/{room}"), "receipt:r2\n")
+        .await;
+    c.subscribe("hist", &format!("/pub/history/{room}"), "receipt:r3\n")
+        .await;
+    c.send_chat(&room, "let me in", Some("r4")).await;
+    let frames = c.frames();
+    assert_eq!(errors(&frames), ["FORBIDDEN"; 4]);
+    assert!(receipts(&frames).is_empty());
+    // The members can.
+    let mut b = connected(&node, bob()).await;
+    b.subscribe("chan", &format!("/sub/channel/{room}"), "receipt:in\n")
+        .await;
+    let mut a = connected(&node, alice()).await;
+    a.send_chat(&room, "just us", Some("sent")).await;
+    assert_eq!(receipts(&a.frames()), ["sent"]);
+    let frames = b.frames();
+    assert_eq!(receipts(&frames), ["in"]);
+    assert_eq!(on_subscription(&frames, "chan").len(), 1);
+    assert!(c.frames().is_empty(), "nothing leaked to the third");
+}
+
+#[tokio::test]
 async fn a_message_is_stored_then_broadcast_to_every_subscriber() {
     let node = Node::new().await;
     let mut a = connected(&node, alice()).await;
@@ -157,7 +192,7 @@ async fn a_message_is_stored_then_broadcast_to_every_subscriber() {
 
     assert_eq!(
         node.service
-            .history("lobby", 10, None)
+            .history(&alice(), "lobby", 10, None)
             .await
             .expect("history")
             .len(),
@@ -336,7 +371,7 @@ async fn a_commit_is_receipted_only_once_its_sends_are_stored() {
     assert_eq!(receipts(&a.frames()), ["done"]);
     assert_eq!(
         node.service
-            .history("lobby", 10, None)
+            .history(&alice(), "lobby", 10, None)
             .await
             .expect("history")
             .len(),
@@ -375,6 +410,28 @@ async fn live_messages_wait_for_the_replay_of_a_subscription_still_starting() {
         .collect();
     assert_eq!(texts, ["m1", "m2", "m3"]);
     assert_eq!(frames.last().map(|f| f.command), Some(Command::Receipt));
+}
+
+#[tokio::test]
+async fn a_send_after_a_subscribe_in_the_same_read_reaches_that_subscription() {
+    let node = Node::new().await;
+    let mut a = connected(&node, alice()).await;
+    a.send_without_jobs(
+        "SUBSCRIBE\nid:s\ndestination:/sub/channel/lobby\n\n\0\
+         SEND\ndestination:/pub/chat\nreceipt:r\n\n{\"roomId\":\"lobby\",\"message\":\"mine\"}\0",
+    );
+    a.connection.submit_sends();
+    // The SEND waits for the SUBSCRIBE's start: nothing may be stored before its head is read.
+    assert!(node.appender.waiting.lock().expect("lock").is_empty());
+    a.run_jobs().await;
+    node.appender.flush().await;
+    let frames = a.frames();
+    assert_eq!(
+        on_subscription(&frames, "s").len(),
+        1,
+        "its own message arrives"
+    );
+    assert_eq!(receipts(&frames), ["r"]);
 }
 
 #[tokio::test]
@@ -431,7 +488,7 @@ async fn a_retry_with_the_same_message_key_is_stored_once() {
     assert_eq!(on_subscription(&frames, "s").len(), 1, "one message");
     assert_eq!(
         node.service
-            .history("lobby", 10, None)
+            .history(&alice(), "lobby", 10, None)
             .await
             .expect("history")
             .len(),
@@ -839,7 +896,7 @@ async fn ack_nack_and_commit_are_receipted() {
         .await;
     assert!(
         node.service
-            .history("lobby", 10, None)
+            .history(&alice(), "lobby", 10, None)
             .await
             .expect("history")
             .is_empty()
@@ -849,7 +906,7 @@ async fn ack_nack_and_commit_are_receipted() {
     assert!(receipts(&frames).contains(&"c"));
     assert_eq!(
         node.service
-            .history("lobby", 10, None)
+            .history(&alice(), "lobby", 10, None)
             .await
             .expect("history")
             .len(),

@@ -166,7 +166,7 @@ async fn backend_failures_are_unavailable_and_publish_failures_are_not_errors() 
         Err(ChatError::Unavailable)
     );
     assert_eq!(
-        node.service.history("lobby", 10, None).await,
+        node.service.history(&alice(), "lobby", 10, None).await,
         Err(ChatError::Unavailable)
     );
 }
@@ -184,19 +184,19 @@ async fn history_pages_newest_first_by_keyset() {
         |messages: Vec<rtchat_core::ChatMessage>| messages.iter().map(|m| m.id).collect::<Vec<_>>();
     let first = ids(node
         .service
-        .history("lobby", 10, None)
+        .history(&alice(), "lobby", 10, None)
         .await
         .expect("history"));
     assert_eq!(first, (16..=25).rev().collect::<Vec<_>>());
     let second = ids(node
         .service
-        .history("lobby", 10, Some(16))
+        .history(&alice(), "lobby", 10, Some(16))
         .await
         .expect("history"));
     assert_eq!(second, (6..=15).rev().collect::<Vec<_>>());
     let third = ids(node
         .service
-        .history("lobby", 10, Some(6))
+        .history(&alice(), "lobby", 10, Some(6))
         .await
         .expect("history"));
     assert_eq!(third, (1..=5).rev().collect::<Vec<_>>());
@@ -206,20 +206,25 @@ async fn history_pages_newest_first_by_keyset() {
 async fn history_checks_limit_and_room() {
     let node = Node::new().await;
     assert!(matches!(
-        node.service.history("lobby", 0, None).await,
+        node.service.history(&alice(), "lobby", 0, None).await,
         Err(ChatError::BadRequest(_))
     ));
     assert!(matches!(
-        node.service.history("lobby", 101, None).await,
+        node.service.history(&alice(), "lobby", 101, None).await,
         Err(ChatError::BadRequest(_))
     ));
-    assert!(node.service.history("lobby", 100, None).await.is_ok());
+    assert!(
+        node.service
+            .history(&alice(), "lobby", 100, None)
+            .await
+            .is_ok()
+    );
     assert_eq!(
-        node.service.history("nope", 10, None).await,
+        node.service.history(&alice(), "nope", 10, None).await,
         Err(ChatError::UnknownRoom)
     );
     assert_eq!(
-        node.service.history("../x", 10, None).await,
+        node.service.history(&alice(), "../x", 10, None).await,
         Err(ChatError::InvalidRoomId)
     );
 }
@@ -291,7 +296,7 @@ async fn rooms_are_capped_but_existing_ones_still_answer() {
         .expect("second room");
     let pair = node
         .service
-        .private_room("#AAAAAA", "#BBBBBB")
+        .private_room(&alice(), "#AAAAAA", "#BBBBBB")
         .await
         .expect("third room");
     assert_eq!(
@@ -299,13 +304,17 @@ async fn rooms_are_capped_but_existing_ones_still_answer() {
         Err(ChatError::TooManyRooms)
     );
     assert_eq!(
-        node.service.private_room("#AAAAAA", "#CCCCCC").await,
+        node.service
+            .private_room(&alice(), "#AAAAAA", "#CCCCCC")
+            .await,
         Err(ChatError::TooManyRooms)
     );
     assert_eq!(ChatError::TooManyRooms.code(), "ROOM_LIMIT_REACHED");
     // A pair that already has its room still gets it.
     assert_eq!(
-        node.service.private_room("#BBBBBB", "#AAAAAA").await,
+        node.service
+            .private_room(&bob(), "#BBBBBB", "#AAAAAA")
+            .await,
         Ok(pair)
     );
 }
@@ -341,58 +350,99 @@ async fn private_rooms_are_the_same_for_a_pair_in_either_order_and_unlisted() {
     let node = Node::new().await;
     let ab = node
         .service
-        .private_room("alice", "bob")
+        .private_room(&alice(), "#AAAAAA", "#BBBBBB")
         .await
         .expect("room");
     let ba = node
         .service
-        .private_room("bob", "alice")
+        .private_room(&bob(), "#BBBBBB", "#AAAAAA")
         .await
         .expect("room");
     let again = node
         .service
-        .private_room(" alice ", "bob")
+        .private_room(&alice(), " #AAAAAA ", "#BBBBBB")
         .await
         .expect("room");
     assert_eq!(ab, ba);
     assert_eq!(ab, again);
-    assert!(ab.room_id.as_str().starts_with("private-"));
-    assert_eq!(ab.room_id.as_str().len(), "private-".len() + 16);
+    assert!(ab.room_id.is_private());
 
     let ac = node
         .service
-        .private_room("alice", "carol")
+        .private_room(&alice(), "#AAAAAA", "#CCCCCC")
         .await
         .expect("room");
     assert_ne!(ab.room_id, ac.room_id);
-    // "ab"+"c" and "a"+"bc" must not meet.
-    let x = node.service.private_room("ab", "c").await.expect("room");
-    let y = node.service.private_room("a", "bc").await.expect("room");
-    assert_ne!(x.room_id, y.room_id);
 
     let listed = node.service.rooms().await.expect("rooms");
     assert!(listed.iter().all(|(room, _)| !room.is_private()));
     node.service
         .post_message(&alice(), ip("10.0.0.1"), ab.room_id.as_str(), "psst")
         .await
-        .expect("private rooms take messages");
+        .expect("private rooms take their members' messages");
+}
+
+#[tokio::test]
+async fn a_private_room_is_its_two_members_only() {
+    let node = Node::new().await;
+    let carol = identity("Carol3", "#CCCCCC");
+    // Asking for someone else's pair is refused: only one of the two may.
+    assert_eq!(
+        node.service
+            .private_room(&carol, "#AAAAAA", "#BBBBBB")
+            .await,
+        Err(ChatError::Forbidden)
+    );
+    let ab = node
+        .service
+        .private_room(&alice(), "#AAAAAA", "#BBBBBB")
+        .await
+        .expect("room");
+    node.service
+        .post_message(&alice(), ip("10.0.0.1"), ab.room_id.as_str(), "psst")
+        .await
+        .expect("stored");
+    // Carol knows both tags and the room id: she still cannot read or write it.
+    assert_eq!(
+        node.service
+            .history(&carol, ab.room_id.as_str(), 10, None)
+            .await,
+        Err(ChatError::Forbidden)
+    );
+    assert_eq!(
+        node.service
+            .post_message(&carol, ip("10.0.0.3"), ab.room_id.as_str(), "hi")
+            .await,
+        Err(ChatError::Forbidden)
+    );
+    assert_eq!(
+        node.service
+            .history(&bob(), ab.room_id.as_str(), 10, None)
+            .await
+            .expect("a member reads it")
+            .len(),
+        1
+    );
+    assert_eq!(ChatError::Forbidden.code(), "FORBIDDEN");
 }
 
 #[tokio::test]
 async fn private_room_checks_its_inputs() {
     let node = Node::new().await;
-    assert!(matches!(
-        node.service.private_room("", "bob").await,
-        Err(ChatError::BadRequest(_))
-    ));
-    assert!(matches!(
-        node.service.private_room("alice", " ").await,
-        Err(ChatError::BadRequest(_))
-    ));
-    assert!(matches!(
-        node.service.private_room(&"a".repeat(65), "bob").await,
-        Err(ChatError::BadRequest(_))
-    ));
+    for (a, b) in [
+        ("", "#BBBBBB"),
+        ("#AAAAAA", " "),
+        ("alice", "#BBBBBB"),
+        ("#AAAAAA", "#AAAAAA"),
+    ] {
+        assert!(
+            matches!(
+                node.service.private_room(&alice(), a, b).await,
+                Err(ChatError::BadRequest(_))
+            ),
+            "{a:?} {b:?}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -130,6 +130,21 @@ impl TestServer {
         self.request("GET", path, &[], None).await
     }
 
+    /// A token for the identity with name tag `tag` (e.g. `#AAAAAA`), signed with [`SECRET`].
+    pub fn token_for(&self, tag: &str) -> String {
+        use rtchat_core::Tokens;
+        let tokens = rtchat_jwt::JwtTokens::new(
+            SECRET.as_bytes(),
+            "rtchat".to_owned(),
+            Duration::from_secs(3600),
+        );
+        let identity = rtchat_core::Identity {
+            rand_id: format!("Test{}", &tag[1..]),
+            name_tag: tag.to_owned(),
+        };
+        tokens.issue(&identity, "127.0.0.1")
+    }
+
     /// A fresh token from `GET /init`.
     pub async fn token(&self) -> String {
         let response = self.get("/init").await;
