@@ -59,9 +59,14 @@ struct VerifiedClaims {
     sub: String,
     #[serde(rename = "randId")]
     rand_id: String,
+    iat: u64,
     nbf: u64,
     exp: u64,
 }
+
+/// How far in the future a token's `iat` and `nbf` may lie: the clocks of a cluster's nodes
+/// differ a little, but a token "issued" later than that was not issued by us.
+pub const CLOCK_LEEWAY_SECS: u64 = 60;
 
 impl JwtTokens {
     /// Tokens signed with `secret`, naming `issuer` as `iss` (and accepting only that issuer),
@@ -148,7 +153,8 @@ impl Tokens for JwtTokens {
         let identity =
             Identity::from_parts(claims.rand_id, claims.sub).ok_or(TokenError::Invalid)?;
         let now = (self.now)();
-        if claims.nbf > now {
+        let latest = now.saturating_add(CLOCK_LEEWAY_SECS);
+        if claims.nbf > latest || claims.iat > latest {
             return Err(TokenError::Invalid);
         }
         // RFC 7519: not accepted "on or after" `exp`.
@@ -293,11 +299,36 @@ mod tests {
     }
 
     #[test]
-    fn token_from_the_future_is_invalid() {
+    fn a_token_from_a_node_a_little_ahead_is_valid_one_from_the_future_is_not() {
         let clock = Arc::new(AtomicU64::new(START));
         let token = tokens_at(&clock).issue(&identity(), "x");
-        clock.store(START - 1, Ordering::SeqCst);
+        clock.store(START - CLOCK_LEEWAY_SECS, Ordering::SeqCst);
+        assert_eq!(tokens_at(&clock).verify(&token), Ok(identity()));
+        clock.store(START - CLOCK_LEEWAY_SECS - 1, Ordering::SeqCst);
         assert_eq!(tokens_at(&clock).verify(&token), Err(TokenError::Invalid));
+    }
+
+    #[test]
+    fn a_signed_token_whose_iat_lies_in_the_future_is_invalid() {
+        let sign = |iat: u64| {
+            let claims = serde_json::json!({
+                "jti": "j", "iss": "rtchat-test", "sub": "#A1B2C3", "randId": "Wren42",
+                "aud": "x", "iat": iat, "nbf": START, "exp": START + 600,
+            });
+            jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &claims,
+                &EncodingKey::from_secret(SECRET),
+            )
+            .expect("sign")
+        };
+        let clock = Arc::new(AtomicU64::new(START));
+        let tokens = tokens_at(&clock);
+        assert_eq!(tokens.verify(&sign(START)), Ok(identity()));
+        assert_eq!(
+            tokens.verify(&sign(START + CLOCK_LEEWAY_SECS + 1)),
+            Err(TokenError::Invalid)
+        );
     }
 
     #[test]

@@ -54,4 +54,4 @@ pub use ports::{
 };
 pub use private_room::PrivateRoomKey;
 pub use room_log::{Repair, RoomLog, RoomLogConfig};
-pub use service::{ChatConfig, ChatError, ChatService, InitOutcome, Ports};
+pub use service::{ChatConfig, ChatError, ChatService, InitOutcome, MAX_TOKEN_BYTES, Ports};

@@ -446,6 +446,24 @@ async fn private_room_checks_its_inputs() {
 }
 
 #[tokio::test]
+async fn an_oversized_token_is_invalid_on_every_path_before_it_is_decoded() {
+    let node = Node::new().await;
+    // Well formed for the fake verifier, but too long: refused without being looked at.
+    let padding = "x".repeat(rtchat_core::MAX_TOKEN_BYTES);
+    let huge = format!("valid|Wren1|#AAAAAA|{padding}");
+    assert_eq!(
+        node.service.authenticate(&huge),
+        Err(ChatError::InvalidToken)
+    );
+    assert_eq!(
+        node.service.init(Some(&huge), ip("10.0.0.1")),
+        InitOutcome::Invalid
+    );
+    let fits = format!("valid|Wren1|#AAAAAA|{}", "x".repeat(100));
+    assert!(node.service.authenticate(&fits).is_ok());
+}
+
+#[tokio::test]
 async fn seeds_make_identities_reproducible() {
     let config = ChatConfig {
         seed: [7; 32],
