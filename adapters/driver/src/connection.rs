@@ -1,9 +1,10 @@
 //! The per-connection loop.
 
+use crate::close_log;
 use crate::sink::{ChannelSink, Outbound};
 use crate::transport::{Incoming, Transport, TransportError};
 use rtchat_core::{ChatService, Job, JobDone};
-use rtchat_stomp::{Session, SessionConfig};
+use rtchat_stomp::{Event, Session, SessionConfig};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -112,6 +113,11 @@ pub async fn run_connection<T: Transport>(
 
     loop {
         while let Some(event) = session.poll_event() {
+            if let Event::Closed(reason) = &event
+                && let Some(why) = close_log::server_reason(reason)
+            {
+                close_log::server_closed(chat.id().0, client, &why, now());
+            }
             chat.handle(event, &mut session, now());
         }
         // The SENDs of this read go to their writers together (one batch per room).
@@ -129,7 +135,7 @@ pub async fn run_connection<T: Transport>(
                 break;
             }
             Err(_) => {
-                tracing::info!(%client, "reader stalled: closing the connection");
+                close_log::server_closed(chat.id().0, client, "reader stalled", now());
                 session.handle_transport_closed();
                 break;
             }
@@ -148,7 +154,12 @@ pub async fn run_connection<T: Transport>(
             biased;
             () = shutdown.triggered(), if !going_away => {
                 going_away = true;
-                session.close();
+                session.error(
+                    "server shutting down",
+                    "This server is going away; reconnect (with since-seq) to reach another.",
+                    None,
+                );
+                close_log::server_closed(chat.id().0, client, "server shutting down", now());
             }
             // While its SENDs wait for the store, a connection reads no more (bounded memory);
             // it still delivers, heart-beats and answers.
@@ -163,7 +174,7 @@ pub async fn run_connection<T: Transport>(
                 let mut batch: Vec<Outbound> = Vec::new();
                 let slow = sink.take(&mut batch, config.delivery_batch);
                 if slow {
-                    tracing::info!(%client, "slow consumer: closing the connection");
+                    close_log::server_closed(chat.id().0, client, "slow consumer", now());
                     session.error(
                         "slow consumer",
                         "The connection fell too far behind the room and was closed; reconnect with since-id to catch up.",
@@ -185,7 +196,7 @@ pub async fn run_connection<T: Transport>(
             done = run(&mut job) => {
                 job = None;
                 if !chat.on_job_done(done, &mut session) {
-                    tracing::info!(%client, "slow consumer: closing the connection");
+                    close_log::server_closed(chat.id().0, client, "slow consumer", now());
                 }
             }
             () = sleep_until(deadline) => session.handle_timeout(now()),

@@ -9,6 +9,7 @@
 //! It also runs the node's own tasks: the room writers ([`RoomWriters`], group commit) and
 //! the room-log repair task ([`spawn_room_log_repairs`]).
 
+mod close_log;
 mod connection;
 mod memory;
 mod repair;

@@ -283,10 +283,10 @@ async fn shutdown_ends_every_connection() {
     let node = node().await;
     let (mut first, first_task) = open(&node, DriverConfig::default(), 64);
     let (mut second, second_task) = open(&node, DriverConfig::default(), 64);
-    let mut reader = Reader::new();
-    connect(&node, &mut first, &mut reader, "0,0").await;
-    let mut reader = Reader::new();
-    connect(&node, &mut second, &mut reader, "0,0").await;
+    let mut first_reader = Reader::new();
+    connect(&node, &mut first, &mut first_reader, "0,0").await;
+    let mut second_reader = Reader::new();
+    connect(&node, &mut second, &mut second_reader, "0,0").await;
     assert_eq!(node.shutdown.live_connections(), 2);
     node.shutdown.trigger();
     tokio::time::timeout(Duration::from_secs(5), node.shutdown.wait_idle())
@@ -294,6 +294,17 @@ async fn shutdown_ends_every_connection() {
         .expect("connections finish");
     first_task.await.expect("first");
     second_task.await.expect("second");
-    assert!(first.recv().await.is_none());
-    assert!(second.recv().await.is_none());
+    // Each is told why, then closed.
+    for (client, reader) in [
+        (&mut first, &mut first_reader),
+        (&mut second, &mut second_reader),
+    ] {
+        let error = reader
+            .frame(client)
+            .await
+            .expect("an ERROR before the close");
+        assert_eq!(error.command, Command::Error);
+        assert_eq!(error.get("message"), Some("server shutting down"));
+        assert!(reader.frame(client).await.is_none(), "then nothing");
+    }
 }

@@ -100,6 +100,10 @@ async fn shutdown_closes_websockets_with_going_away() {
     let token = server.token().await;
     let mut client = StompClient::connect(&server.ws_url(), &token).await;
     let stopping = tokio::spawn(server.stop());
+    // The STOMP session is told why first, then the WebSocket goes away.
+    let error = client.frame().await;
+    assert_eq!(error.command, Command::Error);
+    assert_eq!(error.get("message"), Some("server shutting down"));
     assert_eq!(client.closed().await, Some(1001));
     stopping.await.expect("server stopped");
 }

@@ -428,6 +428,8 @@ pub struct Session {
     heart_beat: Option<Negotiated>,
     /// Until the application accepts, the transport must bring a CONNECT and get it decided.
     connect_deadline: Option<Instant>,
+    /// An ERROR was queued: nothing more goes to the peer (no late RECEIPT or MESSAGE).
+    errored: bool,
     /// When the peer last showed life (bytes or [`Session::handle_liveness`]).
     last_received: Instant,
     /// When something was last queued for the peer, as far as we know (see `latest_now`).
@@ -503,6 +505,7 @@ impl Session {
         Session {
             parser: Parser::new(config.limits),
             connect_deadline: now.checked_add(config.connect_timeout),
+            errored: false,
             config,
             state: State::AwaitingConnect,
             version: None,
@@ -587,8 +590,26 @@ impl Session {
                 continue;
             }
             match timer {
-                Timer::Connect => self.close_with(CloseReason::ConnectTimeout),
-                Timer::Receive => self.close_with(CloseReason::HeartBeatTimeout),
+                // Every close the server starts says why first (the peer may be gone; then
+                // nobody reads it, which costs nothing).
+                Timer::Connect => {
+                    self.queue_error(
+                        "connect timeout",
+                        "no CONNECT came in time after the connection was opened",
+                        None,
+                        None,
+                    );
+                    self.close_with(CloseReason::ConnectTimeout);
+                }
+                Timer::Receive => {
+                    self.queue_error(
+                        "heart-beat timeout",
+                        "nothing was received within the negotiated heart-beat interval and grace",
+                        None,
+                        None,
+                    );
+                    self.close_with(CloseReason::HeartBeatTimeout);
+                }
                 Timer::SendHeartBeat => {
                     self.queue(Transmit::Bytes(Bytes::from_static(HEART_BEAT)));
                 }
@@ -725,7 +746,8 @@ impl Session {
     /// Queues the RECEIPT owed for `receipt`. Accepted while connected and while closing
     /// (so receipts for frames that came before a DISCONNECT still go out); ignored otherwise.
     pub fn receipt(&mut self, receipt: ReceiptId) {
-        if matches!(self.state, State::Connected | State::Closing) {
+        // Nothing follows an ERROR: the session is over for the peer.
+        if matches!(self.state, State::Connected | State::Closing) && !self.errored {
             self.queue_receipt(receipt);
         }
     }
@@ -1219,6 +1241,7 @@ impl Session {
             .header("content-type", "text/plain")
             .body(Bytes::copy_from_slice(body.as_bytes()));
         self.queue_frame(&frame);
+        self.errored = true;
     }
 
     fn queue_receipt(&mut self, ReceiptId(receipt): ReceiptId) {

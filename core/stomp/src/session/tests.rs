@@ -321,15 +321,16 @@ fn pipelining_too_much_before_connected_is_an_error() {
 }
 
 #[test]
-fn connect_timeout_closes_without_a_frame() {
+fn connect_timeout_says_why_then_closes() {
     let mut h = Harness::new();
     assert_eq!(
         h.session.poll_timeout(),
         Some(h.now + Duration::from_secs(10))
     );
     h.fire_timeout();
-    assert!(h.transmits().is_empty());
     assert_eq!(h.events(), vec![Event::Closed(CloseReason::ConnectTimeout)]);
+    let error = h.error_frame();
+    assert_eq!(error.get("message"), Some("connect timeout"));
     assert!(h.session.is_closed());
     assert_eq!(h.session.poll_timeout(), None);
 }
@@ -343,7 +344,9 @@ fn connect_timeout_also_bounds_authentication() {
     h.fire_timeout();
     assert_eq!(h.events(), vec![Event::Closed(CloseReason::ConnectTimeout)]);
     h.session.accept("late", h.now);
-    assert!(h.transmits().is_empty(), "a late accept is ignored");
+    let frames = h.frames();
+    assert_eq!(frames.len(), 1, "only the ERROR: a late accept is ignored");
+    assert_eq!(frames[0].command, Command::Error);
 }
 
 // ---- heart-beats ----
@@ -469,7 +472,20 @@ fn silent_client_is_closed_after_grace() {
         h.events(),
         vec![Event::Closed(CloseReason::HeartBeatTimeout)]
     );
+    assert_eq!(h.error_frame().get("message"), Some("heart-beat timeout"));
     assert!(h.session.is_closed());
+}
+
+#[test]
+fn nothing_follows_an_error() {
+    let mut h = Harness::connected("1.2");
+    h.send("SUBSCRIBE\nid:0\ndestination:/a\nreceipt:r\n\n\0");
+    h.events();
+    h.session.error("slow consumer", "closing", None);
+    h.session.receipt(ReceiptId("r".into()));
+    let frames = h.frames();
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert_eq!(frames[0].command, Command::Error);
 }
 
 #[test]
