@@ -8,10 +8,12 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use rtchat_core::WindowLimiter;
 use rtchat_core::{ChatError, Identity, InitOutcome, MessageId};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::Mutex;
 
 /// Messages per page when a request names no `limit`.
 const DEFAULT_PAGE: usize = 10;
@@ -44,6 +46,41 @@ fn bearer(headers: &HeaderMap) -> Bearer<'_> {
     }
 }
 
+/// Keys remembered per limit (one per address prefix or identity seen in the last hour).
+const MAX_LIMITED_KEYS: usize = 100_000;
+
+/// Limits on what anyone can do for free but costs the server for good: rooms and identities.
+/// Per identity alone would not hold (tokens are free), so also per client address prefix
+/// (the same short prefix the messages show: a /16 for IPv4).
+#[derive(Debug)]
+pub(crate) struct AbuseLimits {
+    rooms_by_identity: Mutex<WindowLimiter<String>>,
+    rooms_by_address: Mutex<WindowLimiter<String>>,
+    tokens_by_address: Mutex<WindowLimiter<String>>,
+}
+
+impl AbuseLimits {
+    pub(crate) fn new(config: &crate::WebConfig) -> Self {
+        let hourly = |allowed| Mutex::new(WindowLimiter::new(allowed, HOUR, MAX_LIMITED_KEYS));
+        AbuseLimits {
+            rooms_by_identity: hourly(config.rooms_per_hour),
+            rooms_by_address: hourly(config.rooms_per_hour),
+            tokens_by_address: hourly(config.tokens_per_hour),
+        }
+    }
+}
+
+const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Takes one from `limiter` for `key`, or the 429 answer.
+fn take(limiter: &Mutex<WindowLimiter<String>>, key: &str, what: &str) -> Result<(), Envelope> {
+    limiter
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .take(&key.to_owned(), std::time::Instant::now())
+        .map_err(|retry_after| Envelope::rate_limited(what, retry_after))
+}
+
 /// The identity of a request that must carry a valid token.
 fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Identity, Envelope> {
     match bearer(headers) {
@@ -70,7 +107,14 @@ pub async fn init(
 ) -> Envelope {
     let client = client_addr(peer, &headers, state.config.trust_forwarded_for);
     let token = match bearer(&headers) {
-        Bearer::Absent => None,
+        Bearer::Absent => {
+            // A new identity: limited per address, or anyone could mint them without end.
+            let prefix = rtchat_core::ip_prefix(client);
+            if let Err(refused) = take(&state.limits.tokens_by_address, &prefix, "new tokens") {
+                return refused;
+            }
+            None
+        }
         Bearer::Token(token) => Some(token),
         Bearer::Malformed => return Envelope::from(ChatError::InvalidToken),
     };
@@ -212,19 +256,33 @@ fn json_error(rejection: JsonRejection) -> Envelope {
     ))
 }
 
-/// `POST /rooms` `{"name", "roomId"?}`, with a valid token.
+/// `POST /rooms` `{"name", "roomId"?}`, with a valid token; limited per identity and per
+/// client address prefix (rooms cost memory for good, and the node holds `--max-rooms`).
 pub async fn create_room(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Result<Json<CreateRoom>, JsonRejection>,
 ) -> Envelope {
-    if let Err(refused) = authenticate(&state, &headers) {
-        return refused;
-    }
+    let caller = match authenticate(&state, &headers) {
+        Ok(caller) => caller,
+        Err(refused) => return refused,
+    };
     let Json(request) = match body {
         Ok(body) => body,
         Err(rejection) => return json_error(rejection),
     };
+    let client = client_addr(peer, &headers, state.config.trust_forwarded_for);
+    let prefix = rtchat_core::ip_prefix(client);
+    let limited = take(
+        &state.limits.rooms_by_identity,
+        &caller.name_tag,
+        "new rooms",
+    )
+    .and_then(|()| take(&state.limits.rooms_by_address, &prefix, "new rooms"));
+    if let Err(refused) = limited {
+        return refused;
+    }
     match state
         .service
         .create_room(&request.name, request.room_id.as_deref())

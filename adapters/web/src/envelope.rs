@@ -12,6 +12,8 @@ use serde_json::Value;
 pub struct Envelope {
     body: CoreEnvelope<Value>,
     status: StatusCode,
+    /// Seconds for a `Retry-After` header (429 answers).
+    retry_after: Option<u64>,
 }
 
 impl Envelope {
@@ -20,6 +22,7 @@ impl Envelope {
         Envelope {
             body: CoreEnvelope::success(kind, Some(to_value(response))),
             status: StatusCode::OK,
+            retry_after: None,
         }
     }
 
@@ -35,7 +38,20 @@ impl Envelope {
                 kind,
             },
             status,
+            retry_after: None,
         }
+    }
+
+    /// `429 RATE_LIMITED` with a `Retry-After` of `retry_after` (rounded up to whole seconds).
+    pub fn rate_limited(what: &str, retry_after: std::time::Duration) -> Self {
+        let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+        let mut envelope = Envelope::error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "RATE_LIMITED",
+            format!("too many {what}; try again in {seconds} s"),
+        );
+        envelope.retry_after = Some(seconds.max(1));
+        envelope
     }
 
     /// Replaces the payload (an expired token's answer carries the new token and an error).
@@ -77,13 +93,20 @@ impl From<ChatError> for Envelope {
         Envelope {
             body: CoreEnvelope::failure(&error),
             status,
+            retry_after: None,
         }
     }
 }
 
 impl IntoResponse for Envelope {
     fn into_response(self) -> Response {
-        (self.status, Json(&self)).into_response()
+        let mut response = (self.status, Json(&self)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 

@@ -31,6 +31,10 @@ pub struct WebConfig {
     pub trust_forwarded_for: bool,
     /// Open WebSocket connections at most; upgrades past it get a 503 envelope.
     pub max_connections: usize,
+    /// Rooms one identity, and one client address prefix, may create per hour (0: no limit).
+    pub rooms_per_hour: u32,
+    /// New tokens (identities) `/init` issues per client address prefix per hour (0: no limit).
+    pub tokens_per_hour: u32,
 }
 
 impl Default for WebConfig {
@@ -42,6 +46,8 @@ impl Default for WebConfig {
             max_ws_message_bytes,
             trust_forwarded_for: false,
             max_connections: 50_000,
+            rooms_per_hour: 10,
+            tokens_per_hour: 60,
         }
     }
 }
@@ -52,15 +58,18 @@ pub struct AppState {
     service: ChatService,
     config: Arc<WebConfig>,
     shutdown: Shutdown,
+    limits: Arc<api::AbuseLimits>,
 }
 
 impl AppState {
     /// State for a router serving `service`; `shutdown` closes its WebSocket connections.
     pub fn new(service: ChatService, config: WebConfig, shutdown: Shutdown) -> Self {
+        let limits = Arc::new(api::AbuseLimits::new(&config));
         AppState {
             service,
             config: Arc::new(config),
             shutdown,
+            limits,
         }
     }
 }

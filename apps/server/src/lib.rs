@@ -110,6 +110,12 @@ pub struct ServerConfig {
     /// Open WebSocket connections at most; more get a 503.
     #[arg(long, env = "RTCHAT_MAX_CONNECTIONS", default_value_t = 50_000)]
     pub max_connections: usize,
+    /// Rooms one identity, and one client address prefix, may create per hour; 0 for no limit.
+    #[arg(long, env = "RTCHAT_ROOMS_PER_HOUR", default_value_t = 10)]
+    pub rooms_per_hour: u32,
+    /// New tokens (identities) `/init` issues per client address prefix per hour; 0 for no limit.
+    #[arg(long, env = "RTCHAT_TOKENS_PER_HOUR", default_value_t = 60)]
+    pub tokens_per_hour: u32,
     /// Take client addresses from X-Forwarded-For (only behind your own proxy).
     #[arg(long, env = "RTCHAT_TRUST_FORWARDED_FOR")]
     pub trust_forwarded_for: bool,
@@ -248,6 +254,8 @@ pub async fn assemble(config: &ServerConfig) -> Result<Node, StartError> {
         driver,
         trust_forwarded_for: config.trust_forwarded_for,
         max_connections: config.max_connections,
+        rooms_per_hour: config.rooms_per_hour,
+        tokens_per_hour: config.tokens_per_hour,
     };
     Ok(Node {
         service,

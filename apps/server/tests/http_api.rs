@@ -393,3 +393,58 @@ async fn health_page_assets_and_unknown_paths() {
     assert_envelope(&unknown.body, false, "NOT_FOUND");
     server.stop().await;
 }
+
+#[tokio::test]
+async fn rooms_and_new_identities_are_limited_per_hour_with_a_retry_after() {
+    let mut config = common::config();
+    config.rooms_per_hour = 2;
+    config.tokens_per_hour = 3;
+    let server = TestServer::start_with(config).await;
+    // New identities from one address: three, then 429 with Retry-After.
+    for _ in 0..3 {
+        assert_eq!(server.get("/init").await.status, 200);
+    }
+    let refused = server.get("/init").await;
+    assert_eq!(refused.status, 429, "{}", refused.body);
+    assert_envelope(&refused.body, false, "RATE_LIMITED");
+    let retry_after: u64 = refused
+        .head
+        .lines()
+        .find_map(|line| line.strip_prefix("retry-after: "))
+        .and_then(|value| value.trim().parse().ok())
+        .expect("a Retry-After header");
+    assert!((1..=3600).contains(&retry_after), "{retry_after}");
+    // Someone who already has a token is not affected.
+    let token = server.token_for("#AAAAAA");
+    let valid = server
+        .request(
+            "GET",
+            "/init",
+            &[("Authorization", &format!("Bearer {token}"))],
+            None,
+        )
+        .await;
+    assert_eq!(valid.status, 200);
+
+    // Rooms: two per identity (and per address) an hour.
+    let bearer = format!("Bearer {token}");
+    let auth = [("Authorization", bearer.as_str())];
+    for name in ["one", "two"] {
+        let body = format!(r#"{{"name":"{name}"}}"#);
+        let created = server.request("POST", "/rooms", &auth, Some(&body)).await;
+        assert_eq!(created.status, 200, "{}", created.body);
+    }
+    let third = server
+        .request("POST", "/rooms", &auth, Some(r#"{"name":"three"}"#))
+        .await;
+    assert_eq!(third.status, 429, "{}", third.body);
+    assert!(third.head.contains("retry-after: "));
+    // Another identity from the same address is limited too: tokens are free to mint.
+    let other = format!("Bearer {}", server.token_for("#BBBBBB"));
+    let other_auth = [("Authorization", other.as_str())];
+    let from_same_address = server
+        .request("POST", "/rooms", &other_auth, Some(r#"{"name":"four"}"#))
+        .await;
+    assert_eq!(from_same_address.status, 429);
+    server.stop().await;
+}

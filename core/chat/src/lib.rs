@@ -30,6 +30,7 @@ pub mod hub;
 mod identity;
 mod ip;
 pub mod jobs;
+pub mod limits;
 pub mod model;
 pub mod ports;
 pub mod private_room;
@@ -43,6 +44,7 @@ pub use hub::{ConnectionId, Hub};
 pub use identity::is_valid_name_tag;
 pub use ip::ip_prefix;
 pub use jobs::{Job, JobDone};
+pub use limits::WindowLimiter;
 pub use model::{
     ChatMessage, Identity, LOBBY, LOBBY_NAME, LogEpoch, MessageId, MessageKey, NewMessage,
     PRIVATE_ROOM_PREFIX, Room, RoomId, Seq,
