@@ -62,6 +62,7 @@ pub trait Client: Send {
 pub fn all() -> Vec<Box<dyn Combination>> {
     let mut combinations: Vec<Box<dyn Combination>> = vec![
         Box::new(InProcess),
+        Box::new(InProcessSqlite),
         Box::new(WebSocket),
         Box::new(crate::webtransport::WebTransport),
     ];
@@ -81,6 +82,10 @@ struct InProcessNode {
     driver: DriverConfig,
     shutdown: Shutdown,
     connections: Vec<JoinHandle<()>>,
+    /// The node itself, to close its store when it stops.
+    node: rtchat_server::Node,
+    /// The SQLite store's data directory, deleted when the node is dropped.
+    _data_dir: Option<tempfile::TempDir>,
 }
 
 #[async_trait]
@@ -90,15 +95,46 @@ impl Combination for InProcess {
     }
 
     async fn start(&self, config: &ServerConfig) -> Result<Box<dyn Node>, String> {
-        let node = assemble(config)
-            .await
-            .map_err(|error| format!("cannot assemble the node: {error}"))?;
-        Ok(Box::new(InProcessNode {
-            service: node.service,
-            driver: node.web.driver,
-            shutdown: Shutdown::new(),
-            connections: Vec::new(),
-        }))
+        start_in_process(config, None).await
+    }
+}
+
+/// Assembles a node from `config` and drives its connections in-process.
+async fn start_in_process(
+    config: &ServerConfig,
+    data_dir: Option<tempfile::TempDir>,
+) -> Result<Box<dyn Node>, String> {
+    let node = assemble(config)
+        .await
+        .map_err(|error| format!("cannot assemble the node: {error}"))?;
+    Ok(Box::new(InProcessNode {
+        service: node.service.clone(),
+        driver: node.web.driver.clone(),
+        shutdown: Shutdown::new(),
+        connections: Vec::new(),
+        node,
+        _data_dir: data_dir,
+    }))
+}
+
+// ---- (a') in-process on the SQLite store: the embedded default's store ----
+
+/// In-process connections, the SQLite store in a fresh temporary data directory.
+pub struct InProcessSqlite;
+
+#[async_trait]
+impl Combination for InProcessSqlite {
+    fn name(&self) -> &'static str {
+        "in-process-sqlite (memory transport, SQLite store, in-process broker)"
+    }
+
+    async fn start(&self, config: &ServerConfig) -> Result<Box<dyn Node>, String> {
+        let data_dir =
+            tempfile::tempdir().map_err(|error| format!("no temporary directory: {error}"))?;
+        let mut config = config.clone();
+        config.store = StoreKind::Sqlite;
+        config.data_dir = data_dir.path().to_path_buf();
+        start_in_process(&config, Some(data_dir)).await
     }
 }
 
@@ -123,6 +159,7 @@ impl Node for InProcessNode {
         for connection in self.connections {
             connection.abort();
         }
+        self.node.leave_cluster().await;
     }
 }
 

@@ -53,7 +53,7 @@ impl std::error::Error for Failure {}
 /// The server configuration of a transcript: the embedded defaults, the conformance secret,
 /// heart-beats off, then the transcript's `config:` lines.
 pub fn server_config(transcript: &Transcript) -> ServerConfig {
-    let mut config = ServerConfig::embedded();
+    let mut config = ServerConfig::in_memory();
     config.jwt_secret = Some(SECRET.to_owned());
     config.heart_beat = HeartBeat::OFF;
     for setting in &transcript.settings {

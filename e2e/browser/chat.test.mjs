@@ -53,7 +53,8 @@ function startServer(bind = '127.0.0.1:0') {
       reject(new Error(`no server binary at ${SERVER_BIN} (cargo build -p rtchat-server, or set RTCHAT_SERVER_BIN)`));
       return;
     }
-    const child = spawn(SERVER_BIN, ['--bind', bind, '--jwt-secret', JWT_SECRET], {
+    // The memory store: every start is a new log (a new epoch), and nothing is written to disk.
+    const child = spawn(SERVER_BIN, ['--bind', bind, '--jwt-secret', JWT_SECRET, '--store', 'memory'], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' },
     });

@@ -24,7 +24,7 @@ struct TestServer {
 }
 
 async fn start() -> TestServer {
-    let mut config = ServerConfig::embedded();
+    let mut config = ServerConfig::in_memory();
     config.jwt_secret = Some(SECRET.to_owned());
     let node = assemble(&config).await.expect("the node assembles");
     let identity = self_signed_identity(&[]).expect("a self-signed identity");

@@ -20,6 +20,7 @@ use rtchat_memory::{
 };
 use rtchat_postgres::PostgresStore;
 use rtchat_redis::{PresenceConfig, RedisBroker, RedisPresence, SweepListener, SweepOutcome};
+use rtchat_sqlite::SqliteStore;
 use rtchat_stomp::{HeartBeat, SessionConfig};
 use rtchat_web::{AppState, WebConfig};
 use std::future::Future;
@@ -31,11 +32,17 @@ use tokio::net::TcpListener;
 /// Where messages and rooms are kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum StoreKind {
-    /// In this process's memory (lost on restart).
+    /// A SQLite file in `--data-dir` (the default): one node that keeps rooms, history and
+    /// identities across restarts, with no service to run.
+    Sqlite,
+    /// In this process's memory (lost on restart): for tests and throwaway runs.
     Memory,
     /// PostgreSQL (`--database-url`), shared by every node.
     Postgres,
 }
+
+/// The SQLite database file, inside `--data-dir`.
+pub const SQLITE_FILE: &str = "rtchat.db";
 
 /// How room events and live counts reach every node.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -58,8 +65,11 @@ pub struct ServerConfig {
     #[arg(long, env = "RTCHAT_BIND", default_value = "127.0.0.1:8080")]
     pub bind: SocketAddr,
     /// Message and room store.
-    #[arg(long, env = "RTCHAT_STORE", value_enum, default_value = "memory")]
+    #[arg(long, env = "RTCHAT_STORE", value_enum, default_value = "sqlite")]
     pub store: StoreKind,
+    /// Where the embedded default keeps its database and its generated JWT secret.
+    #[arg(long, env = "RTCHAT_DATA_DIR", default_value = "rtchat-data")]
+    pub data_dir: std::path::PathBuf,
     /// Broker between nodes.
     #[arg(long, env = "RTCHAT_BROKER", value_enum, default_value = "memory")]
     pub broker: BrokerKind,
@@ -76,8 +86,8 @@ pub struct ServerConfig {
     /// Prefix of every Redis key and channel, so deployments can share a Redis.
     #[arg(long, env = "RTCHAT_REDIS_PREFIX", default_value = "rtchat")]
     pub redis_prefix: String,
-    /// HS256 secret for tokens. Without one a random secret is generated, and tokens die with
-    /// the process.
+    /// HS256 secret for tokens. Without one, `--store sqlite` makes one in `--data-dir` (kept
+    /// across restarts); other stores make a random one that dies with the process.
     #[arg(long, env = "RTCHAT_JWT_SECRET", hide_env_values = true)]
     pub jwt_secret: Option<String>,
     /// Token lifetime in hours.
@@ -129,9 +139,17 @@ fn parse_heart_beat(value: &str) -> Result<HeartBeat, String> {
 }
 
 impl ServerConfig {
-    /// The defaults, as if started with no flags and no environment (for tests).
+    /// The defaults, as if started with no flags (the environment still counts).
     pub fn embedded() -> Self {
         ServerConfig::parse_from(["rtchat-server"])
+    }
+
+    /// The defaults with the memory store: nothing written to disk (tests, throwaway runs).
+    pub fn in_memory() -> Self {
+        ServerConfig {
+            store: StoreKind::Memory,
+            ..Self::embedded()
+        }
     }
 
     fn session_config(&self) -> SessionConfig {
@@ -179,6 +197,8 @@ pub struct Node {
     pub web: WebConfig,
     /// Shared presence to take this node's sessions out of when it stops.
     redis_presence: Option<Arc<RedisPresence>>,
+    /// The SQLite store, closed (its log folded into the file) when the node stops.
+    sqlite: Option<Arc<SqliteStore>>,
     /// The room-log repair task; it ends with the node.
     _repairs: RepairTask,
 }
@@ -192,14 +212,25 @@ impl Node {
         {
             tracing::warn!(%error, "could not remove this node's sessions from Redis presence");
         }
+        if let Some(store) = &self.sqlite
+            && let Err(error) = store.close().await
+        {
+            tracing::warn!(%error, "could not close the SQLite store cleanly (no commit is lost)");
+        }
     }
 }
 
 /// Assembles the adapters `config` names.
 pub async fn assemble(config: &ServerConfig) -> Result<Node, StartError> {
-    let secret = match &config.jwt_secret {
-        Some(secret) => secret.as_bytes().to_vec(),
-        None => {
+    let secret = match (&config.jwt_secret, config.store) {
+        (Some(secret), _) => secret.as_bytes().to_vec(),
+        (None, StoreKind::Sqlite) => data_dir::jwt_secret(&config.data_dir).map_err(|error| {
+            StartError::Backend(format!(
+                "cannot keep a JWT secret in {}: {error}",
+                config.data_dir.display()
+            ))
+        })?,
+        (None, _) => {
             tracing::warn!(
                 "no RTCHAT_JWT_SECRET or --jwt-secret: using a random secret; tokens will not survive a restart"
             );
@@ -212,7 +243,7 @@ pub async fn assemble(config: &ServerConfig) -> Result<Node, StartError> {
         Duration::from_secs(config.token_ttl_hours.saturating_mul(3600)),
     );
     let hub = Arc::new(Hub::new());
-    let (messages, rooms) = store(config).await?;
+    let (messages, rooms, sqlite) = store(config).await?;
     let (broker, presence, redis_presence) = broker_and_presence(config, hub.clone()).await?;
     let appender = Arc::new(RoomWriters::new(
         messages.clone(),
@@ -261,6 +292,7 @@ pub async fn assemble(config: &ServerConfig) -> Result<Node, StartError> {
         service,
         web,
         redis_presence,
+        sqlite,
         _repairs: repairs,
     })
 }
@@ -283,13 +315,32 @@ fn backend(what: &str) -> impl Fn(BackendError) -> StartError + '_ {
 }
 
 /// The message and room stores `--store` names.
-async fn store(
-    config: &ServerConfig,
-) -> Result<(Arc<dyn MessageStore>, Arc<dyn RoomStore>), StartError> {
+async fn store(config: &ServerConfig) -> Result<Stores, StartError> {
     match config.store {
+        StoreKind::Sqlite => {
+            let cannot = |error: std::io::Error| {
+                StartError::Backend(format!(
+                    "cannot use the data directory {}: {error}",
+                    config.data_dir.display()
+                ))
+            };
+            std::fs::create_dir_all(&config.data_dir).map_err(cannot)?;
+            let path = config.data_dir.join(SQLITE_FILE);
+            let store = SqliteStore::open(&path)
+                .await
+                .map_err(backend("cannot open the SQLite database"))?;
+            store
+                .migrate()
+                .await
+                .map_err(backend("cannot migrate the SQLite database"))?;
+            tracing::info!(path = %path.display(), "SQLite store");
+            let store = Arc::new(store);
+            Ok((store.clone(), store.clone(), Some(store)))
+        }
         StoreKind::Memory => Ok((
             Arc::new(MemoryMessageStore::new()),
             Arc::new(MemoryRoomStore::new()),
+            None,
         )),
         StoreKind::Postgres => {
             let url = config.database_url.as_deref().ok_or_else(|| {
@@ -306,10 +357,17 @@ async fn store(
                 .migrate()
                 .await
                 .map_err(backend("cannot migrate PostgreSQL"))?;
-            Ok((store.clone(), store))
+            Ok((store.clone(), store, None))
         }
     }
 }
+
+/// The message and room stores, and the SQLite store to close on shutdown if that is it.
+type Stores = (
+    Arc<dyn MessageStore>,
+    Arc<dyn RoomStore>,
+    Option<Arc<SqliteStore>>,
+);
 
 type BrokerAndPresence = (
     Arc<dyn Broker>,

@@ -28,7 +28,7 @@ pub struct TestServer {
 }
 
 pub fn config() -> ServerConfig {
-    let mut config = ServerConfig::embedded();
+    let mut config = ServerConfig::in_memory();
     config.bind = "127.0.0.1:0".parse().expect("loopback address");
     config.jwt_secret = Some(SECRET.to_owned());
     config
