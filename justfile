@@ -4,7 +4,7 @@
 default:
     @just --list
 
-# Run the server on the embedded default (memory store, in-process broker).
+# Run the server on the embedded default (SQLite in ./rtchat-data, in-process broker).
 run *ARGS:
     cargo run --release -p rtchat-server -- {{ARGS}}
 
