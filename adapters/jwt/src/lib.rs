@@ -1,7 +1,7 @@
 //! # rtchat-jwt
 //!
 //! The [`Tokens`] port over HS256 JSON Web Tokens (jsonwebtoken). A token carries an
-//! anonymous [`Identity`]; its claims are the contract's (MISSION.md): `jti` (uuid v4),
+//! anonymous [`Identity`]; its claims are the contract's (docs/protocol.md): `jti` (uuid v4),
 //! `iss` (this server), `sub` (the name tag, `#A1B2C3`), `randId` (the display name), `aud`
 //! (the client address when issued), `iat`, `nbf`, `exp` (seconds since the epoch).
 //!

@@ -1,4 +1,4 @@
-//! The HTTP API of MISSION.md against a real server on a loopback port: every answer in the
+//! The HTTP API of docs/protocol.md against a real server on a loopback port: every answer in the
 //! envelope, bad input as a 400 with a message, never a panic.
 
 mod common;

@@ -1,4 +1,4 @@
-//! The contract's STOMP destinations (MISSION.md, "Destinations"), parsed once into what
+//! The contract's STOMP destinations (docs/protocol.md), parsed once into what
 //! they mean, so the connection matches on meaning rather than on string prefixes.
 
 use crate::model::RoomId;

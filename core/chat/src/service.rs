@@ -1,4 +1,4 @@
-//! The application service: the chat contract (MISSION.md) in terms of the ports.
+//! The application service: the chat contract (docs/protocol.md) in terms of the ports.
 //! The HTTP adapter calls it directly; STOMP connections go through [`crate::ChatConnection`].
 
 use crate::hub::{ConnectionId, Hub};
