@@ -22,6 +22,9 @@ pub struct DriverConfig {
     pub write_timeout: Duration,
     /// Deliveries taken from the queue per wake-up, so one busy room costs one flush per batch.
     pub delivery_batch: usize,
+    /// On shutdown, how long a connection may wait for its SENDs in flight to be stored and
+    /// answered before it is told the server is going away.
+    pub drain: Duration,
 }
 
 impl Default for DriverConfig {
@@ -31,6 +34,7 @@ impl Default for DriverConfig {
             outbound_capacity: 1024,
             write_timeout: Duration::from_secs(10),
             delivery_batch: 64,
+            drain: Duration::from_secs(10),
         }
     }
 }
@@ -107,6 +111,9 @@ pub async fn run_connection<T: Transport>(
     let mut chat = service.connection(client, sink.clone());
     let mut session = Session::new(config.session.clone(), now());
     let mut going_away = false;
+    // Set on shutdown: until then the connection reads nothing more, and waits for its SENDs
+    // in flight to be answered; then it is told the server is going away.
+    let mut drain_until: Option<tokio::time::Instant> = None;
     // The connection's job under way (store, presence and broker work), if any: polled here
     // beside reading and delivering, never awaited on its own.
     let mut job: Option<Job> = None;
@@ -143,6 +150,18 @@ pub async fn run_connection<T: Transport>(
         if session.is_closed() {
             break;
         }
+        if let Some(until) = drain_until
+            && (!chat.has_sends_in_flight() || tokio::time::Instant::now() >= until)
+        {
+            drain_until = None;
+            session.error(
+                "server shutting down",
+                "This server is going away; reconnect (with since-seq) to reach another.",
+                None,
+            );
+            close_log::server_closed(chat.id().0, client, "server shutting down", now());
+            continue;
+        }
         // Taken only while the connection lives: the job that ends it (leaving the counts)
         // runs in `closed` below.
         if job.is_none() && !chat.is_closed() {
@@ -154,16 +173,12 @@ pub async fn run_connection<T: Transport>(
             biased;
             () = shutdown.triggered(), if !going_away => {
                 going_away = true;
-                session.error(
-                    "server shutting down",
-                    "This server is going away; reconnect (with since-seq) to reach another.",
-                    None,
-                );
-                close_log::server_closed(chat.id().0, client, "server shutting down", now());
+                drain_until = Some(tokio::time::Instant::now() + config.drain);
             }
+            () = sleep_until(drain_until), if drain_until.is_some() => {}
             // While its SENDs wait for the store, a connection reads no more (bounded memory);
-            // it still delivers, heart-beats and answers.
-            incoming = transport.recv(), if chat.wants_input() => match incoming {
+            // it still delivers, heart-beats and answers. Nor does it while draining.
+            incoming = transport.recv(), if chat.wants_input() && !going_away => match incoming {
                 Incoming::Data(bytes) => session.handle_input(&bytes, now()),
                 Incoming::Liveness => session.handle_liveness(now()),
                 Incoming::Closed => session.handle_transport_closed(),

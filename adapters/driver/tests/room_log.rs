@@ -456,3 +456,36 @@ async fn a_connection_whose_subscribe_waits_on_the_store_still_delivers() {
     }
     assert_eq!(answers, ["garden", "w1"]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_shutdown_sends_in_flight_are_stored_and_receipted_before_the_goodbye() {
+    let writer = WriterConfig {
+        min_retry_pause: Duration::from_millis(50),
+        max_retry_pause: Duration::from_millis(100),
+        ..WriterConfig::default()
+    };
+    let node = node(|hub| Arc::new(InProcessBroker::new(hub)), writer).await;
+    let mut alice = Client::connect(&node, "alice").await;
+    // The store fails a few times first: the SEND is still in flight when shutdown comes.
+    node.store.fail_appends.store(3, Ordering::SeqCst);
+    alice.send(&chat_send("last words", "r1")).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    node.shutdown.trigger();
+    let receipt = alice.frame().await;
+    assert_eq!(receipt.command, Command::Receipt, "{receipt:?}");
+    assert_eq!(receipt.get("receipt-id"), Some("r1"));
+    let goodbye = alice.frame().await;
+    assert_eq!(goodbye.command, Command::Error, "{goodbye:?}");
+    assert_eq!(goodbye.get("message"), Some("server shutting down"));
+    tokio::time::timeout(Duration::from_secs(5), node.shutdown.wait_idle())
+        .await
+        .expect("the connection ends");
+    assert_eq!(
+        node.store
+            .head(&RoomId::parse("lobby").expect("room"))
+            .await
+            .expect("head"),
+        1,
+        "stored once"
+    );
+}

@@ -126,6 +126,10 @@ pub struct ServerConfig {
     /// New tokens (identities) `/init` issues per client address prefix per hour; 0 for no limit.
     #[arg(long, env = "RTCHAT_TOKENS_PER_HOUR", default_value_t = 60)]
     pub tokens_per_hour: u32,
+    /// On SIGTERM/SIGINT, how long connections may take to get their SENDs in flight stored
+    /// and answered before they are told the server is going away.
+    #[arg(long, env = "RTCHAT_DRAIN_SECONDS", default_value_t = 10)]
+    pub drain_seconds: u64,
     /// Take client addresses from X-Forwarded-For (only behind your own proxy).
     #[arg(long, env = "RTCHAT_TRUST_FORWARDED_FOR")]
     pub trust_forwarded_for: bool,
@@ -278,6 +282,7 @@ pub async fn assemble(config: &ServerConfig) -> Result<Node, StartError> {
     let driver = DriverConfig {
         session: config.session_config(),
         outbound_capacity: config.outbound_queue,
+        drain: Duration::from_secs(config.drain_seconds),
         ..DriverConfig::default()
     };
     let web = WebConfig {

@@ -22,7 +22,9 @@ async fn main() -> ExitCode {
         Err(error) => tracing::warn!(%error, "cannot read the bound address"),
     }
     tracing::info!(store = ?config.store, broker = ?config.broker, heart_beat = ?config.heart_beat, "serving");
-    match server.run(shutdown_signal(), Duration::from_secs(5)).await {
+    // Connections drain their SENDs for up to --drain-seconds, then write their goodbyes.
+    let drain = Duration::from_secs(config.drain_seconds.saturating_add(5));
+    match server.run(shutdown_signal(), drain).await {
         Ok(()) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS

@@ -194,6 +194,12 @@ impl ChatConnection {
             && self.jobs.len() < MAX_QUEUED_JOBS
     }
 
+    /// Whether SENDs of this connection wait for their answers (the driver drains them before
+    /// a shutdown closes the connection).
+    pub fn has_sends_in_flight(&self) -> bool {
+        self.in_flight.iter().any(|waiting| waiting.ticket != 0) || !self.to_submit.is_empty()
+    }
+
     /// Whether the connection is over for the chat (its closing job is left for
     /// [`ChatConnection::closed`]).
     pub fn is_closed(&self) -> bool {
