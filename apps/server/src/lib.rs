@@ -7,6 +7,7 @@
 //! two calls.
 
 pub mod data_dir;
+pub mod open_files;
 
 use clap::{Parser, ValueEnum};
 use rtchat_core::{
@@ -285,11 +286,21 @@ pub async fn assemble(config: &ServerConfig) -> Result<Node, StartError> {
         drain: Duration::from_secs(config.drain_seconds),
         ..DriverConfig::default()
     };
+    let open_files = open_files::raise_to_hard_limit();
+    let max_connections = open_files::connection_cap(config.max_connections, open_files);
+    if max_connections < config.max_connections {
+        tracing::warn!(
+            wanted = config.max_connections,
+            capped = max_connections,
+            open_files = open_files.unwrap_or_default(),
+            "--max-connections is more than the open-file limit allows: capped"
+        );
+    }
     let web = WebConfig {
         max_ws_message_bytes: driver.session.limits.max_frame_bytes * 2,
         driver,
         trust_forwarded_for: config.trust_forwarded_for,
-        max_connections: config.max_connections,
+        max_connections,
         rooms_per_hour: config.rooms_per_hour,
         tokens_per_hour: config.tokens_per_hour,
     };
