@@ -113,6 +113,21 @@ impl Broker for RedisBroker {
             .map_err(|e| backend("publish", e))
     }
 
+    /// PING on the publishing connection, within the response timeout.
+    async fn ready(&self) -> Result<(), BackendError> {
+        let mut connection = self.publisher.clone();
+        match timeout(
+            RESPONSE_TIMEOUT,
+            redis::cmd("PING").query_async::<String>(&mut connection),
+        )
+        .await
+        {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(error)) => Err(backend("ping", error)),
+            Err(_) => Err(BackendError("redis ping: timed out".to_owned())),
+        }
+    }
+
     /// Publishes `events` in one pipeline: one round trip for a whole batch, in order.
     async fn publish_all(&self, events: Vec<RoomEvent>) -> Result<(), BackendError> {
         if events.is_empty() {

@@ -99,6 +99,19 @@ pub async fn healthz() -> Envelope {
     Envelope::ok("SUCCESS", serde_json::json!({"status": "ok"}))
 }
 
+/// `GET /readyz`: whether the store, broker and presence answer (a load balancer sends no
+/// one here while they do not). `/healthz` is only liveness.
+pub async fn readyz(State(state): State<AppState>) -> Envelope {
+    match state.service.ready().await {
+        Ok(()) => Envelope::ok("SUCCESS", serde_json::json!({"status": "ready"})),
+        Err(down) => Envelope::error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "UNAVAILABLE",
+            format!("not ready: {} not answering", down.join(", ")),
+        ),
+    }
+}
+
 /// `GET /init`: issue, accept or re-issue a token.
 pub async fn init(
     State(state): State<AppState>,

@@ -80,6 +80,7 @@ pub fn router(state: AppState) -> Router {
         .route("/", get(assets::index))
         .route("/assets/{file}", get(assets::asset))
         .route("/healthz", get(api::healthz))
+        .route("/readyz", get(api::readyz))
         .route("/init", get(api::init))
         .route("/message", get(api::newest_messages))
         .route("/message/lastMessageId", get(api::messages_before))

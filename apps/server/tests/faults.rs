@@ -405,8 +405,21 @@ async fn a_redis_restart_loses_no_receipted_message() {
     const SENDS: usize = 300;
     let sender = send_paced(publisher, SENDS);
     sleep(Duration::from_millis(1500)).await;
+    assert!(
+        http(a.addr, "GET", "/readyz", None).await.is_some(),
+        "ready"
+    );
     redis.kill().expect("kill redis");
     let (mut publisher, answers) = sender.await.expect("sender");
+    // Not ready while its broker does not answer (still alive: /healthz answers).
+    assert!(
+        http(a.addr, "GET", "/readyz", None).await.is_none(),
+        "not ready"
+    );
+    assert!(
+        http(a.addr, "GET", "/healthz", None).await.is_some(),
+        "alive"
+    );
     sleep(Duration::from_millis(1500)).await;
     redis.start_again().expect("redis back");
 
@@ -429,7 +442,12 @@ async fn a_redis_restart_loses_no_receipted_message() {
             "every receipted message, in order, with no client action"
         );
     }
-    // Redis carries messages again.
+    // Redis carries messages again, and the node says it is ready.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while http(a.addr, "GET", "/readyz", None).await.is_none() {
+        assert!(Instant::now() < deadline, "ready again once Redis is back");
+        sleep(Duration::from_millis(100)).await;
+    }
     publisher.send(&chat("lobby", "after", "k-after")).await;
     for watcher in &mut watchers {
         let log = read_log(watcher, SENDS as u64, 1).await;

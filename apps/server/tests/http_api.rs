@@ -366,6 +366,9 @@ async fn health_page_assets_and_unknown_paths() {
     let health = server.get("/healthz").await;
     assert_eq!(health.status, 200);
     assert_envelope(&health.body, true, "SUCCESS");
+    let ready = server.get("/readyz").await;
+    assert_eq!(ready.status, 200);
+    assert_eq!(ready.body["response"]["status"], "ready");
 
     let page = server.get("/").await;
     assert_eq!(page.status, 200);

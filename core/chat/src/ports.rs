@@ -152,6 +152,11 @@ pub trait Broker: Send + Sync + 'static {
         }
         Ok(())
     }
+
+    /// Whether the broker answers now (for a readiness check); in-process brokers always do.
+    async fn ready(&self) -> Result<(), BackendError> {
+        Ok(())
+    }
 }
 
 /// A SEND to `/pub/chat`, validated, on its way to its room's writer.

@@ -288,6 +288,22 @@ impl ChatService {
         }
     }
 
+    /// Whether the backends answer now (`GET /readyz`): the names of those that do not.
+    pub async fn ready(&self) -> Result<(), Vec<&'static str>> {
+        let ports = &self.inner.ports;
+        let mut down = Vec::new();
+        if ports.rooms.count().await.is_err() {
+            down.push("store");
+        }
+        if ports.broker.ready().await.is_err() {
+            down.push("broker");
+        }
+        if ports.presence.total().await.is_err() {
+            down.push("presence");
+        }
+        if down.is_empty() { Ok(()) } else { Err(down) }
+    }
+
     /// The store's log epoch (sent with CONNECTED and every chat MESSAGE).
     pub fn epoch(&self) -> &LogEpoch {
         &self.inner.epoch
