@@ -181,6 +181,14 @@ pub async fn run_connection<T: Transport>(
             incoming = transport.recv(), if chat.wants_input() && !going_away => match incoming {
                 Incoming::Data(bytes) => session.handle_input(&bytes, now()),
                 Incoming::Liveness => session.handle_liveness(now()),
+                Incoming::TooLarge => {
+                    close_log::server_closed(chat.id().0, client, "message too large", now());
+                    session.error(
+                        "frame too large",
+                        "a message was larger than the server accepts; see --max-frame-bytes",
+                        None,
+                    );
+                }
                 Incoming::Closed => session.handle_transport_closed(),
             },
             () = sink.ready() => {

@@ -11,6 +11,9 @@ pub enum Incoming {
     Data(Bytes),
     /// Proof of life without STOMP bytes (a WebSocket ping or pong).
     Liveness,
+    /// The peer sent a transport message larger than the transport accepts: the connection
+    /// is told why (an ERROR) and closed.
+    TooLarge,
     /// The peer closed, or the transport failed.
     Closed,
 }

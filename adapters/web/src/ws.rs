@@ -67,6 +67,22 @@ struct WsTransport {
     socket: WebSocket,
 }
 
+/// Whether a read failed because the peer's message or frame was over the size limit.
+fn is_too_large(error: &axum::Error) -> bool {
+    use std::error::Error as _;
+    let mut source = error.source();
+    while let Some(cause) = source {
+        if let Some(tungstenite) = cause.downcast_ref::<tokio_tungstenite::tungstenite::Error>() {
+            return matches!(
+                tungstenite,
+                tokio_tungstenite::tungstenite::Error::Capacity(_)
+            );
+        }
+        source = cause.source();
+    }
+    false
+}
+
 fn failed(error: axum::Error) -> TransportError {
     TransportError(error.to_string())
 }
@@ -79,6 +95,7 @@ impl Transport for WsTransport {
             Some(Ok(Message::Binary(bytes))) => Incoming::Data(bytes),
             // tungstenite answers pings itself; both still prove the peer is there.
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => Incoming::Liveness,
+            Some(Err(error)) if is_too_large(&error) => Incoming::TooLarge,
             Some(Ok(Message::Close(_))) | Some(Err(_)) | None => Incoming::Closed,
         }
     }

@@ -124,3 +124,21 @@ async fn connections_past_the_limit_get_a_503() {
     }
     server.stop().await;
 }
+
+#[tokio::test]
+async fn a_websocket_message_over_the_limit_gets_an_error_saying_so_then_a_close() {
+    let server = TestServer::start().await;
+    let token = server.token().await;
+    let mut client = StompClient::connect(&server.ws_url(), &token).await;
+    // One WebSocket message far over the limit (the frame limit is 64 KiB of body).
+    let huge = format!(
+        "SEND\ndestination:/pub/chat\n\n{{\"roomId\":\"lobby\",\"message\":\"{}\"}}\0",
+        "x".repeat(1_000_000)
+    );
+    client.send(&huge).await;
+    let error = client.frame().await;
+    assert_eq!(error.command, Command::Error, "{error:?}");
+    assert_eq!(error.get("message"), Some("frame too large"));
+    client.closed().await;
+    server.stop().await;
+}
