@@ -289,11 +289,11 @@ pub async fn assemble(config: &ServerConfig) -> Result<Node, StartError> {
     let open_files = open_files::raise_to_hard_limit();
     let max_connections = open_files::connection_cap(config.max_connections, open_files);
     if max_connections < config.max_connections {
-        tracing::warn!(
+        tracing::info!(
             wanted = config.max_connections,
             capped = max_connections,
             open_files = open_files.unwrap_or_default(),
-            "--max-connections is more than the open-file limit allows: capped"
+            "--max-connections capped to what the open-file limit allows"
         );
     }
     let web = WebConfig {
