@@ -62,6 +62,7 @@ transcripts! {
     since_seq_recovery => "37-since-seq",
     idempotent_send_with_a_message_key => "38-message-key",
     failed_send_without_an_error_queue_gets_an_error_frame => "39-send-error-without-error-queue",
+    disconnect_receipt_comes_after_the_sends_before_it => "40-disconnect-after-send",
 }
 
 /// Runs `name` on every combination, checks they agree, and snapshots the result.

@@ -162,6 +162,8 @@ impl ServerConfig {
             heart_beat: self.heart_beat,
             server_name: format!("{}/{}", self.node_name, env!("CARGO_PKG_VERSION")),
             max_frames_per_second: self.max_frames_per_second,
+            // A DISCONNECT's RECEIPT comes after the RECEIPTs of the SENDs before it.
+            defer_disconnect: true,
             ..SessionConfig::default()
         };
         session.limits.max_body_bytes = self.max_frame_bytes;

@@ -90,6 +90,8 @@ pub struct ChatConnection {
     next_ticket: u64,
     /// Presence was told about this session, so it must be told when it ends.
     announced: bool,
+    /// A DISCONNECT waits for the answers of the frames before it.
+    disconnecting: bool,
     closed: bool,
 }
 
@@ -163,7 +165,21 @@ impl ChatConnection {
             to_submit: Vec::new(),
             next_ticket: 1,
             announced: false,
+            disconnecting: false,
             closed: false,
+        }
+    }
+
+    /// Completes a waiting DISCONNECT once every frame before it is answered: its RECEIPT
+    /// then means they all took effect.
+    fn finish_disconnect(&mut self, session: &mut Session) {
+        if self.disconnecting
+            && !self.has_sends_in_flight()
+            && self.jobs.is_empty()
+            && !self.job_running
+        {
+            self.disconnecting = false;
+            session.disconnect();
         }
     }
 
@@ -221,6 +237,7 @@ impl ChatConnection {
         let delivered = self.apply(done, session);
         // SENDs that waited for this job (and every job before them) may go now.
         self.submit_sends();
+        self.finish_disconnect(session);
         delivered
     }
 
@@ -325,6 +342,7 @@ impl ChatConnection {
                 Answer::Failed(error) => self.send_failed(session, &error, receipt),
             }
         }
+        self.finish_disconnect(session);
     }
 
     /// This connection's id in the node's [`crate::Hub`].
@@ -397,6 +415,10 @@ impl ChatConnection {
                     result: Some(Answer::Done),
                 });
                 self.answer_sends(session);
+            }
+            Event::Disconnect { .. } => {
+                self.disconnecting = true;
+                self.finish_disconnect(session);
             }
             Event::Closed(_) => self.close(),
             // Events added to the engine later have no meaning in the chat yet.

@@ -452,6 +452,30 @@ async fn frames_are_answered_in_order_while_jobs_wait() {
 }
 
 #[tokio::test]
+async fn a_disconnect_is_receipted_after_the_sends_before_it_are_stored() {
+    let node = Node::new().await;
+    let config = rtchat_stomp::SessionConfig {
+        defer_disconnect: true,
+        ..rtchat_stomp::SessionConfig::default()
+    };
+    let mut a = node.client_with("10.0.0.1", config, usize::MAX);
+    a.connect(&alice()).await;
+    node.appender
+        .held
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    a.send("SEND\ndestination:/pub/chat\nreceipt:s\n\n{\"roomId\":\"lobby\",\"message\":\"bye\"}\0DISCONNECT\nreceipt:d\n\n\0")
+        .await;
+    assert!(a.frames().is_empty(), "the DISCONNECT waits for the SEND");
+    assert!(!a.session.is_closed());
+    node.appender
+        .held
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+    node.appender.flush().await;
+    assert_eq!(receipts(&a.frames()), ["s", "d"]);
+    assert!(a.session.is_closed());
+}
+
+#[tokio::test]
 async fn a_connection_with_too_many_sends_in_flight_stops_reading() {
     let config = ChatConfig {
         max_sends_in_flight: 2,

@@ -105,6 +105,11 @@ pub struct SessionConfig {
     /// Client frames per second, in bursts of as many; more is a protocol error
     /// ([`ProtocolError::TooManyFrames`]). Heart-beats do not count. 0 means unlimited.
     pub max_frames_per_second: u32,
+    /// Whether a DISCONNECT waits for the application: the session yields
+    /// [`Event::Disconnect`], reads nothing more, and sends the RECEIPT and closes only at
+    /// [`Session::disconnect`], so the application can first answer the frames before it
+    /// (RECEIPTs of SENDs still being stored). Off: the RECEIPT goes at once.
+    pub defer_disconnect: bool,
 }
 
 impl Default for SessionConfig {
@@ -124,6 +129,7 @@ impl Default for SessionConfig {
             max_transactions: 16,
             max_frames_per_transaction: 256,
             max_frames_per_second: 1000,
+            defer_disconnect: false,
         }
     }
 }
@@ -225,6 +231,12 @@ pub enum Event {
         /// The `message-id`s refused, oldest first (cumulative in `client` mode, like ACK).
         message_ids: Vec<String>,
         /// The RECEIPT the application owes (`None` inside a transaction).
+        receipt: Option<ReceiptId>,
+    },
+    /// The client sent DISCONNECT and [`SessionConfig::defer_disconnect`] is on: nothing more
+    /// is read; call [`Session::disconnect`] once every earlier frame is answered.
+    Disconnect {
+        /// The RECEIPT [`Session::disconnect`] will send.
         receipt: Option<ReceiptId>,
     },
     /// A COMMIT: its held SEND/ACK/NACK events came just before this one.
@@ -430,6 +442,8 @@ pub struct Session {
     connect_deadline: Option<Instant>,
     /// An ERROR was queued: nothing more goes to the peer (no late RECEIPT or MESSAGE).
     errored: bool,
+    /// A deferred DISCONNECT waits for [`Session::disconnect`], with its receipt.
+    disconnecting: Option<Option<ReceiptId>>,
     /// When the peer last showed life (bytes or [`Session::handle_liveness`]).
     last_received: Instant,
     /// When something was last queued for the peer, as far as we know (see `latest_now`).
@@ -506,6 +520,7 @@ impl Session {
             parser: Parser::new(config.limits),
             connect_deadline: now.checked_add(config.connect_timeout),
             errored: false,
+            disconnecting: None,
             config,
             state: State::AwaitingConnect,
             version: None,
@@ -762,6 +777,21 @@ impl Session {
         self.close_with(CloseReason::Application);
     }
 
+    /// Completes a deferred DISCONNECT ([`Event::Disconnect`]): queues its RECEIPT, if it
+    /// asked for one, and closes. Ignored when no DISCONNECT waits.
+    pub fn disconnect(&mut self) {
+        let Some(receipt) = self.disconnecting.take() else {
+            return;
+        };
+        if self.is_over() {
+            return;
+        }
+        if let Some(receipt) = receipt {
+            self.queue_receipt(receipt);
+        }
+        self.close_with(CloseReason::Disconnect);
+    }
+
     /// Closes without a frame (e.g. on server shutdown, after the owner sent what it wanted).
     /// What is already queued is still handed out by [`Session::poll_transmit`].
     pub fn close(&mut self) {
@@ -842,6 +872,10 @@ impl Session {
     /// Pulls frames from the parser while the state lets the session act on them.
     fn read_frames(&mut self) {
         loop {
+            if self.disconnecting.is_some() {
+                // After DISCONNECT a client sends nothing; whatever it did send is not read.
+                return;
+            }
             match self.state {
                 State::AwaitingConnect | State::Connected => {}
                 State::Authenticating => {
@@ -1168,6 +1202,11 @@ impl Session {
     }
 
     fn on_disconnect(&mut self, receipt: Option<ReceiptId>) {
+        if self.config.defer_disconnect {
+            self.disconnecting = Some(receipt.clone());
+            self.events.push_back(Event::Disconnect { receipt });
+            return;
+        }
         if let Some(receipt) = receipt {
             self.queue_receipt(receipt);
         }

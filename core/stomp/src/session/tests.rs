@@ -1253,6 +1253,37 @@ fn receipt_on_disconnect_then_close() {
 }
 
 #[test]
+fn a_deferred_disconnect_waits_for_the_application_then_receipts_last() {
+    let config = SessionConfig {
+        defer_disconnect: true,
+        ..SessionConfig::default()
+    };
+    let mut h = Harness::connected_with("1.2", config);
+    h.send("SEND\ndestination:/a\nreceipt:s\n\n\0DISCONNECT\nreceipt:d\n\n\0SEND\ndestination:/a\n\nafter\0");
+    let events = h.events();
+    assert!(matches!(&events[0], Event::Send { receipt: Some(r), .. } if r.0 == "s"));
+    assert_eq!(
+        events[1],
+        Event::Disconnect {
+            receipt: Some(ReceiptId("d".into()))
+        }
+    );
+    assert_eq!(events.len(), 2, "nothing after DISCONNECT is read");
+    assert_eq!(h.session.state(), State::Connected);
+    // The application answers the SEND, then lets the DISCONNECT finish.
+    h.session.receipt(ReceiptId("s".into()));
+    h.session.disconnect();
+    assert_eq!(h.events(), vec![Event::Closed(CloseReason::Disconnect)]);
+    let receipts: Vec<_> = h
+        .frames()
+        .iter()
+        .filter_map(|f| f.get("receipt-id").map(str::to_owned))
+        .collect();
+    assert_eq!(receipts, ["s", "d"], "the DISCONNECT's RECEIPT comes last");
+    assert!(h.session.is_closed());
+}
+
+#[test]
 fn disconnect_without_receipt_closes_at_once() {
     let mut h = Harness::connected("1.2");
     h.send("DISCONNECT\n\n\0");
