@@ -35,6 +35,9 @@ pub struct WebConfig {
     pub rooms_per_hour: u32,
     /// New tokens (identities) `/init` issues per client address prefix per hour (0: no limit).
     pub tokens_per_hour: u32,
+    /// Origins whose pages may call the HTTP API (CORS). Empty: same origin only. `*`: any
+    /// origin, without credentials.
+    pub cors_origins: Vec<String>,
 }
 
 impl Default for WebConfig {
@@ -48,6 +51,7 @@ impl Default for WebConfig {
             max_connections: 50_000,
             rooms_per_hour: 10,
             tokens_per_hour: 60,
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -76,6 +80,45 @@ impl AppState {
 
 /// Every route of the contract.
 pub fn router(state: AppState) -> Router {
+    let cors = cors(&state.config.cors_origins);
+    let router = routes(state);
+    match cors {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
+}
+
+/// How long a browser may keep a preflight's answer.
+const CORS_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// The CORS layer for `origins`: preflights answered with the origin echoed, credentials
+/// allowed (a page sends its token), the request's headers allowed, and a max age. `*` allows
+/// any origin but then no credentials, as browsers require. `None` for no origins.
+fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use axum::http::{HeaderValue, Method};
+    use tower_http::cors::{AllowHeaders, AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    let layer = CorsLayer::new()
+        .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+        .allow_headers(AllowHeaders::mirror_request())
+        .max_age(CORS_MAX_AGE);
+    if origins.iter().any(|origin| origin == "*") {
+        return Some(layer.allow_origin(AllowOrigin::any()));
+    }
+    let allowed: Vec<HeaderValue> = origins
+        .iter()
+        .filter_map(|origin| HeaderValue::from_str(origin.trim_end_matches('/')).ok())
+        .collect();
+    Some(
+        layer
+            .allow_origin(AllowOrigin::list(allowed))
+            .allow_credentials(true),
+    )
+}
+
+fn routes(state: AppState) -> Router {
     Router::new()
         .route("/", get(assets::index))
         .route("/assets/{file}", get(assets::asset))

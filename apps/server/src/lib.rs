@@ -131,12 +131,41 @@ pub struct ServerConfig {
     /// and answered before they are told the server is going away.
     #[arg(long, env = "RTCHAT_DRAIN_SECONDS", default_value_t = 10)]
     pub drain_seconds: u64,
+    /// An origin whose pages may call the HTTP API (CORS), e.g. `http://127.0.0.1:5500`;
+    /// repeatable (the environment variable takes a comma-separated list). `*` allows any
+    /// origin, but without credentials.
+    #[arg(
+        long = "cors-origin",
+        env = "RTCHAT_CORS_ORIGINS",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
+    /// A public room that exists from the start, `ID` or `ID=NAME` (created when missing, on
+    /// every node); repeatable (the environment variable takes a comma-separated list). Keeps
+    /// the room ids pages hard-code.
+    #[arg(long = "room", env = "RTCHAT_ROOMS", value_delimiter = ',', value_parser = parse_room)]
+    pub rooms: Vec<(String, String)>,
     /// Take client addresses from X-Forwarded-For (only behind your own proxy).
     #[arg(long, env = "RTCHAT_TRUST_FORWARDED_FOR")]
     pub trust_forwarded_for: bool,
     /// This node's name: the token issuer and the `server` of CONNECTED.
     #[arg(long, env = "RTCHAT_NODE_NAME", default_value = "rtchat")]
     pub node_name: String,
+}
+
+/// `ID` or `ID=NAME` (the name defaults to the id).
+fn parse_room(value: &str) -> Result<(String, String), String> {
+    let (id, name) = value.split_once('=').unwrap_or((value, value));
+    let (id, name) = (id.trim(), name.trim());
+    if rtchat_core::RoomId::parse(id).is_none_or(|room| room.is_reserved()) {
+        return Err(format!(
+            "room id {id:?} must be 1 to 64 of [A-Za-z0-9_-], and not reserved"
+        ));
+    }
+    if name.is_empty() {
+        return Err(format!("room {id:?} needs a name after '='"));
+    }
+    Ok((id.to_owned(), name.to_owned()))
 }
 
 fn parse_heart_beat(value: &str) -> Result<HeartBeat, String> {
@@ -282,6 +311,13 @@ pub async fn assemble(config: &ServerConfig) -> Result<Node, StartError> {
         .await
         .map_err(StartError::Assemble)?;
     let repairs = rtchat_driver::spawn_room_log_repairs(&service);
+    for (id, name) in &config.rooms {
+        match service.create_room(name, Some(id)).await {
+            Ok(_) => tracing::info!(room = %id, "created the room --room names"),
+            Err(rtchat_core::ChatError::RoomExists) => {}
+            Err(error) => return Err(StartError::Assemble(error)),
+        }
+    }
     let driver = DriverConfig {
         session: config.session_config(),
         outbound_capacity: config.outbound_queue,
@@ -305,6 +341,7 @@ pub async fn assemble(config: &ServerConfig) -> Result<Node, StartError> {
         max_connections,
         rooms_per_hour: config.rooms_per_hour,
         tokens_per_hour: config.tokens_per_hour,
+        cors_origins: config.cors_origins.clone(),
     };
     Ok(Node {
         service,
@@ -553,4 +590,38 @@ pub fn init_logging() {
         .with_ansi(colour)
         .with_writer(std::io::stderr)
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_flags_take_an_id_and_an_optional_name() {
+        assert_eq!(
+            parse_room("723a2a33-577b-4380-8116-a1aa8e5868d3=lobby2"),
+            Ok((
+                "723a2a33-577b-4380-8116-a1aa8e5868d3".to_owned(),
+                "lobby2".to_owned()
+            ))
+        );
+        assert_eq!(
+            parse_room(" garden "),
+            Ok(("garden".to_owned(), "garden".to_owned()))
+        );
+        for bad in ["", "has space", "entry", "private-x", "garden="] {
+            assert!(parse_room(bad).is_err(), "{bad:?}");
+        }
+        let config = ServerConfig::parse_from([
+            "rtchat-server",
+            "--room",
+            "a=A",
+            "--room",
+            "b",
+            "--cors-origin",
+            "http://127.0.0.1:5500",
+        ]);
+        assert_eq!(config.rooms.len(), 2);
+        assert_eq!(config.cors_origins, ["http://127.0.0.1:5500"]);
+    }
 }

@@ -451,3 +451,82 @@ async fn rooms_and_new_identities_are_limited_per_hour_with_a_retry_after() {
     assert_eq!(from_same_address.status, 429);
     server.stop().await;
 }
+
+#[tokio::test]
+async fn cors_for_configured_origins_and_rooms_that_exist_from_the_start() {
+    const PAGE: &str = "http://127.0.0.1:5500";
+    const FIXED_ROOM: &str = "723a2a33-577b-4380-8116-a1aa8e5868d3";
+    let mut config = common::config();
+    config.cors_origins = vec![PAGE.to_owned()];
+    config.rooms = vec![(FIXED_ROOM.to_owned(), "lobby2".to_owned())];
+    let server = TestServer::start_with(config).await;
+
+    // The preflight a Spring-era page sends before GET /init with its headers.
+    let preflight = server
+        .request(
+            "OPTIONS",
+            "/init",
+            &[
+                ("Origin", PAGE),
+                ("Access-Control-Request-Method", "GET"),
+                (
+                    "Access-Control-Request-Headers",
+                    "authorization,ngrok-skip-browser-warning",
+                ),
+            ],
+            None,
+        )
+        .await;
+    assert!(preflight.status < 300, "{}", preflight.status);
+    let head = &preflight.head;
+    assert!(
+        head.contains(&format!("access-control-allow-origin: {PAGE}")),
+        "{head}"
+    );
+    assert!(
+        head.contains("access-control-allow-credentials: true"),
+        "{head}"
+    );
+    assert!(
+        head.contains("authorization,ngrok-skip-browser-warning"),
+        "{head}"
+    );
+    assert!(head.contains("access-control-max-age: 600"), "{head}");
+
+    let allowed = server
+        .request("GET", "/init", &[("Origin", PAGE)], None)
+        .await;
+    assert_eq!(allowed.status, 200);
+    assert!(
+        allowed
+            .head
+            .contains(&format!("access-control-allow-origin: {PAGE}"))
+    );
+    let other = server
+        .request("GET", "/init", &[("Origin", "http://evil.example")], None)
+        .await;
+    assert!(
+        !other.head.contains("access-control-allow-origin"),
+        "{}",
+        other.head
+    );
+
+    // The room the page hard-codes exists, with its name.
+    let rooms = server.get("/rooms").await;
+    let listed = rooms.body["response"].as_array().expect("rooms");
+    assert!(
+        listed
+            .iter()
+            .any(|room| room["roomId"] == FIXED_ROOM && room["name"] == "lobby2"),
+        "{listed:?}"
+    );
+    server.stop().await;
+
+    // Without --cors-origin: same origin only.
+    let server = TestServer::start().await;
+    let plain = server
+        .request("GET", "/init", &[("Origin", PAGE)], None)
+        .await;
+    assert!(!plain.head.contains("access-control-allow-origin"));
+    server.stop().await;
+}
