@@ -46,14 +46,16 @@ struct IssuedClaims<'a> {
     sub: &'a str,
     #[serde(rename = "randId")]
     rand_id: &'a str,
-    aud: &'a str,
+    /// An array of one, as the original service's library wrote it: pages written for it
+    /// read `aud[0]` (of a plain string that would be its first character).
+    aud: [&'a str; 1],
     iat: u64,
     nbf: u64,
     exp: u64,
 }
 
-/// The claims read back; `jti`, `aud` and `iat` are not needed to verify, so tokens differing
-/// only there (e.g. an `aud` array from another issuer's library) still decode.
+/// The claims read back; `jti` and `aud` are not needed to verify, so tokens differing only
+/// there (`aud` as a string or an array, as different libraries write it) still decode.
 #[derive(Deserialize)]
 struct VerifiedClaims {
     sub: String,
@@ -134,7 +136,7 @@ impl Tokens for JwtTokens {
             iss: &self.issuer,
             sub: &identity.name_tag,
             rand_id: &identity.rand_id,
-            aud: audience,
+            aud: [audience],
             iat: now,
             nbf: now,
             exp: now.saturating_add(self.ttl.as_secs()),
@@ -255,7 +257,7 @@ mod tests {
         assert_eq!(claims["iss"], "rtchat-test");
         assert_eq!(claims["sub"], "#A1B2C3");
         assert_eq!(claims["randId"], "Wren42");
-        assert_eq!(claims["aud"], "192.168.1.2");
+        assert_eq!(claims["aud"], serde_json::json!(["192.168.1.2"]));
         assert_eq!(claims["iat"], START);
         assert_eq!(claims["nbf"], START);
         assert_eq!(claims["exp"], START + 60);
@@ -276,6 +278,32 @@ mod tests {
         let a = payload(&tokens.issue(&identity(), "x"));
         let b = payload(&tokens.issue(&identity(), "x"));
         assert_ne!(a["jti"], b["jti"]);
+    }
+
+    #[test]
+    fn aud_as_a_string_or_an_array_both_verify() {
+        let sign = |aud: serde_json::Value| {
+            let claims = serde_json::json!({
+                "jti": "j", "iss": "rtchat-test", "sub": "#A1B2C3", "randId": "Wren42",
+                "aud": aud, "iat": START, "nbf": START, "exp": START + 600,
+            });
+            jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &claims,
+                &EncodingKey::from_secret(SECRET),
+            )
+            .expect("sign")
+        };
+        let clock = Arc::new(AtomicU64::new(START));
+        let tokens = tokens_at(&clock);
+        assert_eq!(
+            tokens.verify(&sign(serde_json::json!("10.0.0.1"))),
+            Ok(identity())
+        );
+        assert_eq!(
+            tokens.verify(&sign(serde_json::json!(["10.0.0.1"]))),
+            Ok(identity())
+        );
     }
 
     #[test]
