@@ -799,6 +799,7 @@ impl ChatConnection {
         if let Some(receipt) = receipt {
             headers.push(RECEIPT_ID_HEADER, receipt.0.as_str());
         }
+        self.service.hub().add_epoch(&mut headers);
         let message = SharedMessage::new(
             destination::ERROR_QUEUE,
             &self.service.hub().next_message_id("err"),

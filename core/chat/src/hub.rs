@@ -246,9 +246,7 @@ impl Hub {
         let mut headers: Headers = [(SEQ_HEADER, message.seq.to_string())]
             .into_iter()
             .collect();
-        if let Some(epoch) = self.epoch.get() {
-            headers.push(EPOCH_HEADER, epoch.as_str());
-        }
+        self.add_epoch(&mut headers);
         SharedMessage::new(
             &destination,
             &message.id.to_string(),
@@ -256,6 +254,20 @@ impl Hub {
             &headers,
             to_json(message),
         )
+    }
+
+    /// Adds the store's log epoch to a MESSAGE's `headers`: every MESSAGE carries it.
+    pub(crate) fn add_epoch(&self, headers: &mut Headers) {
+        if let Some(epoch) = self.epoch.get() {
+            headers.push(EPOCH_HEADER, epoch.as_str());
+        }
+    }
+
+    /// Headers with only the log epoch.
+    pub(crate) fn epoch_headers(&self) -> Headers {
+        let mut headers = Headers::new();
+        self.add_epoch(&mut headers);
+        headers
     }
 
     /// The MESSAGE for `/sub/presence/{room}`: `{"roomId","count"}`.
@@ -274,7 +286,7 @@ impl Hub {
             &destination::presence(room),
             &self.next_message_id("p"),
             Some(JSON),
-            &Headers::new(),
+            &self.epoch_headers(),
             body,
         )
     }
@@ -285,7 +297,7 @@ impl Hub {
             destination::ENTRY,
             &self.next_message_id("e"),
             Some(TEXT),
-            &Headers::new(),
+            &self.epoch_headers(),
             Bytes::from(count.to_string()),
         )
     }

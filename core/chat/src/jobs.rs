@@ -9,7 +9,7 @@ use crate::hub::{self, JSON};
 use crate::model::{Identity, MessageId, RoomId, Seq};
 use crate::ports::{BackendError, RoomEvent, SessionKey};
 use crate::service::{ChatError, ChatService};
-use rtchat_stomp::{Headers, ReceiptId, SharedMessage};
+use rtchat_stomp::{ReceiptId, SharedMessage};
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -196,7 +196,7 @@ pub(crate) async fn history_reply(
         &destination::history(&room),
         &service.hub().next_message_id("h"),
         Some(JSON),
-        &Headers::new(),
+        &service.hub().epoch_headers(),
         hub::to_json(&messages),
     );
     Ok(Ready {

@@ -107,10 +107,19 @@ async fn connected_and_every_chat_message_carry_the_stores_log_epoch() {
     assert_eq!(node.service.epoch(), &epoch);
     a.subscribe("s", "/sub/channel/lobby", "").await;
     a.send_chat("lobby", "hi", None).await;
+    a.subscribe("count", "/sub/channel/entry", "").await;
+    a.subscribe("errors", "/user/queue/errors", "").await;
+    a.send_chat("nowhere", "x", None).await;
     let frames = a.frames();
     let messages = on_subscription(&frames, "s");
     assert_eq!(messages.len(), 1);
-    assert_eq!(messages[0].get("epoch"), Some(epoch.as_str()));
+    // Every MESSAGE, chat or not, carries it.
+    let all: Vec<_> = frames
+        .iter()
+        .filter(|f| f.command == Command::Message)
+        .collect();
+    assert!(all.len() >= 3, "{all:?}");
+    assert!(all.iter().all(|f| f.get("epoch") == Some(epoch.as_str())));
 }
 
 #[tokio::test]
