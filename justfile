@@ -20,9 +20,9 @@ conformance:
 conformance-review:
     cargo insta review --workspace
 
-# Criterion benchmarks of the STOMP engine.
+# Criterion benchmarks: the STOMP engine, and the stores' append by batch size.
 bench:
-    cargo bench -p rtchat-stomp
+    cargo bench -p rtchat-stomp -p rtchat-sqlite -p rtchat-postgres
 
 # The headless-Chromium test of the page.
 browser-test:

@@ -13,7 +13,6 @@ use rtchat_store_contract::helpers::{
     seqs, stored, whole_log,
 };
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 use tempfile::TempDir;
 
 /// A directory for one test's database files, removed when dropped.
@@ -520,45 +519,6 @@ async fn an_in_memory_store_works_and_is_its_own() {
     assert_ne!(
         store.epoch().await.expect("epoch"),
         other.epoch().await.expect("epoch")
-    );
-}
-
-/// Rough throughput of `append` into one room from one writer, by batch size, on a file in
-/// the temporary directory. Not a timed assertion: run it by hand and read the output,
-/// `cargo test -p rtchat-sqlite --release --test store -- --ignored --nocapture throughput`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "a measurement, not a test"]
-async fn append_throughput_by_batch_size() {
-    let (_scratch, store) = fresh_store().await;
-    create_rooms(&store, &["bench"]).await;
-    let bench = room_id("bench");
-    for batch_size in [1usize, 16, 64, 256] {
-        // About two seconds' worth at each size.
-        let mut appended = 0usize;
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(2) {
-            let batch = (0..batch_size)
-                .map(|n| new_message("bench", &format!("benchmark message number {n} of a batch")))
-                .collect();
-            store.append(&bench, batch).await.expect("append");
-            appended += batch_size;
-        }
-        let elapsed = started.elapsed();
-        println!(
-            "batch {batch_size:>3}: {appended:>7} messages in {:.2?}: {:>8.0} messages/s, \
-             {:.3} ms per batch",
-            elapsed,
-            appended as f64 / elapsed.as_secs_f64(),
-            elapsed.as_secs_f64() * 1e3 / (appended / batch_size) as f64
-        );
-    }
-    let head = store.head(&bench).await.expect("head");
-    assert_complete_log(
-        &store
-            .after_seq(&bench, 0, MAX_QUERY_LIMIT)
-            .await
-            .expect("q"),
-        (head as usize).min(MAX_QUERY_LIMIT),
     );
 }
 

@@ -429,18 +429,15 @@ impl ChatConnection {
     /// Puts one queued delivery on the wire (dropping duplicates after a `since-id` replay).
     /// Returns false when the session refused it as a slow consumer; the driver then closes.
     pub fn deliver(&mut self, delivery: Delivery, session: &mut Session) -> bool {
-        let Some(subscription) = self.subscriptions.get(&*delivery.subscription) else {
+        // One lookup per delivery: this is the fan-out's hot path.
+        let Some(subscription) = self.subscriptions.get_mut(&*delivery.subscription) else {
             // Unsubscribed while the delivery was queued.
             return true;
         };
         if !Arc::ptr_eq(&subscription.handle, &delivery.subscription) {
             return true;
         }
-        if let Some(starting) = self
-            .subscriptions
-            .get_mut(&*delivery.subscription)
-            .and_then(|s| s.starting.as_mut())
-        {
+        if let Some(starting) = subscription.starting.as_mut() {
             if starting.len() >= MAX_HELD_WHILE_STARTING {
                 slow_consumer(session);
                 return false;
@@ -448,9 +445,6 @@ impl ChatConnection {
             starting.push(delivery);
             return true;
         }
-        let Some(subscription) = self.subscriptions.get(&*delivery.subscription) else {
-            return true;
-        };
         if let (Some(seq), Some(up_to)) = (delivery.seq, subscription.has_up_to)
             && seq <= up_to
         {

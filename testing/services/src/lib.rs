@@ -34,7 +34,7 @@
 //! capture hooks those macros, not the process's stderr: a write to [`std::io::stderr`]
 //! goes straight to the terminal or CI log of a plain `cargo test`, between the
 //! `test ... ok` lines, once per test and service. The alternatives do not work: a test
-//! cannot rename itself to "skipped" at run time, `#[ignore]` is decided at compile time,
+//! cannot rename itself to "skipped" at run time, marking tests ignored is decided at compile time,
 //! `/dev/tty` does not exist in CI, and failing would make PostgreSQL and Redis mandatory
 //! for every contributor. (Runners that capture at the file-descriptor level, such as
 //! cargo-nextest, show it with their success-output option.)
@@ -79,8 +79,9 @@ mod shared;
 
 pub use error::Unavailable;
 pub use postgres::PostgresServer;
+pub use process::is_running;
 pub use redis::RedisServer;
-pub use shared::{shared_database_url, shared_redis_url};
+pub use shared::{both_installed_or_skip, shared_database_url, shared_redis_url};
 
 #[cfg(test)]
 mod tests;

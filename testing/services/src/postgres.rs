@@ -177,14 +177,13 @@ impl PostgresServer {
         self.process.root().join("data")
     }
 
-    #[cfg(test)]
-    pub(crate) fn root(&self) -> &Path {
+    /// The server's private directory (data, unix socket, log), deleted when it is dropped.
+    pub fn root(&self) -> &Path {
         self.process.root()
     }
 }
 
 /// Whether PostgreSQL can run here at all: its programs, and an account to run them as.
-#[cfg(test)]
 pub(crate) fn check_installed() -> Result<(), Unavailable> {
     Programs::find()?;
     unprivileged_account()?;

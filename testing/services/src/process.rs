@@ -450,3 +450,21 @@ pub(crate) fn log_tail(log: &Path) -> String {
         Err(error) => format!("(cannot read {}: {error})", log.display()),
     }
 }
+
+/// Whether process `pid` exists and has not exited (a zombie has: only its status waits to
+/// be collected).
+pub fn is_running(pid: u32) -> bool {
+    if Path::new("/proc/self/stat").exists() {
+        return fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+            // "pid (command) state ...": the command may contain spaces and parentheses.
+            stat.rsplit_once(") ")
+                .is_some_and(|(_, rest)| !rest.starts_with('Z'))
+        });
+    }
+    let Ok(pid) = libc::pid_t::try_from(pid) else {
+        return false;
+    };
+    // SAFETY: signal 0 only checks that the process exists; no memory is involved.
+    let status = unsafe { libc::kill(pid, 0) };
+    status == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}

@@ -113,8 +113,8 @@ impl RedisServer {
         command
     }
 
-    #[cfg(test)]
-    pub(crate) fn root(&self) -> &std::path::Path {
+    /// The server's private directory (its log), deleted when it is dropped.
+    pub fn root(&self) -> &std::path::Path {
         self.process.root()
     }
 }

@@ -175,6 +175,30 @@ fn report_skip(service: Service, test_name: &str, notice: &str) {
     }
 }
 
+/// Whether both PostgreSQL and Redis can be started here. When one cannot, `test_name` gets
+/// the usual skip notice (or, under `RTCHAT_REQUIRE_SERVICES=1`, fails) and this is false:
+/// for tests that start servers in another process.
+#[track_caller]
+pub fn both_installed_or_skip(test_name: &str) -> bool {
+    let installed = [
+        (Service::POSTGRES, crate::postgres::check_installed()),
+        (Service::REDIS, crate::redis::program().map(drop)),
+    ];
+    for (service, installed) in installed {
+        if let Err(reason) = installed {
+            let _: Option<()> = skip_or_fail(
+                require_services(),
+                service,
+                test_name,
+                "it needs PostgreSQL and Redis",
+                &reason,
+            );
+            return false;
+        }
+    }
+    true
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

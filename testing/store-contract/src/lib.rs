@@ -15,6 +15,7 @@
 //! many message rows it holds whatever their room (a refused batch must leave none, even
 //! where no read through the traits would find them).
 
+pub mod bench;
 pub mod helpers;
 
 mod concurrent;
