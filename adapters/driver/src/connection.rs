@@ -3,8 +3,8 @@
 use crate::close_log;
 use crate::sink::{ChannelSink, Outbound};
 use crate::transport::{Incoming, Transport, TransportError};
-use rtchat_core::{ChatService, Job, JobDone};
-use rtchat_stomp::{Event, Session, SessionConfig};
+use rtchat_core::{ChatService, ErrorReason, Job, JobDone};
+use rtchat_stomp::{CloseReason, Event, Session, SessionConfig};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -107,6 +107,8 @@ pub async fn run_connection<T: Transport>(
     config: &DriverConfig,
     mut shutdown: ShutdownSignal,
 ) {
+    let metrics = service.hub().metrics().clone();
+    let _counted = metrics.connection_opened(transport.kind());
     let sink = Arc::new(ChannelSink::new(config.outbound_capacity));
     let mut chat = service.connection(client, sink.clone());
     let mut session = Session::new(config.session.clone(), now());
@@ -117,13 +119,20 @@ pub async fn run_connection<T: Transport>(
     // The connection's job under way (store, presence and broker work), if any: polled here
     // beside reading and delivering, never awaited on its own.
     let mut job: Option<Job> = None;
+    // Why the session closed, when the engine closed it (its ERROR's reason for metrics).
+    let mut engine_closed: Option<ErrorReason> = None;
 
     loop {
-        while let Some(event) = session.poll_event() {
-            if let Event::Closed(reason) = &event
-                && let Some(why) = close_log::server_reason(reason)
-            {
-                close_log::server_closed(chat.id().0, client, &why, now());
+        // Frames are taken one at a time, as the connection is ready for them (see
+        // `ChatConnection::wants_events`).
+        while chat.wants_events()
+            && let Some(event) = session.poll_event()
+        {
+            if let Event::Closed(reason) = &event {
+                engine_closed = engine_error_reason(reason);
+                if let Some(why) = close_log::server_reason(reason) {
+                    close_log::server_closed(chat.id().0, client, &why, now());
+                }
             }
             chat.handle(event, &mut session, now());
         }
@@ -178,7 +187,10 @@ pub async fn run_connection<T: Transport>(
             () = sleep_until(drain_until), if drain_until.is_some() => {}
             // While its SENDs wait for the store, a connection reads no more (bounded memory);
             // it still delivers, heart-beats and answers. Nor does it while draining.
-            incoming = transport.recv(), if chat.wants_input() && !going_away => match incoming {
+            // Nor while frames wait for a job (what is held stays one read at most).
+            incoming = transport.recv(), if chat.wants_input()
+                && !going_away
+                && (chat.wants_events() || !session.has_unread_input()) => match incoming {
                 Incoming::Data(bytes) => session.handle_input(&bytes, now()),
                 Incoming::Liveness => session.handle_liveness(now()),
                 Incoming::TooLarge => {
@@ -204,16 +216,20 @@ pub async fn run_connection<T: Transport>(
                         None,
                     );
                 } else {
+                    let mut delivered = 0;
                     for item in batch {
                         match item {
                             Outbound::Delivery(delivery) => {
                                 if !chat.deliver(delivery, &mut session) {
                                     break;
                                 }
+                                delivered += 1;
                             }
                             Outbound::Outcome(outcome) => chat.on_outcome(outcome, &mut session),
                         }
                     }
+                    // One count per batch, not per MESSAGE.
+                    metrics.delivered(delivered);
                 }
             }
             done = run(&mut job) => {
@@ -228,7 +244,13 @@ pub async fn run_connection<T: Transport>(
 
     // Drain what the close produced (the Closed event; the ERROR or RECEIPT already written).
     while let Some(event) = session.poll_event() {
+        if let Event::Closed(reason) = &event {
+            engine_closed = engine_error_reason(reason);
+        }
         chat.handle(event, &mut session, now());
+    }
+    if let Some(message) = session.error_sent() {
+        metrics.error_sent(engine_closed.unwrap_or_else(|| ErrorReason::from_message(message)));
     }
     // SENDs that came with the close (e.g. just before DISCONNECT) are still stored.
     chat.submit_sends();
@@ -242,6 +264,17 @@ pub async fn run_connection<T: Transport>(
     )
     .await;
     transport.close(going_away).await;
+}
+
+/// The reason of the ERROR the engine itself sent when it closed for `reason`; `None` when
+/// the application chose the ERROR (its `message` says why).
+fn engine_error_reason(reason: &CloseReason) -> Option<ErrorReason> {
+    match reason {
+        CloseReason::ProtocolError(_) => Some(ErrorReason::ProtocolError),
+        CloseReason::ConnectTimeout => Some(ErrorReason::ConnectTimeout),
+        CloseReason::HeartBeatTimeout => Some(ErrorReason::HeartBeatTimeout),
+        _ => None,
+    }
 }
 
 async fn write_pending<T: Transport>(

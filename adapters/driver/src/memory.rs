@@ -67,6 +67,10 @@ impl MemoryClient {
 
 #[async_trait]
 impl Transport for MemoryTransport {
+    fn kind(&self) -> rtchat_core::TransportKind {
+        rtchat_core::TransportKind::Memory
+    }
+
     async fn recv(&mut self) -> Incoming {
         // A dropped client end is a closed transport.
         self.from_client.recv().await.unwrap_or(Incoming::Closed)

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use rtchat_core::TransportKind;
 use rtchat_stomp::Transmit;
 
 /// What arrived from the peer.
@@ -26,6 +27,8 @@ pub struct TransportError(pub String);
 /// A message-oriented byte transport: each [`Transmit`] is written as one message.
 #[async_trait]
 pub trait Transport: Send {
+    /// Which transport this is (connections are counted by it).
+    fn kind(&self) -> TransportKind;
     /// The next thing from the peer. Must be cancel-safe: the driver calls it inside `select!`.
     async fn recv(&mut self) -> Incoming;
     /// Queues one transmit for writing (may write it at once).

@@ -4,8 +4,8 @@
 //! the room has SENDs waiting.
 
 use rtchat_core::{
-    BackendError, Broker, ChatError, ChatMessage, MessageStore, PendingSend, RoomEvent, RoomId,
-    RoomStore, SendOutcome,
+    Appended, BackendError, Broker, ChatError, ChatMessage, MessageStore, Metrics, PendingSend,
+    RoomEvent, RoomId, RoomStore, SendOutcome,
 };
 use std::collections::{HashMap, HashSet};
 use std::fmt;
@@ -25,6 +25,9 @@ pub struct WriterConfig {
     pub min_retry_pause: Duration,
     /// Longest pause between two attempts.
     pub max_retry_pause: Duration,
+    /// Where batch sizes, append and publish latencies are counted (the node's, from
+    /// [`rtchat_core::Hub::metrics`]).
+    pub metrics: Arc<Metrics>,
 }
 
 impl Default for WriterConfig {
@@ -34,6 +37,7 @@ impl Default for WriterConfig {
             answer_within: Duration::from_secs(5),
             min_retry_pause: Duration::from_millis(50),
             max_retry_pause: Duration::from_millis(800),
+            metrics: Arc::new(Metrics::new()),
         }
     }
 }
@@ -148,14 +152,21 @@ async fn flush(inner: &Inner, room: &RoomId, batch: Vec<PendingSend>) {
         }
     }
     let messages = batch.iter().map(|send| send.message.clone()).collect();
+    let metrics = &inner.config.metrics;
+    let started = tokio::time::Instant::now();
     let appended = retry_until(inner, deadline, "append", || {
         inner.messages.append(room, Vec::clone(&messages))
     })
     .await;
+    metrics.appended(batch.len(), started.elapsed().as_secs_f64());
     let stored: Vec<ChatMessage> = match appended {
-        Ok(appended) if appended.len() == batch.len() => {
-            appended.into_iter().map(|a| a.into_message()).collect()
-        }
+        Ok(appended) if appended.len() == batch.len() => appended
+            .into_iter()
+            .map(|appended| {
+                metrics.send_stored(matches!(appended, Appended::Duplicate(_)));
+                appended.into_message()
+            })
+            .collect(),
         Ok(appended) => {
             tracing::error!(%room, sent = batch.len(), answered = appended.len(), "store answered a batch with the wrong number of results");
             return answer_all(&batch, &ChatError::NotStored);
@@ -177,10 +188,12 @@ async fn flush(inner: &Inner, room: &RoomId, batch: Vec<PendingSend>) {
     // when a later message or a broker reset reveals it.
     let events: Vec<RoomEvent> = stored.into_iter().map(RoomEvent::Message).collect();
     let publish_by = tokio::time::Instant::now().into_std() + inner.config.answer_within;
+    let started = tokio::time::Instant::now();
     let published = retry_until(inner, publish_by, "publish", || {
         inner.broker.publish_all(Vec::clone(&events))
     })
     .await;
+    metrics.published(started.elapsed().as_secs_f64());
     if let Err(error) = published {
         // Stored is what counts: every node's room log reads the hole from the store once
         // it sees a later message or its broker link is reset.

@@ -87,6 +87,8 @@ mod rooms;
 use rtchat_core::BackendError;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 pub use sqlx::PgPool;
@@ -116,6 +118,8 @@ pub const STATEMENT_TIMEOUT: &str = "10s";
 #[derive(Debug, Clone)]
 pub struct PostgresStore {
     pool: PgPool,
+    /// Connections the pool has opened (the first, and each one after PostgreSQL came back).
+    opened: Arc<AtomicU64>,
 }
 
 impl PostgresStore {
@@ -175,19 +179,35 @@ impl PostgresStore {
         let options = options
             .application_name("rtchat")
             .options([("statement_timeout", STATEMENT_TIMEOUT)]);
+        let opened = Arc::new(AtomicU64::new(0));
+        let counted = opened.clone();
         let pool = PgPoolOptions::new()
+            .after_connect(move |_, _| {
+                counted.fetch_add(1, Ordering::Relaxed);
+                Box::pin(async { Ok(()) })
+            })
             .max_connections(MAX_CONNECTIONS)
             .min_connections(0)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options)
             .await
             .map_err(backend("connect"))?;
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore { pool, opened })
     }
 
     /// A store over a pool configured by the caller (its size, timeouts, `search_path`).
     pub fn from_pool(pool: PgPool) -> Self {
-        PostgresStore { pool }
+        PostgresStore {
+            pool,
+            opened: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    /// Connections the pool has opened since the start (reconnects after an outage
+    /// included), as a shared count that goes on growing; always 0 for a pool given to
+    /// [`PostgresStore::from_pool`].
+    pub fn connections_opened(&self) -> Arc<AtomicU64> {
+        self.opened.clone()
     }
 
     /// The pool, e.g. to close it on shutdown (`store.pool().close().await`).

@@ -16,6 +16,7 @@ use redis::aio::{ConnectionManager, PubSubSink, PubSubStream};
 use rtchat_core::{BackendError, Broker, RoomEvent, RoomEventSink};
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::task::JoinHandle;
 use tokio::time::timeout;
@@ -43,6 +44,8 @@ pub struct RedisBroker {
     channel: String,
     publisher: ConnectionManager,
     subscriber: JoinHandle<()>,
+    /// Times the subscriber connection was re-established (for metrics).
+    reconnects: Arc<AtomicU64>,
 }
 
 impl RedisBroker {
@@ -69,12 +72,26 @@ impl RedisBroker {
             .await
             .map_err(|e| BackendError(format!("redis subscribe: {e}")))?;
         let publisher = command_connection(client.clone()).await?;
-        let subscriber = tokio::spawn(run(client, channel.clone(), sink, subscription));
+        let reconnects = Arc::new(AtomicU64::new(0));
+        let subscriber = tokio::spawn(run(
+            client,
+            channel.clone(),
+            sink,
+            subscription,
+            reconnects.clone(),
+        ));
         Ok(RedisBroker {
             channel,
             publisher,
             subscriber,
+            reconnects,
         })
+    }
+
+    /// Times the subscriber connection has been re-established since the start, as a shared
+    /// count that goes on growing (the node's metrics read it).
+    pub fn reconnects(&self) -> Arc<AtomicU64> {
+        self.reconnects.clone()
     }
 
     /// The pub/sub channel this broker publishes on and listens to.
@@ -173,6 +190,7 @@ async fn run(
     channel: String,
     sink: Arc<dyn RoomEventSink>,
     mut subscription: (PubSubSink, PubSubStream),
+    reconnects: Arc<AtomicU64>,
 ) {
     loop {
         let reason = pump(&channel, sink.as_ref(), &mut subscription).await;
@@ -183,6 +201,7 @@ async fn run(
         // Repairs can start at once: what the store has is not waiting for Redis.
         sink.on_reset(Instant::now());
         subscription = resubscribe(&client, &channel).await;
+        reconnects.fetch_add(1, Ordering::Relaxed);
         // Whatever was published between the loss and the new subscription is read now.
         sink.on_reset(Instant::now());
         tracing::info!(%channel, "redis pub/sub resubscribed");

@@ -8,8 +8,9 @@ use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::IntoResponse;
 use rtchat_core::WindowLimiter;
-use rtchat_core::{ChatError, Identity, InitOutcome, MessageId};
+use rtchat_core::{ChatError, ChatService, Identity, InitOutcome, MessageId};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -97,6 +98,17 @@ fn authenticate(state: &AppState, headers: &HeaderMap) -> Result<Identity, Envel
 /// `GET /healthz`.
 pub async fn healthz() -> Envelope {
     Envelope::ok("SUCCESS", serde_json::json!({"status": "ok"}))
+}
+
+/// `GET /metrics`: the node's counters in the OpenMetrics text format (Prometheus scrapes it).
+pub async fn metrics(State(service): State<ChatService>) -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            rtchat_core::metrics::CONTENT_TYPE,
+        )],
+        service.hub().encode_metrics(),
+    )
 }
 
 /// `GET /readyz`: whether the store, broker and presence answer (a load balancer sends no

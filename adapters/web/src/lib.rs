@@ -38,6 +38,9 @@ pub struct WebConfig {
     /// Origins whose pages may call the HTTP API (CORS). Empty: same origin only. `*`: any
     /// origin, without credentials.
     pub cors_origins: Vec<String>,
+    /// Serve `GET /metrics` on this router (off when the metrics have a listener of their
+    /// own, see [`metrics_router`]).
+    pub serve_metrics: bool,
 }
 
 impl Default for WebConfig {
@@ -52,6 +55,7 @@ impl Default for WebConfig {
             rooms_per_hour: 10,
             tokens_per_hour: 60,
             cors_origins: Vec::new(),
+            serve_metrics: true,
         }
     }
 }
@@ -118,8 +122,19 @@ fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
     )
 }
 
-fn routes(state: AppState) -> Router {
+/// `GET /metrics` alone, for a listener of its own (an operator's port, not the public one).
+pub fn metrics_router(service: ChatService) -> Router {
     Router::new()
+        .route("/metrics", get(api::metrics))
+        .with_state(service)
+}
+
+fn routes(state: AppState) -> Router {
+    let metrics = state
+        .config
+        .serve_metrics
+        .then(|| metrics_router(state.service.clone()));
+    let router = Router::new()
         .route("/", get(assets::index))
         .route("/assets/{file}", get(assets::asset))
         .route("/healthz", get(api::healthz))
@@ -131,5 +146,9 @@ fn routes(state: AppState) -> Router {
         .route("/chatroom/private", post(api::private_room))
         .route("/ws", get(ws::upgrade))
         .fallback(api::not_found)
-        .with_state(state)
+        .with_state(state);
+    match metrics {
+        Some(metrics) => router.merge(metrics),
+        None => router,
+    }
 }

@@ -89,6 +89,10 @@ fn failed(error: axum::Error) -> TransportError {
 
 #[async_trait]
 impl Transport for WsTransport {
+    fn kind(&self) -> rtchat_core::TransportKind {
+        rtchat_core::TransportKind::WebSocket
+    }
+
     async fn recv(&mut self) -> Incoming {
         match self.socket.recv().await {
             Some(Ok(Message::Text(text))) => Incoming::Data(text.into()),

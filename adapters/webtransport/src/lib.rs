@@ -305,6 +305,10 @@ impl WebTransportStream {
 
 #[async_trait]
 impl Transport for WebTransportStream {
+    fn kind(&self) -> rtchat_core::TransportKind {
+        rtchat_core::TransportKind::WebTransport
+    }
+
     async fn recv(&mut self) -> Incoming {
         if self.ended {
             return Incoming::Closed;

@@ -11,7 +11,7 @@ pub mod open_files;
 
 use clap::{Parser, ValueEnum};
 use rtchat_core::{
-    BackendError, Broker, ChatConfig, ChatService, Hub, MessageStore, Ports, Presence,
+    BackendError, Broker, ChatConfig, ChatService, Hub, MessageStore, Metrics, Ports, Presence,
     PrivateRoomKey, RoomEvent, RoomStore,
 };
 use rtchat_driver::{DriverConfig, RepairTask, RoomWriters, Shutdown, WriterConfig};
@@ -148,6 +148,10 @@ pub struct ServerConfig {
     /// Take client addresses from X-Forwarded-For (only behind your own proxy).
     #[arg(long, env = "RTCHAT_TRUST_FORWARDED_FOR")]
     pub trust_forwarded_for: bool,
+    /// Serve `GET /metrics` on this address instead of on `--bind` (an operator's port that
+    /// the public cannot reach).
+    #[arg(long, env = "RTCHAT_METRICS_BIND")]
+    pub metrics_bind: Option<SocketAddr>,
     /// This node's name: the token issuer and the `server` of CONNECTED.
     #[arg(long, env = "RTCHAT_NODE_NAME", default_value = "rtchat")]
     pub node_name: String,
@@ -279,13 +283,16 @@ pub async fn assemble(config: &ServerConfig) -> Result<Node, StartError> {
         Duration::from_secs(config.token_ttl_hours.saturating_mul(3600)),
     );
     let hub = Arc::new(Hub::new());
-    let (messages, rooms, sqlite) = store(config).await?;
+    let (messages, rooms, sqlite) = store(config, hub.metrics()).await?;
     let (broker, presence, redis_presence) = broker_and_presence(config, hub.clone()).await?;
     let appender = Arc::new(RoomWriters::new(
         messages.clone(),
         rooms.clone(),
         broker.clone(),
-        WriterConfig::default(),
+        WriterConfig {
+            metrics: hub.metrics().clone(),
+            ..WriterConfig::default()
+        },
     ));
     let ports = Ports {
         messages,
@@ -342,6 +349,7 @@ pub async fn assemble(config: &ServerConfig) -> Result<Node, StartError> {
         rooms_per_hour: config.rooms_per_hour,
         tokens_per_hour: config.tokens_per_hour,
         cors_origins: config.cors_origins.clone(),
+        serve_metrics: config.metrics_bind.is_none(),
     };
     Ok(Node {
         service,
@@ -370,7 +378,7 @@ fn backend(what: &str) -> impl Fn(BackendError) -> StartError + '_ {
 }
 
 /// The message and room stores `--store` names.
-async fn store(config: &ServerConfig) -> Result<Stores, StartError> {
+async fn store(config: &ServerConfig, metrics: &Metrics) -> Result<Stores, StartError> {
     match config.store {
         StoreKind::Sqlite => {
             let cannot = |error: std::io::Error| {
@@ -412,6 +420,7 @@ async fn store(config: &ServerConfig) -> Result<Stores, StartError> {
                 .migrate()
                 .await
                 .map_err(backend("cannot migrate PostgreSQL"))?;
+            metrics.observe_store_connections(store.connections_opened());
             Ok((store.clone(), store, None))
         }
     }
@@ -448,10 +457,11 @@ async fn broker_and_presence(
                 )
             })?;
             let broker = Arc::new(
-                RedisBroker::connect_with_prefix(url, &config.redis_prefix, hub)
+                RedisBroker::connect_with_prefix(url, &config.redis_prefix, hub.clone())
                     .await
                     .map_err(backend("cannot connect to Redis"))?,
             );
+            hub.metrics().observe_broker_reconnects(broker.reconnects());
             let mut presence = PresenceConfig::new(
                 format!("{}:presence", config.redis_prefix),
                 // Unique per running process, as the presence design requires.
@@ -489,6 +499,8 @@ fn announce_sweeps(broker: Arc<RedisBroker>) -> SweepListener {
 /// A bound, assembled node, ready to run.
 pub struct Server {
     listener: TcpListener,
+    /// `--metrics-bind`'s listener, when the metrics have one of their own.
+    metrics_listener: Option<TcpListener>,
     node: Node,
     shutdown: Shutdown,
 }
@@ -500,8 +512,13 @@ impl Server {
         let listener = TcpListener::bind(config.bind)
             .await
             .map_err(StartError::Bind)?;
+        let metrics_listener = match config.metrics_bind {
+            Some(address) => Some(TcpListener::bind(address).await.map_err(StartError::Bind)?),
+            None => None,
+        };
         Ok(Server {
             listener,
+            metrics_listener,
             node,
             shutdown: Shutdown::new(),
         })
@@ -510,6 +527,13 @@ impl Server {
     /// The address actually bound (useful with port 0).
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
         self.listener.local_addr()
+    }
+
+    /// The address `--metrics-bind` bound, when given.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|listener| listener.local_addr().ok())
     }
 
     /// The assembled chat service (tests use it to look inside).
@@ -530,6 +554,18 @@ impl Server {
             self.shutdown.clone(),
         );
         let app = rtchat_web::router(state).into_make_service_with_connect_info::<SocketAddr>();
+        if let Some(listener) = self.metrics_listener {
+            let mut stop = self.shutdown.signal();
+            let metrics = rtchat_web::metrics_router(self.node.service.clone());
+            tokio::spawn(async move {
+                let served = axum::serve(listener, metrics)
+                    .with_graceful_shutdown(async move { stop.triggered().await })
+                    .await;
+                if let Err(error) = served {
+                    tracing::warn!(%error, "the metrics listener failed");
+                }
+            });
+        }
         let shutdown = self.shutdown.clone();
         let result = axum::serve(self.listener, app)
             .with_graceful_shutdown(async move {

@@ -142,3 +142,92 @@ async fn a_websocket_message_over_the_limit_gets_an_error_saying_so_then_a_close
     client.closed().await;
     server.stop().await;
 }
+
+/// What a client saw after `frames`, sent in one WebSocket message or in one message each:
+/// every frame until the answers to all of them came (or the ERROR that ends the session), as
+/// `RECEIPT r3`, `RATE_LIMITED`, `ERROR <message>`.
+async fn answers(
+    server: &TestServer,
+    frames: &[String],
+    pipelined: bool,
+    expected: usize,
+) -> Vec<String> {
+    let token = server.token().await;
+    let mut client = StompClient::connect(&server.ws_url(), &token).await;
+    // The error queue first, on its own, so refusals are told.
+    client
+        .send("SUBSCRIBE\nid:errors\ndestination:/user/queue/errors\nreceipt:errors\n\n\0")
+        .await;
+    assert_eq!(client.frame().await.get("receipt-id"), Some("errors"));
+    if pipelined {
+        client.send(&frames.concat()).await;
+    } else {
+        for frame in frames {
+            client.send(frame).await;
+        }
+    }
+    let mut seen = Vec::new();
+    while seen.len() < expected {
+        let frame = client.frame().await;
+        match frame.command {
+            Command::Receipt => {
+                seen.push(format!("RECEIPT {}", frame.get("receipt-id").unwrap_or("")))
+            }
+            Command::Error => {
+                seen.push(format!("ERROR {}", frame.get("message").unwrap_or("")));
+                assert_eq!(client.closed().await, Some(1000), "closed after the ERROR");
+                break;
+            }
+            Command::Message if frame.get("destination") == Some("/user/queue/errors") => {
+                let body: serde_json::Value =
+                    serde_json::from_slice(&frame.body).expect("JSON envelope");
+                seen.push(body["type"].as_str().unwrap_or("?").to_owned());
+            }
+            _ => {}
+        }
+    }
+    seen
+}
+
+#[tokio::test]
+async fn pipelined_subscribes_get_the_answers_they_get_one_by_one() {
+    // One SUBSCRIBE a second: the rest of a burst is refused, whether it came in one
+    // WebSocket message or in many (the bucket cannot refill during the test's milliseconds).
+    let mut config = common::config();
+    config.max_subscribes_per_second = 1;
+    let server = TestServer::start_with(config).await;
+    let frames: Vec<String> = (0..30)
+        .map(|n| format!("SUBSCRIBE\nid:s{n}\ndestination:/sub/channel/lobby\nreceipt:r{n}\n\n\0"))
+        .collect();
+    // The error queue took the burst's one token.
+    let expected: Vec<String> = (0..30).map(|_| "RATE_LIMITED".to_owned()).collect();
+    assert_eq!(answers(&server, &frames, true, 30).await, expected);
+    assert_eq!(answers(&server, &frames, false, 30).await, expected);
+    server.stop().await;
+
+    // No rate limit: the engine's subscription limit (64) ends the session with an ERROR,
+    // after the 64 RECEIPTs and before anything else, however the frames came.
+    let mut config = common::config();
+    config.max_subscribes_per_second = 0;
+    let server = TestServer::start_with(config).await;
+    // (The 64th is one too many; the client sends nothing after it, since writing to a
+    // socket the server has closed makes the kernel reset it, losing the ERROR.)
+    let frames: Vec<String> = (0..64)
+        .map(|n| format!("SUBSCRIBE\nid:s{n}\ndestination:/sub/presence/lobby\nreceipt:r{n}\n\n\0"))
+        .collect();
+    let pipelined = answers(&server, &frames, true, 64).await;
+    let one_by_one = answers(&server, &frames, false, 64).await;
+    assert_eq!(pipelined, one_by_one);
+    let receipts = pipelined
+        .iter()
+        .filter(|a| a.starts_with("RECEIPT"))
+        .count();
+    assert_eq!(receipts, 63, "{pipelined:?}");
+    assert!(
+        pipelined
+            .last()
+            .is_some_and(|last| last.starts_with("ERROR")),
+        "{pipelined:?}"
+    );
+    server.stop().await;
+}

@@ -210,6 +210,14 @@ impl ChatConnection {
             && self.jobs.len() < MAX_QUEUED_JOBS
     }
 
+    /// Whether the connection is ready for the session's next event. False while a job is
+    /// queued or under way: the frames after it wait, so their answers (or the engine's
+    /// ERROR for one of them) follow the job's, and the same bytes get the same answers
+    /// however they were chunked and however long the job took.
+    pub fn wants_events(&self) -> bool {
+        !self.job_running && self.jobs.is_empty()
+    }
+
     /// Whether SENDs of this connection wait for their answers (the driver drains them before
     /// a shutdown closes the connection).
     pub fn has_sends_in_flight(&self) -> bool {
@@ -276,10 +284,11 @@ impl ChatConnection {
             Ok(ready) => ready,
             Err(error) => {
                 if current {
-                    // A refused SUBSCRIBE leaves nothing behind: the id is free again.
+                    // A refused SUBSCRIBE leaves nothing behind: the id is free again. (One
+                    // refused before it was registered left the engine when it came.)
                     self.forget(id);
+                    session.refuse_subscription(id);
                 }
-                session.refuse_subscription(id);
                 self.send_error(session, &error);
                 return true;
             }
@@ -339,7 +348,10 @@ impl ChatConnection {
             match result {
                 // The RECEIPT goes only now that the message is stored.
                 Answer::Done => send_receipt(session, receipt),
-                Answer::Failed(error) => self.send_failed(session, &error, receipt),
+                Answer::Failed(error) => {
+                    self.service.hub().metrics().send_refused(&error);
+                    self.send_failed(session, &error, receipt);
+                }
             }
         }
         self.finish_disconnect(session);
@@ -391,14 +403,20 @@ impl ChatConnection {
                 ..
             } => {
                 if self.subscribes.try_take(now) {
-                    self.on_subscribe(id, &destination, &headers, receipt, now);
+                    self.on_subscribe(id.clone(), &destination, &headers, receipt, now);
                 } else {
                     self.jobs.push_back(Job::ready(JobDone(Done::Subscribed {
-                        id,
+                        id: id.clone(),
                         handle: None,
                         receipt,
                         result: Err(ChatError::RateLimited),
                     })));
+                }
+                // A refused SUBSCRIBE leaves the engine's count at once (its answer keeps its
+                // place in line), so the frames after it meet the same state however the
+                // transport chunked them.
+                if !self.subscriptions.contains_key(&id) {
+                    session.refuse_subscription(&id);
                 }
             }
             Event::Unsubscribe { id, receipt, .. } => self.on_unsubscribe(&id, receipt),

@@ -3,6 +3,7 @@
 //! [`RoomLog`] first, so every room reaches its subscribers in seq order with no hole.
 
 use crate::destination::{self, SubscribeTarget};
+use crate::metrics::{LiveCounts, Metrics};
 use crate::model::{ChatMessage, LogEpoch, RoomId, Seq};
 use crate::ports::{ConnectionSink, Delivery, OfferError, RoomEvent, RoomEventSink};
 use crate::room_log::{Repair, RoomLog, RoomLogConfig};
@@ -50,6 +51,8 @@ pub struct Hub {
     next_message_id: AtomicU64,
     /// The store's log epoch, sent with every chat MESSAGE (set by the service at start).
     epoch: OnceLock<LogEpoch>,
+    /// The node's counters (`/metrics`).
+    metrics: Arc<Metrics>,
 }
 
 /// One subscription of one connection.
@@ -80,7 +83,27 @@ impl Hub {
             log_waker: OnceLock::new(),
             next_message_id: AtomicU64::new(1),
             epoch: OnceLock::new(),
+            metrics: Arc::new(Metrics::new()),
         }
+    }
+
+    /// The node's counters: the driver, the writers and the adapters add to them.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// The node's metrics as OpenMetrics text (`GET /metrics`).
+    pub fn encode_metrics(&self) -> String {
+        let live = LiveCounts {
+            subscriptions: self.subscription_count() as u64,
+            repaired: self.repaired(),
+        };
+        self.metrics.encode(live)
+    }
+
+    /// Subscriptions registered on this node.
+    pub fn subscription_count(&self) -> usize {
+        self.read().by_connection.values().map(Vec::len).sum()
     }
 
     /// Registers the node's repair task: `wake` is called whenever the room log has a new
@@ -446,6 +469,7 @@ impl RoomEventSink for Hub {
     }
 
     fn on_reset(&self, now: Instant) {
+        self.metrics.broker_reset();
         self.lock_log().on_reset(now);
         self.wake_log();
     }

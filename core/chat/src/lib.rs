@@ -31,6 +31,7 @@ mod identity;
 mod ip;
 pub mod jobs;
 pub mod limits;
+pub mod metrics;
 pub mod model;
 pub mod ports;
 pub mod private_room;
@@ -45,6 +46,7 @@ pub use identity::is_valid_name_tag;
 pub use ip::ip_prefix;
 pub use jobs::{Job, JobDone};
 pub use limits::WindowLimiter;
+pub use metrics::{ErrorReason, Metrics, TransportKind};
 pub use model::{
     ChatMessage, Identity, LOBBY, LOBBY_NAME, LogEpoch, MessageId, MessageKey, NewMessage,
     PRIVATE_ROOM_PREFIX, Room, RoomId, Seq,

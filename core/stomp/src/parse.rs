@@ -250,6 +250,12 @@ impl Parser {
         self.buffer.len()
     }
 
+    /// Whether anything fed is not yet taken by [`Parser::next_item`]: items already parsed,
+    /// or bytes of an item still incomplete.
+    pub fn has_unread(&self) -> bool {
+        !self.ready.is_empty() || !self.buffer.is_empty()
+    }
+
     fn push_ready(&mut self, item: Item) {
         match (item, self.ready.back_mut()) {
             (Item::HeartBeat, Some(Ready::HeartBeats(count))) => *count += 1,

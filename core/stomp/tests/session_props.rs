@@ -277,3 +277,72 @@ fn a_clean_script_ends_with_the_disconnect_receipt() {
         run.transmits
     );
 }
+
+/// Plays an application that decides each SUBSCRIBE as it comes (refuses every third, as a
+/// rate limit would, and answers the others' receipts at once) over `input` cut at `cuts`;
+/// returns every byte it sent.
+fn play_deciding_application(input: &[u8], cuts: &[usize], config: SessionConfig) -> Vec<u8> {
+    let now = Instant::now();
+    let mut session = Session::new(config, now);
+    let mut cuts: Vec<usize> = cuts.iter().map(|c| c % (input.len() + 1)).collect();
+    cuts.sort_unstable();
+    cuts.push(input.len());
+    let mut sent = Vec::new();
+    let mut from = 0;
+    let mut subscribes = 0;
+    for to in cuts {
+        session.handle_input(&input[from..to], now);
+        from = to;
+        while let Some(event) = session.poll_event() {
+            match event {
+                Event::Connect(_) => session.accept("s-1", now),
+                Event::Subscribe { id, receipt, .. } => {
+                    subscribes += 1;
+                    if subscribes % 3 == 0 {
+                        session.refuse_subscription(&id);
+                    } else if let Some(receipt) = receipt {
+                        session.receipt(receipt);
+                    }
+                }
+                _ => {}
+            }
+        }
+        while let Some(transmit) = session.poll_transmit() {
+            sent.extend_from_slice(&transmit.into_contiguous());
+        }
+    }
+    sent
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(128))]
+
+    /// Pipelined SUBSCRIBEs past the subscription limit: the application's refusals and
+    /// receipts, and the engine's ERROR for one too many, come out the same, in the same
+    /// order, with nothing after the ERROR, however the bytes are chunked.
+    #[test]
+    fn pipelined_subscribes_get_the_same_answers_in_any_chunking(
+        count in 1usize..40,
+        cuts in prop::collection::vec(any::<usize>(), 0..24),
+    ) {
+        let mut input = frame("CONNECT", &[("accept-version", "1.2".into()), ("heart-beat", "0,0".into())], "");
+        for n in 0..count {
+            input.push_str(&frame(
+                "SUBSCRIBE",
+                &[("id", format!("s{n}")), ("destination", format!("/t/{n}")), ("receipt", format!("r{n}"))],
+                "",
+            ));
+        }
+        let config = SessionConfig { max_subscriptions: 8, ..SessionConfig::default() };
+        let whole = play_deciding_application(input.as_bytes(), &[], config.clone());
+        let chunked = play_deciding_application(input.as_bytes(), &cuts, config);
+        prop_assert_eq!(String::from_utf8_lossy(&chunked), String::from_utf8_lossy(&whole));
+        let text = String::from_utf8_lossy(&whole);
+        if let Some(error) = text.find("ERROR\n") {
+            prop_assert!(!text[error..].contains("RECEIPT"), "{}", text);
+        }
+        // Every third is refused, so 8 accepted ones take 11 SUBSCRIBEs; the 12th is one
+        // too many.
+        prop_assert_eq!(text.contains("ERROR\n"), count >= 12, "{}", text);
+    }
+}

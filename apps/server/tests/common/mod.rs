@@ -22,6 +22,8 @@ pub const SECRET: &str = "integration-test-secret";
 /// A server on 127.0.0.1 with a free port, stopped when dropped.
 pub struct TestServer {
     pub addr: SocketAddr,
+    /// `--metrics-bind`'s address, when the config had one.
+    pub metrics_addr: Option<SocketAddr>,
     pub service: rtchat_core::ChatService,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -42,6 +44,7 @@ impl TestServer {
     pub async fn start_with(config: ServerConfig) -> TestServer {
         let server = Server::bind(&config).await.expect("server starts");
         let addr = server.local_addr().expect("bound address");
+        let metrics_addr = server.metrics_addr();
         let service = server.service().clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(
@@ -52,6 +55,7 @@ impl TestServer {
         ));
         TestServer {
             addr,
+            metrics_addr,
             service,
             stop: Some(stop),
             task: Some(task),
@@ -84,46 +88,7 @@ impl TestServer {
         headers: &[(&str, &str)],
         body: Option<&str>,
     ) -> Response {
-        let mut stream = TcpStream::connect(self.addr).await.expect("connect");
-        let mut request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n",
-            self.addr
-        );
-        for (name, value) in headers {
-            request.push_str(&format!("{name}: {value}\r\n"));
-        }
-        if let Some(body) = body {
-            request.push_str(&format!(
-                "Content-Type: application/json\r\nContent-Length: {}\r\n",
-                body.len()
-            ));
-        }
-        request.push_str("\r\n");
-        if let Some(body) = body {
-            request.push_str(body);
-        }
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .expect("write request");
-        let mut raw = Vec::new();
-        tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut raw))
-            .await
-            .expect("response within 5 s")
-            .expect("read response");
-        let text = String::from_utf8(raw).expect("UTF-8 response");
-        let (head, body) = text.split_once("\r\n\r\n").expect("head and body");
-        let status: u16 = head
-            .split_whitespace()
-            .nth(1)
-            .and_then(|code| code.parse().ok())
-            .expect("status code");
-        let json = serde_json::from_str(body).unwrap_or(Value::String(body.to_owned()));
-        Response {
-            status,
-            head: head.to_ascii_lowercase(),
-            body: json,
-        }
+        request_at(self.addr, method, path, headers, body).await
     }
 
     pub async fn get(&self, path: &str) -> Response {
@@ -160,6 +125,55 @@ impl Drop for TestServer {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
+    }
+}
+
+/// A plain HTTP/1.1 request to `addr`; returns the status, the headers as text, and the body
+/// as JSON (or as a string when it is not JSON).
+pub async fn request_at(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Response {
+    let mut stream = TcpStream::connect(addr).await.expect("connect");
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    if let Some(body) = body {
+        request.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ));
+    }
+    request.push_str("\r\n");
+    if let Some(body) = body {
+        request.push_str(body);
+    }
+    stream
+        .write_all(request.as_bytes())
+        .await
+        .expect("write request");
+    let mut raw = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut raw))
+        .await
+        .expect("response within 5 s")
+        .expect("read response");
+    let text = String::from_utf8(raw).expect("UTF-8 response");
+    let (head, body) = text.split_once("\r\n\r\n").expect("head and body");
+    let status: u16 = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .expect("status code");
+    let json = serde_json::from_str(body).unwrap_or(Value::String(body.to_owned()));
+    Response {
+        status,
+        head: head.to_ascii_lowercase(),
+        body: json,
     }
 }
 

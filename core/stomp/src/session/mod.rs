@@ -440,8 +440,9 @@ pub struct Session {
     heart_beat: Option<Negotiated>,
     /// Until the application accepts, the transport must bring a CONNECT and get it decided.
     connect_deadline: Option<Instant>,
-    /// An ERROR was queued: nothing more goes to the peer (no late RECEIPT or MESSAGE).
-    errored: bool,
+    /// The `message` of the ERROR queued, if one was: nothing more goes to the peer (no late
+    /// RECEIPT or MESSAGE).
+    error_sent: Option<Box<str>>,
     /// A deferred DISCONNECT waits for [`Session::disconnect`], with its receipt.
     disconnecting: Option<Option<ReceiptId>>,
     /// When the peer last showed life (bytes or [`Session::handle_liveness`]).
@@ -519,7 +520,7 @@ impl Session {
         Session {
             parser: Parser::new(config.limits),
             connect_deadline: now.checked_add(config.connect_timeout),
-            errored: false,
+            error_sent: None,
             disconnecting: None,
             config,
             state: State::AwaitingConnect,
@@ -762,7 +763,7 @@ impl Session {
     /// (so receipts for frames that came before a DISCONNECT still go out); ignored otherwise.
     pub fn receipt(&mut self, receipt: ReceiptId) {
         // Nothing follows an ERROR: the session is over for the peer.
-        if matches!(self.state, State::Connected | State::Closing) && !self.errored {
+        if matches!(self.state, State::Connected | State::Closing) && self.error_sent.is_none() {
             self.queue_receipt(receipt);
         }
     }
@@ -775,6 +776,20 @@ impl Session {
         }
         self.queue_error(message, body, receipt.as_ref(), None);
         self.close_with(CloseReason::Application);
+    }
+
+    /// Whether bytes the peer sent are still unread: frames are read one at a time, as
+    /// [`Session::poll_event`] is called. An owner that holds back `poll_event` (while it
+    /// finishes what an earlier frame asked) can stop reading the transport until this is
+    /// false, so what it holds stays bounded.
+    pub fn has_unread_input(&self) -> bool {
+        !self.is_over() && self.parser.has_unread()
+    }
+
+    /// The `message` header of the ERROR this session sent, if it sent one (for metrics: why
+    /// the server ended it).
+    pub fn error_sent(&self) -> Option<&str> {
+        self.error_sent.as_deref()
     }
 
     /// Completes a deferred DISCONNECT ([`Event::Disconnect`]): queues its RECEIPT, if it
@@ -803,6 +818,12 @@ impl Session {
     /// The next thing the application must handle.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
+        if self.events.is_empty() {
+            // The next frame is read only now, after the application has acted on the one
+            // before (accepted or refused a SUBSCRIBE, say): the same bytes get the same
+            // answers however the transport chunked them.
+            self.read_frames();
+        }
         let event = self.events.pop_front();
         if event.is_none() {
             release_if_drained(&mut self.events);
@@ -870,8 +891,10 @@ impl Session {
     }
 
     /// Pulls frames from the parser while the state lets the session act on them.
+    /// Reads frames until one yields an event for the application (or no whole frame is
+    /// left): frames are handed over one at a time, see [`Session::poll_event`].
     fn read_frames(&mut self) {
-        loop {
+        while self.events.is_empty() {
             if self.disconnecting.is_some() {
                 // After DISCONNECT a client sends nothing; whatever it did send is not read.
                 return;
@@ -1280,7 +1303,7 @@ impl Session {
             .header("content-type", "text/plain")
             .body(Bytes::copy_from_slice(body.as_bytes()));
         self.queue_frame(&frame);
-        self.errored = true;
+        self.error_sent = Some(message.into());
     }
 
     fn queue_receipt(&mut self, ReceiptId(receipt): ReceiptId) {
