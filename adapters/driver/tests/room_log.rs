@@ -161,6 +161,13 @@ impl Broker for ScramblingBroker {
         }
         Ok(())
     }
+
+    async fn publish_all(&self, events: Vec<RoomEvent>) -> Result<(), BackendError> {
+        for event in events {
+            self.publish(event).await?;
+        }
+        Ok(())
+    }
 }
 
 struct Node {

@@ -43,7 +43,7 @@ pub use envelope::{Envelope, ErrorBody};
 pub use hub::{ConnectionId, Hub};
 pub use identity::is_valid_name_tag;
 pub use ip::ip_prefix;
-pub use jobs::{Job, JobDone};
+pub use jobs::{ChannelStart, Job, JobDone, Since, replay_window};
 pub use limits::WindowLimiter;
 pub use model::{
     ChatMessage, Identity, LOBBY, LOBBY_NAME, LogEpoch, MessageId, MessageKey, NewMessage,

@@ -239,22 +239,8 @@ impl ChatService {
     /// Assembles a service. `hub` is the node's local fan-out, the same one given to the broker
     /// adapter as its [`crate::ports::RoomEventSink`]. Makes sure `lobby` exists.
     pub async fn new(ports: Ports, hub: Arc<Hub>, config: ChatConfig) -> Result<Self, ChatError> {
-        let mut rng = ChaCha12Rng::from_seed(stirred_seed(&config, ports.clock.as_ref()));
-        let boot_nonce = rng.next_u32();
         let epoch = ports.messages.epoch().await.map_err(unavailable)?;
-        hub.set_epoch(epoch.clone());
-        let service = ChatService {
-            inner: Arc::new(Inner {
-                ports,
-                hub,
-                config,
-                rng: Mutex::new(rng),
-                known_rooms: RwLock::new(HashSet::new()),
-                boot_nonce,
-                epoch,
-                next_connection: AtomicU64::new(1),
-            }),
-        };
+        let service = ChatService::assemble(ports, hub, config, epoch);
         let lobby = Room {
             room_id: RoomId::parse(LOBBY).ok_or(ChatError::InvalidRoomId)?,
             name: LOBBY_NAME.to_owned(),
@@ -265,6 +251,28 @@ impl ChatService {
                 Ok(service)
             }
             Err(CreateRoomError::Backend(_)) => Err(ChatError::Unavailable),
+        }
+    }
+
+    /// A service over `ports`, whose message store's log epoch is `epoch` (read from the
+    /// store by whoever assembles the node). `hub` is the node's local fan-out, the same one
+    /// given to the broker adapter as its [`crate::ports::RoomEventSink`]. No room is known
+    /// to exist yet (see [`ChatService::remember_room`]).
+    pub fn assemble(ports: Ports, hub: Arc<Hub>, config: ChatConfig, epoch: LogEpoch) -> Self {
+        let mut rng = ChaCha12Rng::from_seed(stirred_seed(&config, ports.clock.as_ref()));
+        let boot_nonce = rng.next_u32();
+        hub.set_epoch(epoch.clone());
+        ChatService {
+            inner: Arc::new(Inner {
+                ports,
+                hub,
+                config,
+                rng: Mutex::new(rng),
+                known_rooms: RwLock::new(HashSet::new()),
+                boot_nonce,
+                epoch,
+                next_connection: AtomicU64::new(1),
+            }),
         }
     }
 
@@ -513,19 +521,33 @@ impl ChatService {
         &self.inner.ports
     }
 
-    pub(crate) fn config(&self) -> &ChatConfig {
+    /// The tunables the service was assembled with.
+    pub fn config(&self) -> &ChatConfig {
         &self.inner.config
+    }
+
+    /// Whether `room` was seen to exist (rooms are never deleted, so a known room needs no
+    /// store lookup).
+    pub fn knows_room(&self, room: &RoomId) -> bool {
+        self.inner
+            .known_rooms
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(room)
+    }
+
+    /// Records that `room` exists (see [`ChatService::knows_room`]).
+    pub fn remember_room(&self, room: &RoomId) {
+        self.inner
+            .known_rooms
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(room.clone());
     }
 
     /// Ok when `room` exists: [`ChatError::UnknownRoom`] otherwise.
     pub(crate) async fn ensure_room(&self, room: &RoomId) -> Result<(), ChatError> {
-        let known = self
-            .inner
-            .known_rooms
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains(room);
-        if known {
+        if self.knows_room(room) {
             return Ok(());
         }
         match self.inner.ports.rooms.get(room).await {
@@ -584,14 +606,6 @@ impl ChatService {
             width = GENERATED_ROOM_ID_HEX
         ))
         .ok_or(ChatError::InvalidRoomId)
-    }
-
-    fn remember_room(&self, room: &RoomId) {
-        self.inner
-            .known_rooms
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(room.clone());
     }
 
     fn rng(&self) -> std::sync::MutexGuard<'_, ChaCha12Rng> {
