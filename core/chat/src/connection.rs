@@ -82,8 +82,9 @@ pub struct ChatConnection {
     /// The answers still owed to frames other than SENDs, in the order the frames came, each
     /// with the job it waits for, if any: the front one goes first.
     waiting: VecDeque<Step>,
-    /// What to do with the result of the job the driver is running (taken from `waiting`).
-    running: Option<Then>,
+    /// The driver is running the job of the front step (taken from it; the step stays, so
+    /// the connection carries nothing more while a job runs).
+    running: bool,
     /// SENDs handed to writers (or refused) and not yet answered, in the order they came.
     in_flight: VecDeque<InFlight>,
     /// Validated SENDs of the current read, handed to the writers by
@@ -208,7 +209,7 @@ impl ChatConnection {
             sends,
             subscribes,
             waiting: VecDeque::new(),
-            running: None,
+            running: false,
             in_flight: VecDeque::new(),
             to_submit: Vec::new(),
             next_ticket: 1,
@@ -239,9 +240,9 @@ impl ChatConnection {
         self.hand_over_sends();
     }
 
-    /// Whether a job is being run or waits its turn.
+    /// Whether a job is being run or an answer waits its turn.
     fn has_jobs(&self) -> bool {
-        self.running.is_some() || !self.waiting.is_empty()
+        !self.waiting.is_empty()
     }
 
     fn hand_over_sends(&mut self) {
@@ -256,7 +257,8 @@ impl ChatConnection {
     /// stays bounded).
     pub fn wants_input(&self) -> bool {
         self.in_flight.len() < self.service.config().max_sends_in_flight.max(1)
-            && self.waiting.len() < MAX_QUEUED_JOBS
+            // The step whose job runs does not count: up to this many wait behind it.
+            && self.waiting.len().saturating_sub(usize::from(self.running)) < MAX_QUEUED_JOBS
     }
 
     /// Whether SENDs of this connection wait for their answers (the driver drains them before
@@ -275,24 +277,27 @@ impl ChatConnection {
     /// one at a time, and hand each result to [`ChatConnection::on_job_done`] before asking
     /// for the next.
     pub fn poll_job(&mut self) -> Option<Job> {
-        if self.closed || self.running.is_some() {
+        if self.closed || self.running {
             return None;
         }
         // Answers that need no job were given as soon as their turn came, so the front step,
         // if any, has one.
         let job = self.waiting.front_mut()?.job.take()?;
-        self.running = self.waiting.pop_front().map(|step| step.then);
+        self.running = true;
         Some(job)
     }
 
     /// The result of the job [`ChatConnection::poll_job`] gave last. Returns false when the
     /// session refused what it had to send as a slow consumer; the driver then closes.
     pub fn on_job_done(&mut self, done: JobDone, session: &mut Session) -> bool {
-        // None: the connection closed meanwhile, and nothing waits for it any more.
-        let Some(then) = self.running.take() else {
+        // Not running: the connection closed meanwhile, and nothing waits for it any more.
+        if !std::mem::take(&mut self.running) {
+            return true;
+        }
+        let Some(step) = self.waiting.pop_front() else {
             return true;
         };
-        let delivered = self.answer(then, Some(done), session) && self.answer_ready(session);
+        let delivered = self.answer(step.then, Some(done), session) && self.answer_ready(session);
         // SENDs that waited for this job (and every job before them) may go now.
         self.submit_sends();
         self.finish_disconnect(session);
@@ -310,7 +315,7 @@ impl ChatConnection {
     /// Answers the steps at the front that need no job, while no job is being run. Returns
     /// false when the session refused a message as a slow consumer.
     fn answer_ready(&mut self, session: &mut Session) -> bool {
-        while self.running.is_none() && self.waiting.front().is_some_and(|s| s.job.is_none()) {
+        while !self.running && self.waiting.front().is_some_and(|s| s.job.is_none()) {
             let Some(step) = self.waiting.pop_front() else {
                 break;
             };
@@ -596,7 +601,7 @@ impl ChatConnection {
         // SENDs that came before the end are still stored (nobody is left to answer).
         self.hand_over_sends();
         self.waiting.clear();
-        self.running = None;
+        self.running = false;
     }
 
     /// The connection is over (whatever the reason): the job that takes the session out of
