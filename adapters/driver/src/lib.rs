@@ -10,6 +10,10 @@
 //! core as plain [`rtchat_core::Job`]s; [`run_job`] runs each against the ports and hands back
 //! what it found.
 //!
+//! The use cases that wait on the ports (assembling a node, the HTTP API's reads and room
+//! creation, posting from outside a connection) are [`ChatUseCases`], on the core's
+//! [`rtchat_core::ChatService`].
+//!
 //! It also runs the node's own tasks: the room writers ([`RoomWriters`], group commit) and
 //! the room-log repair task ([`spawn_room_log_repairs`]).
 
@@ -29,4 +33,5 @@ pub use memory::{MemoryClient, memory_pair};
 pub use repair::{RepairTask, spawn_room_log_repairs};
 pub use sink::{ChannelSink, Outbound};
 pub use transport::{Incoming, Transport, TransportError};
+pub use use_cases::ChatUseCases;
 pub use writer::{RoomWriters, WriterConfig};

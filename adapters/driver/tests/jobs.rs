@@ -8,7 +8,7 @@ use rtchat_core::{
     ChannelStart, ChatError, ChatMessage, ConnectionId, ConnectionSink, Delivery, Job, JobDone,
     OfferError, Presence, RoomEvent, RoomId, SendOutcome, SessionKey, Since,
 };
-use rtchat_driver::run_job;
+use rtchat_driver::{ChatUseCases, run_job};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 

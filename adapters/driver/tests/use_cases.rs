@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use rtchat_core::{ChatConfig, ChatError, RoomEvent};
+use rtchat_driver::ChatUseCases;
 use std::sync::atomic::Ordering;
 
 #[tokio::test]

@@ -10,6 +10,7 @@ use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use rtchat_core::WindowLimiter;
 use rtchat_core::{ChatError, Identity, InitOutcome, MessageId};
+use rtchat_driver::ChatUseCases;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -112,3 +112,138 @@ fn seeds_make_identities_reproducible() {
         b.service.init(None, ip("10.0.0.1"))
     );
 }
+
+#[test]
+fn a_room_is_for_whoever_may_enter_it() {
+    let node = Node::new();
+    assert_eq!(
+        node.service
+            .room_for(&alice(), "lobby")
+            .map(|r| r.to_string()),
+        Ok("lobby".to_owned())
+    );
+    assert_eq!(
+        node.service.room_for(&alice(), "../x"),
+        Err(ChatError::InvalidRoomId)
+    );
+    let pair = node.private_room("#AAAAAA", "#BBBBBB");
+    assert!(node.service.room_for(&bob(), pair.as_str()).is_ok());
+    assert_eq!(
+        node.service
+            .room_for(&identity("Carol3", "#CCCCCC"), pair.as_str()),
+        Err(ChatError::Forbidden)
+    );
+}
+
+#[test]
+fn history_pages_are_1_to_the_configured_limit() {
+    let node = Node::new();
+    assert!(node.service.check_history_limit(1).is_ok());
+    assert!(node.service.check_history_limit(100).is_ok());
+    for limit in [0, 101] {
+        assert!(matches!(
+            node.service.check_history_limit(limit),
+            Err(ChatError::BadRequest(_))
+        ));
+    }
+}
+
+#[test]
+fn a_posted_message_is_validated_and_keyed_uniquely() {
+    let node = Node::new();
+    let lobby = node.service.room_for(&alice(), "lobby").expect("room");
+    let first = node
+        .service
+        .new_message(&alice(), ip("192.168.3.4"), lobby.clone(), "  hello  ")
+        .expect("valid");
+    assert_eq!(first.message, "hello");
+    assert_eq!(first.author, alice());
+    assert_eq!(first.created_at, NOW);
+    assert_eq!(first.ip_address, "192.168");
+    let second = node
+        .service
+        .new_message(&alice(), ip("192.168.3.4"), lobby.clone(), "hello")
+        .expect("valid");
+    assert_ne!(first.key, second.key);
+    assert_eq!(
+        node.service
+            .new_message(&alice(), ip("::1"), lobby.clone(), " \n "),
+        Err(ChatError::EmptyMessage)
+    );
+    assert_eq!(
+        node.service
+            .new_message(&alice(), ip("::1"), lobby, &"é".repeat(2001)),
+        Err(ChatError::MessageTooLong { max: 2000 })
+    );
+}
+
+#[test]
+fn a_public_room_has_a_valid_name_and_a_given_or_fresh_id() {
+    let node = Node::new();
+    let garden = node
+        .service
+        .public_room(" Garden ", Some(" garden "))
+        .expect("room");
+    assert_eq!(
+        (garden.room_id.as_str(), garden.name.as_str()),
+        ("garden", "Garden")
+    );
+    let generated = node.service.public_room("Anywhere", None).expect("room");
+    let id = generated.room_id.as_str();
+    assert!(id.starts_with("room-") && id.len() == 17, "{id}");
+    assert!(id[5..].bytes().all(|b| b.is_ascii_hexdigit()));
+    let again = node.service.public_room("Anywhere", None).expect("room");
+    assert_ne!(
+        again.room_id, generated.room_id,
+        "asking again gives another"
+    );
+    assert!(matches!(
+        node.service.public_room("  ", None),
+        Err(ChatError::BadRequest(_))
+    ));
+    for id in ["bad id", "entry", "private-0123456789abcdef"] {
+        assert_eq!(
+            node.service.public_room("Name", Some(id)),
+            Err(ChatError::InvalidRoomId),
+            "{id:?}"
+        );
+    }
+}
+
+#[test]
+fn a_private_room_is_asked_for_by_one_of_its_two() {
+    let node = Node::new();
+    let ab = node
+        .service
+        .private_room_for(&alice(), "#AAAAAA", "#BBBBBB")
+        .expect("room");
+    let ba = node
+        .service
+        .private_room_for(&bob(), " #BBBBBB ", "#AAAAAA")
+        .expect("room");
+    assert_eq!(ab, ba);
+    assert!(ab.room_id.is_private());
+    assert_eq!(
+        node.service
+            .private_room_for(&identity("Carol3", "#CCCCCC"), "#AAAAAA", "#BBBBBB"),
+        Err(ChatError::Forbidden)
+    );
+    assert!(matches!(
+        node.service
+            .private_room_for(&alice(), "#AAAAAA", "#AAAAAA"),
+        Err(ChatError::BadRequest(_))
+    ));
+}
+
+#[test]
+fn rooms_are_capped_by_the_configuration() {
+    let node = Node::with_config(ChatConfig {
+        max_rooms: 3,
+        ..ChatConfig::default()
+    });
+    assert_eq!(node.service.check_room_capacity(2), Ok(()));
+    assert_eq!(
+        node.service.check_room_capacity(3),
+        Err(ChatError::TooManyRooms)
+    );
+}

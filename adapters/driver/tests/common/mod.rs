@@ -8,7 +8,7 @@ use rtchat_core::{
     LogEpoch, MessageId, MessageStore, NewMessage, Ports, RoomEvent, RoomEventSink, RoomId, Seq,
     TokenError, Tokens,
 };
-use rtchat_driver::{RoomWriters, WriterConfig};
+use rtchat_driver::{ChatUseCases, RoomWriters, WriterConfig};
 use rtchat_memory::{InProcessBroker, MemoryMessageStore, MemoryPresence, MemoryRoomStore};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
