@@ -1,11 +1,14 @@
 //! The per-connection loop.
 
 use crate::close_log;
+use crate::jobs::run_job;
 use crate::sink::{ChannelSink, Outbound};
 use crate::transport::{Incoming, Transport, TransportError};
-use rtchat_core::{ChatService, ErrorReason, Job, JobDone};
+use rtchat_core::{ChatService, ErrorReason, JobDone};
 use rtchat_stomp::{CloseReason, Event, Session, SessionConfig};
+use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -118,7 +121,7 @@ pub async fn run_connection<T: Transport>(
     let mut drain_until: Option<tokio::time::Instant> = None;
     // The connection's job under way (store, presence and broker work), if any: polled here
     // beside reading and delivering, never awaited on its own.
-    let mut job: Option<Job> = None;
+    let mut job: Option<Running> = None;
     // Why the session closed, when the engine closed it (its ERROR's reason for metrics).
     let mut engine_closed: Option<ErrorReason> = None;
 
@@ -172,9 +175,12 @@ pub async fn run_connection<T: Transport>(
             continue;
         }
         // Taken only while the connection lives: the job that ends it (leaving the counts)
-        // runs in `closed` below.
-        if job.is_none() && !chat.is_closed() {
-            job = chat.poll_job();
+        // is the one `closed` gives below.
+        if job.is_none()
+            && let Some(next) = chat.poll_job()
+        {
+            let service = service.clone();
+            job = Some(Box::pin(async move { run_job(&service, next).await }));
         }
 
         let deadline = session.poll_timeout().map(tokio::time::Instant::from_std);
@@ -256,8 +262,10 @@ pub async fn run_connection<T: Transport>(
     chat.submit_sends();
     sink.close();
     drop(job);
-    // Boxed: alive only while the connection ends; inline, it would sit in every task.
-    Box::pin(chat.closed()).await;
+    if let Some(leave) = chat.closed() {
+        // Boxed: alive only while the connection ends; inline, it would sit in every task.
+        Box::pin(run_job(service, leave)).await;
+    }
     let _ = tokio::time::timeout(
         config.write_timeout,
         write_pending(&mut transport, &mut session),
@@ -292,8 +300,11 @@ async fn write_pending<T: Transport>(
     Ok(())
 }
 
+/// A job being run: boxed, so a connection's task only holds its memory while it runs.
+type Running = Pin<Box<dyn Future<Output = JobDone> + Send>>;
+
 /// Completes with the job under way; never, when there is none.
-async fn run(job: &mut Option<Job>) -> JobDone {
+async fn run(job: &mut Option<Running>) -> JobDone {
     match job {
         Some(job) => job.await,
         None => std::future::pending().await,
@@ -308,6 +319,6 @@ async fn sleep_until(deadline: Option<tokio::time::Instant>) {
 }
 
 /// The driver's clock: tokio's, so tests can pause and advance time.
-fn now() -> Instant {
+pub(crate) fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }

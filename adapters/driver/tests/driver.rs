@@ -4,7 +4,8 @@
 use bytes::Bytes;
 use rtchat_core::{ChatConfig, ChatService, Hub, Identity, Ports, Tokens};
 use rtchat_driver::{
-    DriverConfig, MemoryClient, RoomWriters, Shutdown, WriterConfig, memory_pair, run_connection,
+    ChatUseCases, DriverConfig, MemoryClient, RoomWriters, Shutdown, WriterConfig, memory_pair,
+    run_connection,
 };
 use rtchat_jwt::JwtTokens;
 use rtchat_memory::{

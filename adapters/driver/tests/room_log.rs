@@ -9,8 +9,8 @@ use rtchat_core::{
     MessageStore, NewMessage, Ports, RoomEvent, RoomEventSink, RoomId, Seq, Tokens,
 };
 use rtchat_driver::{
-    DriverConfig, MemoryClient, RepairTask, RoomWriters, Shutdown, WriterConfig, memory_pair,
-    run_connection, spawn_room_log_repairs,
+    ChatUseCases, DriverConfig, MemoryClient, RepairTask, RoomWriters, Shutdown, WriterConfig,
+    memory_pair, run_connection, spawn_room_log_repairs,
 };
 use rtchat_jwt::JwtTokens;
 use rtchat_memory::{
@@ -158,6 +158,13 @@ impl Broker for ScramblingBroker {
         };
         for event in out {
             self.hub.on_event(event, Instant::now());
+        }
+        Ok(())
+    }
+
+    async fn publish_all(&self, events: Vec<RoomEvent>) -> Result<(), BackendError> {
+        for event in events {
+            self.publish(event).await?;
         }
         Ok(())
     }

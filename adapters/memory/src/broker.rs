@@ -31,6 +31,14 @@ impl Broker for InProcessBroker {
         self.sink.on_event(event, Instant::now());
         Ok(())
     }
+
+    async fn publish_all(&self, events: Vec<RoomEvent>) -> Result<(), BackendError> {
+        let now = Instant::now();
+        for event in events {
+            self.sink.on_event(event, now);
+        }
+        Ok(())
+    }
 }
 
 #[cfg(test)]

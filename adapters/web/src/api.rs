@@ -11,6 +11,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use rtchat_core::WindowLimiter;
 use rtchat_core::{ChatError, ChatService, Identity, InitOutcome, MessageId};
+use rtchat_driver::ChatUseCases;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::net::SocketAddr;

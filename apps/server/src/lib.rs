@@ -14,7 +14,7 @@ use rtchat_core::{
     BackendError, Broker, ChatConfig, ChatService, Hub, MessageStore, Metrics, Ports, Presence,
     PrivateRoomKey, RoomEvent, RoomStore,
 };
-use rtchat_driver::{DriverConfig, RepairTask, RoomWriters, Shutdown, WriterConfig};
+use rtchat_driver::{ChatUseCases, DriverConfig, RepairTask, RoomWriters, Shutdown, WriterConfig};
 use rtchat_jwt::JwtTokens;
 use rtchat_memory::{
     InProcessBroker, MemoryMessageStore, MemoryPresence, MemoryRoomStore, SystemClock,

@@ -11,20 +11,21 @@
 //! never answered silently: when the client has no `/user/queue/errors` subscription, a SEND
 //! that failed gets an ERROR frame (which ends the session), with the SEND's `receipt-id`.
 //!
-//! Nothing here waits on I/O: [`ChatConnection::handle`] is synchronous. SENDs are validated
-//! and handed to their room's writer (the [`Appender`](crate::ports::Appender)); their outcomes
-//! come back through the connection's queue ([`ChatConnection::on_outcome`]) and are answered
-//! in the order the SENDs came. What other frames need from the store, presence or broker
-//! becomes a [`Job`] ([`ChatConnection::poll_job`]) that the driver runs while the connection
-//! goes on reading and delivering; its result comes back with
-//! [`ChatConnection::on_job_done`]. Live messages for a subscription whose start (replay,
-//! first count) is still being read wait in the connection, so they never overtake it.
+//! Nothing here waits on I/O: every method is synchronous. SENDs are validated and handed to
+//! their room's writer (the [`Appender`](crate::ports::Appender)); their outcomes come back
+//! through the connection's queue ([`ChatConnection::on_outcome`]) and are answered in the
+//! order the SENDs came. What other frames need from the store, presence or broker is a
+//! [`Job`], plain data ([`ChatConnection::poll_job`]), that the driver runs while the
+//! connection goes on reading and delivering; what it read comes back as a [`JobDone`]
+//! ([`ChatConnection::on_job_done`]), from which the connection makes its answers. Live
+//! messages for a subscription whose start (replay, first count) is still being read wait in
+//! the connection, so they never overtake it.
 
 use crate::destination::{self, SendTarget, SubscribeTarget};
 use crate::envelope::Envelope;
 use crate::hub::{self, ConnectionId, JSON};
 use crate::ip::ip_prefix;
-use crate::jobs::{self, Done, Job, JobDone, Ready, Since};
+use crate::jobs::{Job, JobDone, Since};
 use crate::model::{Identity, MessageKey, NewMessage, RoomId, Seq};
 use crate::ports::{ConnectionSink, Delivery, PendingSend, SendOutcome, SessionKey};
 use crate::service::{ChatError, ChatService};
@@ -62,7 +63,8 @@ pub const MAX_QUEUED_JOBS: usize = 16;
 /// [`ChatConnection::poll_job`] gives, one at a time, handing each result to
 /// [`ChatConnection::on_job_done`]; calls [`ChatConnection::deliver`] and
 /// [`ChatConnection::on_outcome`] for what its queue brings; and calls
-/// [`ChatConnection::closed`] once, when the connection is over (whatever the reason).
+/// [`ChatConnection::closed`] when the connection is over (whatever the reason), running the
+/// job it gives.
 pub struct ChatConnection {
     service: ChatService,
     client: IpAddr,
@@ -77,10 +79,12 @@ pub struct ChatConnection {
     error_queue: Option<String>,
     sends: TokenBucket,
     subscribes: TokenBucket,
-    /// Work for the driver, in the order the frames came.
-    jobs: VecDeque<Job>,
-    /// A job from `jobs` is being run by the driver.
-    job_running: bool,
+    /// The answers still owed to frames other than SENDs, in the order the frames came, each
+    /// with the job it waits for, if any: the front one goes first.
+    waiting: VecDeque<Step>,
+    /// The driver is running the job of the front step (taken from it; the step stays, so
+    /// the connection carries nothing more while a job runs).
+    running: bool,
     /// SENDs handed to writers (or refused) and not yet answered, in the order they came.
     in_flight: VecDeque<InFlight>,
     /// Validated SENDs of the current read, handed to the writers by
@@ -95,9 +99,54 @@ pub struct ChatConnection {
     closed: bool,
 }
 
-/// The reading of a subscription's start (a [`Job`]'s work).
-type StartWork =
-    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Ready, ChatError>> + Send>>;
+/// A frame's answer waiting for its turn.
+struct Step {
+    /// What must be read or announced first; `None` when the answer only keeps its place.
+    job: Option<Job>,
+    then: Then,
+}
+
+/// How a [`Step`] is answered once its job (if any) is done.
+enum Then {
+    /// Nothing to answer (announcements).
+    Nothing,
+    /// The RECEIPT owed once the job's work was done (e.g. after leaving a room).
+    Receipt(Option<ReceiptId>),
+    /// A SUBSCRIBE: what goes out first on it, or why it was refused.
+    Subscribed {
+        id: String,
+        /// The hub handle of the subscription this is for (`None` if it was never registered).
+        handle: Option<Arc<str>>,
+        receipt: Option<ReceiptId>,
+        start: Start,
+    },
+}
+
+/// What a SUBSCRIBE's start is made of.
+enum Start {
+    /// A room channel: the replay, from a [`JobDone::ChannelStarted`].
+    Channel,
+    /// `/sub/channel/entry`: the connection count, from a [`JobDone::Count`].
+    Entry,
+    /// `/sub/presence/{room}`: the room's count, from a [`JobDone::Count`].
+    Presence(RoomId),
+    /// `/pub/history/{room}`: one reply, from a [`JobDone::History`].
+    History(RoomId),
+    /// Nothing to read (`/user/queue/errors`).
+    Nothing,
+    /// Refused before anything was read.
+    Refused(ChatError),
+}
+
+/// A subscription's start, ready to go out.
+#[derive(Default)]
+struct Ready {
+    /// For room channels: the store's head when it started; live messages up to it are
+    /// dropped (the client has them, or did not ask for them).
+    has_up_to: Option<Seq>,
+    /// MESSAGEs that go out on it before anything live: a replay, a count, a history reply.
+    messages: Vec<SharedMessage>,
+}
 
 /// A SEND (or a COMMIT of SENDs) waiting for its answer.
 struct InFlight {
@@ -159,8 +208,8 @@ impl ChatConnection {
             error_queue: None,
             sends,
             subscribes,
-            jobs: VecDeque::new(),
-            job_running: false,
+            waiting: VecDeque::new(),
+            running: false,
             in_flight: VecDeque::new(),
             to_submit: Vec::new(),
             next_ticket: 1,
@@ -173,11 +222,7 @@ impl ChatConnection {
     /// Completes a waiting DISCONNECT once every frame before it is answered: its RECEIPT
     /// then means they all took effect.
     fn finish_disconnect(&mut self, session: &mut Session) {
-        if self.disconnecting
-            && !self.has_sends_in_flight()
-            && self.jobs.is_empty()
-            && !self.job_running
-        {
+        if self.disconnecting && !self.has_sends_in_flight() && !self.has_jobs() {
             self.disconnecting = false;
             session.disconnect();
         }
@@ -189,10 +234,15 @@ impl ChatConnection {
     /// SUBSCRIBE then a SEND must see the subscription start before the message is stored
     /// (else the subscription would start after it); they go when the last job is done.
     pub fn submit_sends(&mut self) {
-        if self.job_running || !self.jobs.is_empty() {
+        if self.has_jobs() {
             return;
         }
         self.hand_over_sends();
+    }
+
+    /// Whether a job is being run or an answer waits its turn.
+    fn has_jobs(&self) -> bool {
+        !self.waiting.is_empty()
     }
 
     fn hand_over_sends(&mut self) {
@@ -207,7 +257,8 @@ impl ChatConnection {
     /// stays bounded).
     pub fn wants_input(&self) -> bool {
         self.in_flight.len() < self.service.config().max_sends_in_flight.max(1)
-            && self.jobs.len() < MAX_QUEUED_JOBS
+            // The step whose job runs does not count: up to this many wait behind it.
+            && self.waiting.len().saturating_sub(usize::from(self.running)) < MAX_QUEUED_JOBS
     }
 
     /// Whether the connection is ready for the session's next event. False while a job is
@@ -215,7 +266,7 @@ impl ChatConnection {
     /// ERROR for one of them) follow the job's, and the same bytes get the same answers
     /// however they were chunked and however long the job took.
     pub fn wants_events(&self) -> bool {
-        !self.job_running && self.jobs.is_empty()
+        self.waiting.is_empty()
     }
 
     /// Whether SENDs of this connection wait for their answers (the driver drains them before
@@ -224,44 +275,127 @@ impl ChatConnection {
         self.in_flight.iter().any(|waiting| waiting.ticket != 0) || !self.to_submit.is_empty()
     }
 
-    /// Whether the connection is over for the chat (its closing job is left for
-    /// [`ChatConnection::closed`]).
+    /// Whether the connection is over for the chat (what it leaves behind is the job
+    /// [`ChatConnection::closed`] gives).
     pub fn is_closed(&self) -> bool {
         self.closed
     }
 
-    /// The next job to run, in the order the frames came. Run one at a time, and hand each
-    /// result to [`ChatConnection::on_job_done`] before asking for the next.
+    /// The next job to run, in the order the frames came; `None` while one is being run. Run
+    /// one at a time, and hand each result to [`ChatConnection::on_job_done`] before asking
+    /// for the next.
     pub fn poll_job(&mut self) -> Option<Job> {
-        let job = self.jobs.pop_front();
-        self.job_running = job.is_some();
-        job
+        if self.closed || self.running {
+            return None;
+        }
+        // Answers that need no job were given as soon as their turn came, so the front step,
+        // if any, has one.
+        let job = self.waiting.front_mut()?.job.take()?;
+        self.running = true;
+        Some(job)
     }
 
-    /// The result of a job from [`ChatConnection::poll_job`]. Returns false when the session
-    /// refused what it had to send as a slow consumer; the driver then closes.
+    /// The result of the job [`ChatConnection::poll_job`] gave last. Returns false when the
+    /// session refused what it had to send as a slow consumer; the driver then closes.
     pub fn on_job_done(&mut self, done: JobDone, session: &mut Session) -> bool {
-        self.job_running = false;
-        let delivered = self.apply(done, session);
+        // Not running: the connection closed meanwhile, and nothing waits for it any more.
+        if !std::mem::take(&mut self.running) {
+            return true;
+        }
+        let Some(step) = self.waiting.pop_front() else {
+            return true;
+        };
+        let delivered = self.answer(step.then, Some(done), session) && self.answer_ready(session);
         // SENDs that waited for this job (and every job before them) may go now.
         self.submit_sends();
         self.finish_disconnect(session);
         delivered
     }
 
-    fn apply(&mut self, done: JobDone, session: &mut Session) -> bool {
-        match done.0 {
-            Done::Nothing => true,
-            Done::Receipt(receipt) => {
+    /// Queues a frame's answer behind those before it; it goes at once if its turn has come
+    /// and it needs no job.
+    fn push(&mut self, job: Option<Job>, then: Then, session: &mut Session) {
+        self.waiting.push_back(Step { job, then });
+        // A slow consumer already has its ERROR; the driver sees the session close.
+        self.answer_ready(session);
+    }
+
+    /// Answers the steps at the front that need no job, while no job is being run. Returns
+    /// false when the session refused a message as a slow consumer.
+    fn answer_ready(&mut self, session: &mut Session) -> bool {
+        while !self.running && self.waiting.front().is_some_and(|s| s.job.is_none()) {
+            let Some(step) = self.waiting.pop_front() else {
+                break;
+            };
+            if !self.answer(step.then, None, session) {
+                return false;
+            }
+        }
+        true
+    }
+
+    /// Answers one step with what its job (if any) found.
+    fn answer(&mut self, then: Then, done: Option<JobDone>, session: &mut Session) -> bool {
+        match then {
+            Then::Nothing => true,
+            Then::Receipt(receipt) => {
                 send_receipt(session, receipt);
                 true
             }
-            Done::Subscribed {
+            Then::Subscribed {
                 id,
                 handle,
                 receipt,
-                result,
-            } => self.on_subscribed(&id, handle, receipt, result, session),
+                start,
+            } => {
+                let result = self.ready(start, done);
+                self.on_subscribed(&id, handle, receipt, result, session)
+            }
+        }
+    }
+
+    /// What goes out first on a subscription, made from what its job read.
+    fn ready(&self, start: Start, done: Option<JobDone>) -> Result<Ready, ChatError> {
+        let hub = self.service.hub();
+        match (start, done) {
+            (Start::Refused(error), _) => Err(error),
+            (Start::Nothing, _) => Ok(Ready::default()),
+            (Start::Channel, Some(JobDone::ChannelStarted(started))) => {
+                let started = started?;
+                Ok(Ready {
+                    has_up_to: Some(started.head),
+                    messages: started
+                        .missed
+                        .iter()
+                        .filter(|message| message.seq <= started.head)
+                        .map(|message| hub.encode_chat(message))
+                        .collect(),
+                })
+            }
+            (Start::Entry, Some(JobDone::Count(total))) => Ok(Ready {
+                has_up_to: None,
+                messages: vec![hub.entry_message(total?)],
+            }),
+            (Start::Presence(room), Some(JobDone::Count(count))) => Ok(Ready {
+                has_up_to: None,
+                messages: vec![hub.presence_message(&room, count?)],
+            }),
+            (Start::History(room), Some(JobDone::History(messages))) => Ok(Ready {
+                has_up_to: None,
+                messages: vec![SharedMessage::new(
+                    &destination::history(&room),
+                    &hub.next_message_id("h"),
+                    Some(JSON),
+                    &hub.epoch_headers(),
+                    hub::to_json(&messages?),
+                )],
+            }),
+            // A result of another kind than the job's (a driver bug): the client is told the
+            // subscription could not start, as for a backend failure.
+            (_, done) => {
+                debug_assert!(false, "job result {done:?} does not answer its job");
+                Err(ChatError::Unavailable)
+            }
         }
     }
 
@@ -379,7 +513,7 @@ impl ChatConnection {
 
     /// Answers one session event (CONNECT authentication, SEND routing, SUBSCRIBE, ...). What
     /// needs the store, presence or the broker is queued as a job (see
-    /// [`ChatConnection::poll_job`]).
+    /// [`ChatConnection::poll_job`]); answers behind it wait for it.
     pub fn handle(&mut self, event: Event, session: &mut Session, now: Instant) {
         if self.closed {
             return;
@@ -403,14 +537,15 @@ impl ChatConnection {
                 ..
             } => {
                 if self.subscribes.try_take(now) {
-                    self.on_subscribe(id.clone(), &destination, &headers, receipt, now);
+                    self.on_subscribe(id.clone(), &destination, &headers, receipt, session);
                 } else {
-                    self.jobs.push_back(Job::ready(JobDone(Done::Subscribed {
+                    let refused = Then::Subscribed {
                         id: id.clone(),
                         handle: None,
                         receipt,
-                        result: Err(ChatError::RateLimited),
-                    })));
+                        start: Start::Refused(ChatError::RateLimited),
+                    };
+                    self.push(None, refused, session);
                 }
                 // A refused SUBSCRIBE leaves the engine's count at once (its answer keeps its
                 // place in line), so the frames after it meet the same state however the
@@ -419,7 +554,7 @@ impl ChatConnection {
                     session.refuse_subscription(&id);
                 }
             }
-            Event::Unsubscribe { id, receipt, .. } => self.on_unsubscribe(&id, receipt),
+            Event::Unsubscribe { id, receipt, .. } => self.on_unsubscribe(&id, receipt, session),
             // Acks only matter to the engine's bookkeeping.
             Event::Ack { receipt, .. } | Event::Nack { receipt, .. } => {
                 send_receipt(session, receipt)
@@ -471,8 +606,8 @@ impl ChatConnection {
         put_on_wire(session, &delivery.subscription, &delivery.message)
     }
 
-    /// The connection ended: its subscriptions are gone at once, and the jobs still waiting
-    /// are dropped for one that takes the session out of the counts. Idempotent.
+    /// The connection ended: its subscriptions are gone at once, and the answers still
+    /// waiting are dropped (nobody is left to read them). Idempotent.
     fn close(&mut self) {
         if self.closed {
             return;
@@ -483,23 +618,19 @@ impl ChatConnection {
         self.error_queue = None;
         // SENDs that came before the end are still stored (nobody is left to answer).
         self.hand_over_sends();
-        self.jobs.clear();
-        self.job_running = false;
-        if self.announced {
-            self.jobs.push_back(Job::new(jobs::disconnected(
-                self.service.clone(),
-                self.key.clone(),
-            )));
-        }
+        self.waiting.clear();
+        self.running = false;
     }
 
-    /// The connection is over (whatever the reason): leave rooms, update counts. Idempotent.
-    /// The driver awaits it after the connection's loop; nothing else is waiting then.
-    pub async fn closed(&mut self) {
+    /// The connection is over (whatever the reason): the job that takes the session out of
+    /// the counts ([`Job::Disconnected`]), if it was counted in. The driver calls it after the
+    /// connection's loop and runs the job; its result is for nobody. Idempotent: later calls
+    /// give `None`.
+    pub fn closed(&mut self) -> Option<Job> {
         self.close();
-        while let Some(job) = self.jobs.pop_front() {
-            job.await;
-        }
+        std::mem::take(&mut self.announced).then(|| Job::Disconnected {
+            session: self.key.clone(),
+        })
     }
 
     // ---- CONNECT ----
@@ -520,10 +651,10 @@ impl ChatConnection {
                 session.accept_with(&self.key.0, &epoch, now);
                 self.identity = Some(identity);
                 self.announced = true;
-                self.jobs.push_back(Job::new(jobs::announce_connected(
-                    self.service.clone(),
-                    self.key.clone(),
-                )));
+                let announce = Job::AnnounceConnected {
+                    session: self.key.clone(),
+                };
+                self.push(Some(announce), Then::Nothing, session);
             }
             Err(ChatError::ExpiredToken) => session.refuse(
                 "expired token",
@@ -625,77 +756,64 @@ impl ChatConnection {
         destination: &str,
         headers: &Headers,
         receipt: Option<ReceiptId>,
-        now: Instant,
+        session: &mut Session,
     ) {
-        let job = match self.start(&id, destination, headers, now) {
-            Ok((handle, work)) => Job::new(async move {
-                let result = work.await;
-                JobDone(Done::Subscribed {
-                    id,
-                    handle: Some(handle),
-                    receipt,
-                    result,
-                })
-            }),
-            Err(error) => Job::ready(JobDone(Done::Subscribed {
-                id,
-                handle: None,
-                receipt,
-                result: Err(error),
-            })),
+        let (job, handle, start) = match self.start(&id, destination, headers) {
+            Ok((handle, job, start)) => (job, Some(handle), start),
+            Err(error) => (None, None, Start::Refused(error)),
         };
-        self.jobs.push_back(job);
+        let then = Then::Subscribed {
+            id,
+            handle,
+            receipt,
+            start,
+        };
+        self.push(job, then, session);
     }
 
-    /// Checks a SUBSCRIBE, registers it, and gives its handle and the work that reads its
-    /// start.
+    /// Checks a SUBSCRIBE, registers it, and gives its handle, the job that reads its start
+    /// (if it needs one) and what its start is made of.
     fn start(
         &mut self,
         id: &str,
         destination: &str,
         headers: &Headers,
-        now: Instant,
-    ) -> Result<(Arc<str>, StartWork), ChatError> {
-        let service = self.service.clone();
+    ) -> Result<(Arc<str>, Option<Job>, Start), ChatError> {
         let target = SubscribeTarget::parse(destination)?;
         // The engine yields SUBSCRIBE only on an accepted session, so this is always set.
-        let who = self.identity.clone().ok_or(ChatError::InvalidToken)?;
+        let who = self.identity.as_ref().ok_or(ChatError::InvalidToken)?;
         if let SubscribeTarget::Channel(room)
         | SubscribeTarget::Presence(room)
         | SubscribeTarget::History(room) = &target
         {
-            self.service.check_entry(room, &who)?;
+            self.service.check_entry(room, who)?;
         }
         Ok(match &target {
             SubscribeTarget::Channel(room) => {
                 let since = Since::parse(headers)?;
-                let already_in_room = self.in_room(room);
-                let handle = self.register(id, &destination::channel(room), target.clone());
-                let work = jobs::start_channel(
-                    service,
-                    self.key.clone(),
-                    room.clone(),
+                let job = Job::StartChannel {
+                    session: self.key.clone(),
+                    room: room.clone(),
                     since,
-                    already_in_room,
-                    now,
-                );
-                (handle, Box::pin(work))
+                    join: !self.in_room(room),
+                    max_replay: self.service.config().max_replay,
+                };
+                let handle = self.register(id, &destination::channel(room), target.clone());
+                (handle, Some(job), Start::Channel)
             }
             SubscribeTarget::Entry => {
                 let handle = self.register(id, destination::ENTRY, target.clone());
-                (handle, Box::pin(jobs::start_entry(service)))
+                (handle, Some(Job::CountConnections), Start::Entry)
             }
             SubscribeTarget::Presence(room) => {
                 let handle = self.register(id, &destination::presence(room), target.clone());
-                (
-                    handle,
-                    Box::pin(jobs::start_presence(service, room.clone())),
-                )
+                let job = Job::CountRoom { room: room.clone() };
+                (handle, Some(job), Start::Presence(room.clone()))
             }
             SubscribeTarget::ErrorQueue => {
                 let handle = self.remember(id, target.clone());
                 self.error_queue = Some(id.to_owned());
-                (handle, Box::pin(std::future::ready(Ok(Ready::default()))))
+                (handle, None, Start::Nothing)
             }
             SubscribeTarget::History(room) => {
                 let config = self.service.config();
@@ -705,35 +823,26 @@ impl ChatConnection {
                     })
                     .clamp(1, config.max_history_limit.max(1));
                 let handle = self.remember(id, target.clone());
-                (
-                    handle,
-                    Box::pin(jobs::history_reply(service, who, room.clone(), limit)),
-                )
+                let job = Job::History {
+                    room: room.clone(),
+                    limit,
+                };
+                (handle, Some(job), Start::History(room.clone()))
             }
         })
     }
 
-    fn on_unsubscribe(&mut self, id: &str, receipt: Option<ReceiptId>) {
-        let Some(target) = self.forget(id) else {
-            self.jobs
-                .push_back(Job::ready(JobDone(Done::Receipt(receipt))));
-            return;
-        };
-        match target {
+    fn on_unsubscribe(&mut self, id: &str, receipt: Option<ReceiptId>, session: &mut Session) {
+        let job = match self.forget(id) {
             // Presence counts sessions, not subscriptions: a second subscription to the
             // same room keeps this session in it.
-            SubscribeTarget::Channel(room) if !self.in_room(&room) => {
-                self.jobs.push_back(Job::new(jobs::leave_room(
-                    self.service.clone(),
-                    self.key.clone(),
-                    room,
-                    receipt,
-                )));
-            }
-            _ => self
-                .jobs
-                .push_back(Job::ready(JobDone(Done::Receipt(receipt)))),
-        }
+            Some(SubscribeTarget::Channel(room)) if !self.in_room(&room) => Some(Job::LeaveRoom {
+                session: self.key.clone(),
+                room,
+            }),
+            _ => None,
+        };
+        self.push(job, Then::Receipt(receipt), session);
     }
 
     /// Removes subscription `id` from the connection and the hub; its target, if it existed.

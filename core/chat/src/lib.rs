@@ -2,11 +2,15 @@
 //!
 //! The chat and room domain of rtchat, the ports (traits) its adapters implement, and the
 //! application service that maps STOMP events to the chat contract. Pure: no sockets, no
-//! clocks, no async runtime (async traits are only signatures here), no randomness of its
-//! own (the service's generator is seeded through [`ChatConfig::seed`]).
+//! clocks, no async runtime, nothing that waits (the ports' async traits are only signatures
+//! here: what a connection needs from them comes out as a [`Job`], plain data, and the driver
+//! runs it), no randomness of its own (the service's generator is seeded through
+//! [`ChatConfig::seed`]).
 //!
 //! Assembling a node (the embedded default, with `rtchat-memory`; the real assembly is
-//! `rtchat_server::assemble` in `apps/server`):
+//! `rtchat_server::assemble` in `apps/server`; `ChatService::new`, which reads the store's
+//! epoch and makes sure the lobby exists, is `rtchat_driver::ChatUseCases::new`, around
+//! [`ChatService::assemble`]):
 //!
 //! ```text
 //! let hub = Arc::new(Hub::new());
@@ -19,6 +23,8 @@
 //!     clock: Arc::new(SystemClock),
 //! };
 //! let service = ChatService::new(ports, hub, ChatConfig { seed: rand::random(), ..Default::default() }).await?;
+//! // or, with the epoch already read and the rooms known by other means:
+//! let service = ChatService::assemble(ports, hub, config, epoch);
 //! // per STOMP connection:
 //! let mut connection = service.connection(peer_ip, sink);
 //! ```
@@ -44,7 +50,7 @@ pub use envelope::{Envelope, ErrorBody};
 pub use hub::{ConnectionId, Hub};
 pub use identity::is_valid_name_tag;
 pub use ip::ip_prefix;
-pub use jobs::{Job, JobDone};
+pub use jobs::{ChannelStart, Job, JobDone, Since, replay_window};
 pub use limits::WindowLimiter;
 pub use metrics::{ErrorReason, Metrics, TransportKind};
 pub use model::{

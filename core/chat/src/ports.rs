@@ -146,12 +146,7 @@ pub trait Broker: Send + Sync + 'static {
     async fn publish(&self, event: RoomEvent) -> Result<(), BackendError>;
 
     /// Publishes `events`, in order (adapters send them in one round trip where they can).
-    async fn publish_all(&self, events: Vec<RoomEvent>) -> Result<(), BackendError> {
-        for event in events {
-            self.publish(event).await?;
-        }
-        Ok(())
-    }
+    async fn publish_all(&self, events: Vec<RoomEvent>) -> Result<(), BackendError>;
 
     /// Whether the broker answers now (for a readiness check); in-process brokers always do.
     async fn ready(&self) -> Result<(), BackendError> {

@@ -1,15 +1,16 @@
-//! The application service: the chat contract (docs/protocol.md) in terms of the ports.
-//! The HTTP adapter calls it directly; STOMP connections go through [`crate::ChatConnection`].
+//! The application service: one node's chat state (its ports, hub, configuration, generator
+//! and the rooms known to exist) and the contract's decisions (docs/protocol.md) as plain
+//! functions: tokens and identities, validation, who may enter a room, room ids, room
+//! capacity. Nothing here waits: the use cases that store, read or create (the HTTP API's,
+//! and posting from outside a connection) run in the driver (`rtchat_driver::ChatUseCases`),
+//! deciding with these functions; STOMP connections go through [`crate::ChatConnection`].
 
 use crate::hub::{ConnectionId, Hub};
 use crate::ip::ip_prefix;
-use crate::model::{
-    ChatMessage, Identity, LOBBY, LOBBY_NAME, LogEpoch, MessageId, MessageKey, NewMessage, Room,
-    RoomId,
-};
+use crate::model::{Identity, LogEpoch, MessageKey, NewMessage, Room, RoomId};
 use crate::ports::{
-    Appender, BackendError, Broker, Clock, ConnectionSink, CreateRoomError, MessageStore, Presence,
-    RoomEvent, RoomStore, SessionKey, TokenError, Tokens,
+    Appender, Broker, Clock, ConnectionSink, MessageStore, Presence, RoomStore, SessionKey,
+    TokenError, Tokens,
 };
 use crate::private_room::PrivateRoomKey;
 use crate::validation;
@@ -231,19 +232,17 @@ const PRIVATE_ROOM_NAME: &str = "Private room";
 /// Generated room ids are `room-` and this many hex digits.
 const GENERATED_ROOM_ID_HEX: usize = 12;
 
-/// Attempts at a fresh generated room id before giving up (a collision at 48 bits is already
-/// vanishingly rare; this only guards a store pre-filled by hand).
-const GENERATED_ROOM_ID_ATTEMPTS: usize = 4;
-
 impl ChatService {
-    /// Assembles a service. `hub` is the node's local fan-out, the same one given to the broker
-    /// adapter as its [`crate::ports::RoomEventSink`]. Makes sure `lobby` exists.
-    pub async fn new(ports: Ports, hub: Arc<Hub>, config: ChatConfig) -> Result<Self, ChatError> {
+    /// A service over `ports`, whose message store's log epoch is `epoch` (read from the
+    /// store by whoever assembles the node: the driver's `ChatUseCases::new`, which also
+    /// makes sure the lobby exists). `hub` is the node's local fan-out, the same one given to
+    /// the broker adapter as its [`crate::ports::RoomEventSink`]. No room is known to exist
+    /// yet (see [`ChatService::remember_room`]).
+    pub fn assemble(ports: Ports, hub: Arc<Hub>, config: ChatConfig, epoch: LogEpoch) -> Self {
         let mut rng = ChaCha12Rng::from_seed(stirred_seed(&config, ports.clock.as_ref()));
         let boot_nonce = rng.next_u32();
-        let epoch = ports.messages.epoch().await.map_err(unavailable)?;
         hub.set_epoch(epoch.clone());
-        let service = ChatService {
+        ChatService {
             inner: Arc::new(Inner {
                 ports,
                 hub,
@@ -254,17 +253,6 @@ impl ChatService {
                 epoch,
                 next_connection: AtomicU64::new(1),
             }),
-        };
-        let lobby = Room {
-            room_id: RoomId::parse(LOBBY).ok_or(ChatError::InvalidRoomId)?,
-            name: LOBBY_NAME.to_owned(),
-        };
-        match service.inner.ports.rooms.create(lobby.clone()).await {
-            Ok(_) | Err(CreateRoomError::AlreadyExists) => {
-                service.remember_room(&lobby.room_id);
-                Ok(service)
-            }
-            Err(CreateRoomError::Backend(_)) => Err(ChatError::Unavailable),
         }
     }
 
@@ -288,22 +276,6 @@ impl ChatService {
         }
     }
 
-    /// Whether the backends answer now (`GET /readyz`): the names of those that do not.
-    pub async fn ready(&self) -> Result<(), Vec<&'static str>> {
-        let ports = &self.inner.ports;
-        let mut down = Vec::new();
-        if ports.rooms.count().await.is_err() {
-            down.push("store");
-        }
-        if ports.broker.ready().await.is_err() {
-            down.push("broker");
-        }
-        if ports.presence.total().await.is_err() {
-            down.push("presence");
-        }
-        if down.is_empty() { Ok(()) } else { Err(down) }
-    }
-
     /// The store's log epoch (sent with CONNECTED and every chat MESSAGE).
     pub fn epoch(&self) -> &LogEpoch {
         &self.inner.epoch
@@ -325,78 +297,6 @@ impl ChatService {
             })
     }
 
-    /// Validates, stores, then publishes one chat message, waiting for each: for callers
-    /// outside a STOMP connection (tests, tools). STOMP SENDs go through the room writers.
-    ///
-    /// A publish failure after the message is stored still returns `Ok`: the message exists,
-    /// and every node's room log repairs the hole from the store.
-    pub async fn post_message(
-        &self,
-        author: &Identity,
-        client: IpAddr,
-        room: &str,
-        text: &str,
-    ) -> Result<ChatMessage, ChatError> {
-        let room = RoomId::parse(room).ok_or(ChatError::InvalidRoomId)?;
-        self.check_entry(&room, author)?;
-        self.ensure_room(&room).await?;
-        let text = validation::message_text(text, self.inner.config.max_message_chars)?;
-        let ports = &self.inner.ports;
-        let key = MessageKey::server_made(&format!(
-            "{}-{:08x}-p{}",
-            self.inner.config.node_name,
-            self.inner.boot_nonce,
-            self.inner.next_connection.fetch_add(1, Ordering::Relaxed)
-        ));
-        let stored = ports
-            .messages
-            .append(
-                &room,
-                vec![NewMessage {
-                    room_id: room.clone(),
-                    message: text.to_owned(),
-                    author: author.clone(),
-                    created_at: ports.clock.now_rfc3339(),
-                    ip_address: ip_prefix(client),
-                    key,
-                }],
-            )
-            .await
-            .map_err(unavailable)?
-            .into_iter()
-            .next()
-            .ok_or(ChatError::Unavailable)?
-            .into_message();
-        self.publish(RoomEvent::Message(stored.clone())).await;
-        Ok(stored)
-    }
-
-    /// `GET /message` (before = None) and `GET /message/lastMessageId`: newest first, for
-    /// `caller` (a private room's history is its two members' only).
-    pub async fn history(
-        &self,
-        caller: &Identity,
-        room: &str,
-        limit: usize,
-        before: Option<MessageId>,
-    ) -> Result<Vec<ChatMessage>, ChatError> {
-        let max = self.inner.config.max_history_limit;
-        if !(1..=max).contains(&limit) {
-            return Err(ChatError::BadRequest(format!(
-                "limit must be between 1 and {max}"
-            )));
-        }
-        let room = RoomId::parse(room).ok_or(ChatError::InvalidRoomId)?;
-        self.check_entry(&room, caller)?;
-        self.ensure_room(&room).await?;
-        let messages = &self.inner.ports.messages;
-        match before {
-            None => messages.newest(&room, limit).await,
-            Some(before) => messages.before(&room, before, limit).await,
-        }
-        .map_err(unavailable)
-    }
-
     /// Ok when `who` may use `room`: [`ChatError::Forbidden`] for someone else's private room.
     pub fn check_entry(&self, room: &RoomId, who: &Identity) -> Result<(), ChatError> {
         if self.inner.config.private_room_key.may_enter(room, who) {
@@ -406,45 +306,76 @@ impl ChatService {
         }
     }
 
-    /// `GET /rooms`: each public room with its live count.
-    pub async fn rooms(&self) -> Result<Vec<(Room, u64)>, ChatError> {
-        let ports = &self.inner.ports;
-        let rooms = ports.rooms.list().await.map_err(unavailable)?;
-        let mut listed = Vec::with_capacity(rooms.len());
-        // A store that lists private rooms by mistake must not leak them.
-        for room in rooms.into_iter().filter(|room| !room.is_private()) {
-            let count = ports
-                .presence
-                .room_count(&room.room_id)
-                .await
-                .map_err(unavailable)?;
-            listed.push((room, count));
-        }
-        Ok(listed)
+    /// The room `room` names, if `who` may use it: [`ChatError::InvalidRoomId`] for an id that
+    /// is not one, [`ChatError::Forbidden`] for someone else's private room. Whether it exists
+    /// is for the store to say.
+    pub fn room_for(&self, who: &Identity, room: &str) -> Result<RoomId, ChatError> {
+        let room = RoomId::parse(room).ok_or(ChatError::InvalidRoomId)?;
+        self.check_entry(&room, who)?;
+        Ok(room)
     }
 
-    /// `POST /rooms`: a public room; a new id is generated when `room_id` is `None`.
-    pub async fn create_room(&self, name: &str, room_id: Option<&str>) -> Result<Room, ChatError> {
+    /// Ok when `limit` is a history page size the contract accepts (1 to
+    /// [`ChatConfig::max_history_limit`]).
+    pub fn check_history_limit(&self, limit: usize) -> Result<(), ChatError> {
+        let max = self.inner.config.max_history_limit;
+        if (1..=max).contains(&limit) {
+            Ok(())
+        } else {
+            Err(ChatError::BadRequest(format!(
+                "limit must be between 1 and {max}"
+            )))
+        }
+    }
+
+    /// The message `author` at `client` posts to `room` from outside a STOMP connection (tests,
+    /// tools), validated, with a key unique across nodes and restarts; or why not.
+    pub fn new_message(
+        &self,
+        author: &Identity,
+        client: IpAddr,
+        room: RoomId,
+        text: &str,
+    ) -> Result<NewMessage, ChatError> {
+        let text = validation::message_text(text, self.inner.config.max_message_chars)?;
+        let key = MessageKey::server_made(&format!(
+            "{}-{:08x}-p{}",
+            self.inner.config.node_name,
+            self.inner.boot_nonce,
+            self.inner.next_connection.fetch_add(1, Ordering::Relaxed)
+        ));
+        Ok(NewMessage {
+            room_id: room,
+            message: text.to_owned(),
+            author: author.clone(),
+            created_at: self.inner.ports.clock.now_rfc3339(),
+            ip_address: ip_prefix(client),
+            key,
+        })
+    }
+
+    /// The public room `POST /rooms` asks for: `name` validated, and `room_id` when given (a
+    /// valid id, not reserved), else a fresh generated one (`room-` and 12 hex digits; asking
+    /// again gives another, should it be taken).
+    pub fn public_room(&self, name: &str, room_id: Option<&str>) -> Result<Room, ChatError> {
         let name = validation::room_name(name)?;
-        if let Some(room_id) = room_id {
-            let room_id = RoomId::parse(room_id.trim())
+        let room_id = match room_id {
+            Some(room_id) => RoomId::parse(room_id.trim())
                 .filter(|id| !id.is_reserved())
-                .ok_or(ChatError::InvalidRoomId)?;
-            return self.create(room_id, name).await;
-        }
-        for _ in 0..GENERATED_ROOM_ID_ATTEMPTS {
-            match self.create(self.generated_room_id()?, name).await {
-                Err(ChatError::RoomExists) => continue,
-                created => return created,
-            }
-        }
-        Err(ChatError::Unavailable)
+                .ok_or(ChatError::InvalidRoomId)?,
+            None => self.generated_room_id()?,
+        };
+        Ok(Room {
+            room_id,
+            name: name.to_owned(),
+        })
     }
 
-    /// `POST /chatroom/private` by `caller`: the same room for the same pair (name tags), in
-    /// either order. Only one of the two may ask ([`ChatError::Forbidden`] otherwise): the id
-    /// is made with a server key, so it cannot be computed from the tags.
-    pub async fn private_room(
+    /// The room for two `POST /chatroom/private` by `caller` asks for: the same room for the
+    /// same pair (name tags), in either order. Only one of the two may ask
+    /// ([`ChatError::Forbidden`] otherwise): the id is made with a server key, so it cannot
+    /// be computed from the tags.
+    pub fn private_room_for(
         &self,
         caller: &Identity,
         sender: &str,
@@ -459,31 +390,19 @@ impl ChatService {
         if caller.name_tag != sender && caller.name_tag != receiver {
             return Err(ChatError::Forbidden);
         }
-        let room = Room {
+        Ok(Room {
             room_id,
             name: PRIVATE_ROOM_NAME.to_owned(),
-        };
-        let rooms = &self.inner.ports.rooms;
-        if let Some(existing) = rooms
-            .get(&room.room_id)
-            .await
-            .map_err(|_| ChatError::Unavailable)?
-        {
-            self.remember_room(&existing.room_id);
-            return Ok(existing);
-        }
-        self.ensure_room_capacity().await?;
-        match rooms.create(room.clone()).await {
-            Ok(room) => {
-                self.remember_room(&room.room_id);
-                Ok(room)
-            }
-            // Second call for the pair: the room is the one made the first time.
-            Err(CreateRoomError::AlreadyExists) => {
-                self.remember_room(&room.room_id);
-                Ok(room)
-            }
-            Err(CreateRoomError::Backend(_)) => Err(ChatError::Unavailable),
+        })
+    }
+
+    /// Ok when a new room may be created while the store holds `rooms`:
+    /// [`ChatError::TooManyRooms`] once the node holds [`ChatConfig::max_rooms`].
+    pub fn check_room_capacity(&self, rooms: u64) -> Result<(), ChatError> {
+        if rooms >= self.inner.config.max_rooms as u64 {
+            Err(ChatError::TooManyRooms)
+        } else {
+            Ok(())
         }
     }
 
@@ -501,81 +420,42 @@ impl ChatService {
         crate::ChatConnection::new(self.clone(), client, sink, ConnectionId(n), key)
     }
 
-    // ---- for ChatConnection ----
-
     /// The node's fan-out (the driver's repair task drives its room log).
     pub fn hub(&self) -> &Hub {
         &self.inner.hub
     }
 
-    /// The ports the node was assembled from (the driver's writers and repair task use them).
+    /// The ports the node was assembled from (the driver runs the use cases and jobs, the
+    /// writers and the repair task over them).
     pub fn ports(&self) -> &Ports {
         &self.inner.ports
     }
 
-    pub(crate) fn config(&self) -> &ChatConfig {
+    /// The tunables the service was assembled with.
+    pub fn config(&self) -> &ChatConfig {
         &self.inner.config
     }
 
-    /// Ok when `room` exists: [`ChatError::UnknownRoom`] otherwise.
-    pub(crate) async fn ensure_room(&self, room: &RoomId) -> Result<(), ChatError> {
-        let known = self
-            .inner
+    /// Whether `room` was seen to exist (rooms are never deleted, so a known room needs no
+    /// store lookup).
+    pub fn knows_room(&self, room: &RoomId) -> bool {
+        self.inner
             .known_rooms
             .read()
             .unwrap_or_else(PoisonError::into_inner)
-            .contains(room);
-        if known {
-            return Ok(());
-        }
-        match self.inner.ports.rooms.get(room).await {
-            Ok(Some(_)) => {
-                self.remember_room(room);
-                Ok(())
-            }
-            Ok(None) => Err(ChatError::UnknownRoom),
-            Err(_) => Err(ChatError::Unavailable),
-        }
+            .contains(room)
     }
 
-    /// Publishes through the broker. A failure is not the caller's to handle (the event is a
-    /// notification; the store has the truth), and core has no logger, so it is dropped.
-    pub(crate) async fn publish(&self, event: RoomEvent) {
-        let _ = self.inner.ports.broker.publish(event).await;
+    /// Records that `room` exists (see [`ChatService::knows_room`]).
+    pub fn remember_room(&self, room: &RoomId) {
+        self.inner
+            .known_rooms
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(room.clone());
     }
 
     // ---- private ----
-
-    async fn create(&self, room_id: RoomId, name: &str) -> Result<Room, ChatError> {
-        self.ensure_room_capacity().await?;
-        let room = Room {
-            room_id,
-            name: name.to_owned(),
-        };
-        match self.inner.ports.rooms.create(room).await {
-            Ok(room) => {
-                self.remember_room(&room.room_id);
-                Ok(room)
-            }
-            Err(CreateRoomError::AlreadyExists) => Err(ChatError::RoomExists),
-            Err(CreateRoomError::Backend(_)) => Err(ChatError::Unavailable),
-        }
-    }
-
-    /// Refuses a new room once the node holds `max_rooms`.
-    async fn ensure_room_capacity(&self) -> Result<(), ChatError> {
-        let rooms = self
-            .inner
-            .ports
-            .rooms
-            .count()
-            .await
-            .map_err(|_| ChatError::Unavailable)?;
-        if rooms >= self.inner.config.max_rooms as u64 {
-            return Err(ChatError::TooManyRooms);
-        }
-        Ok(())
-    }
 
     fn generated_room_id(&self) -> Result<RoomId, ChatError> {
         let bits = self.rng().next_u64() >> (64 - 4 * GENERATED_ROOM_ID_HEX);
@@ -584,14 +464,6 @@ impl ChatService {
             width = GENERATED_ROOM_ID_HEX
         ))
         .ok_or(ChatError::InvalidRoomId)
-    }
-
-    fn remember_room(&self, room: &RoomId) {
-        self.inner
-            .known_rooms
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(room.clone());
     }
 
     fn rng(&self) -> std::sync::MutexGuard<'_, ChaCha12Rng> {
@@ -616,10 +488,6 @@ impl fmt::Debug for ChatService {
 /// (`localStorage.getItem` of a missing key, string-concatenated).
 fn is_absent_token(token: &str) -> bool {
     token.is_empty() || token == "null"
-}
-
-fn unavailable(_: BackendError) -> ChatError {
-    ChatError::Unavailable
 }
 
 /// The configured seed with the start time and node name folded in, so an unset seed still

@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use rtchat_core::ChatConfig;
+use rtchat_core::{ChannelStart, ChatConfig, ChatError, Job, JobDone, Since};
 use rtchat_stomp::{Command, Frame, SessionConfig, State};
 use serde_json::json;
 use std::time::Duration;
@@ -31,22 +31,20 @@ fn receipts(frames: &[Frame]) -> Vec<&str> {
         .collect()
 }
 
-async fn connected(node: &Node, who: rtchat_core::Identity) -> Client {
+fn connected(node: &Node, who: rtchat_core::Identity) -> Client {
     let mut client = node.client("192.168.1.10");
-    client.connect(&who).await;
+    client.connect(&who);
     client
 }
 
-#[tokio::test]
-async fn connect_with_a_valid_token_is_accepted() {
-    let node = Node::new().await;
+#[test]
+fn connect_with_a_valid_token_is_accepted() {
+    let node = Node::new();
     let mut client = node.client("10.0.0.1");
-    let frame = client
-        .connect_with(&format!(
-            "Authorization:Bearer {}\n",
-            FakeTokens::valid(&alice())
-        ))
-        .await;
+    let frame = client.connect_with(&format!(
+        "Authorization:Bearer {}\n",
+        FakeTokens::valid(&alice())
+    ));
     assert_eq!(frame.command, Command::Connected);
     assert_eq!(
         frame.get("session"),
@@ -56,23 +54,21 @@ async fn connect_with_a_valid_token_is_accepted() {
     assert_eq!(client.session.state(), State::Connected);
 }
 
-#[tokio::test]
-async fn connect_token_may_come_in_passcode_for_clients_without_custom_headers() {
-    let node = Node::new().await;
+#[test]
+fn connect_token_may_come_in_passcode_for_clients_without_custom_headers() {
+    let node = Node::new();
     let mut client = node.client("10.0.0.1");
-    let frame = client
-        .connect_with(&format!(
-            "login:guest\npasscode:{}\n",
-            FakeTokens::valid(&bob())
-        ))
-        .await;
+    let frame = client.connect_with(&format!(
+        "login:guest\npasscode:{}\n",
+        FakeTokens::valid(&bob())
+    ));
     assert_eq!(frame.command, Command::Connected);
     assert_eq!(client.connection.identity(), Some(&bob()));
 }
 
-#[tokio::test]
-async fn connect_without_a_good_token_is_refused_and_closed() {
-    let node = Node::new().await;
+#[test]
+fn connect_without_a_good_token_is_refused_and_closed() {
+    let node = Node::new();
     for (headers, message) in [
         ("".to_owned(), "missing token"),
         ("Authorization:Bearer null\n".to_owned(), "missing token"),
@@ -83,7 +79,7 @@ async fn connect_without_a_good_token_is_refused_and_closed() {
         ),
     ] {
         let mut client = node.client("10.0.0.1");
-        let frame = client.connect_with(&headers).await;
+        let frame = client.connect_with(&headers);
         assert_eq!(frame.command, Command::Error, "{headers}");
         assert_eq!(frame.get("message"), Some(message), "{headers}");
         assert!(client.session.is_closed() || client.session.state() == State::Closing);
@@ -91,25 +87,22 @@ async fn connect_without_a_good_token_is_refused_and_closed() {
     }
 }
 
-#[tokio::test]
-async fn connected_and_every_chat_message_carry_the_stores_log_epoch() {
-    use rtchat_core::MessageStore;
-    let node = Node::new().await;
-    let epoch = node.store.epoch().await.expect("epoch");
+#[test]
+fn connected_and_every_chat_message_carry_the_stores_log_epoch() {
+    let node = Node::new();
+    let epoch = node.epoch.clone();
     let mut a = node.client("10.0.0.1");
-    let connected = a
-        .connect_with(&format!(
-            "Authorization:Bearer {}\n",
-            FakeTokens::valid(&alice())
-        ))
-        .await;
+    let connected = a.connect_with(&format!(
+        "Authorization:Bearer {}\n",
+        FakeTokens::valid(&alice())
+    ));
     assert_eq!(connected.get("epoch"), Some(epoch.as_str()));
     assert_eq!(node.service.epoch(), &epoch);
-    a.subscribe("s", "/sub/channel/lobby", "").await;
-    a.send_chat("lobby", "hi", None).await;
-    a.subscribe("count", "/sub/channel/entry", "").await;
-    a.subscribe("errors", "/user/queue/errors", "").await;
-    a.send_chat("nowhere", "x", None).await;
+    a.subscribe("s", "/sub/channel/lobby", "");
+    a.send_chat("lobby", "hi", None);
+    a.subscribe("count", "/sub/channel/entry", "");
+    a.subscribe("errors", "/user/queue/errors", "");
+    a.send_chat("nowhere", "x", None);
     let frames = a.frames();
     let messages = on_subscription(&frames, "s");
     assert_eq!(messages.len(), 1);
@@ -122,34 +115,26 @@ async fn connected_and_every_chat_message_carry_the_stores_log_epoch() {
     assert!(all.iter().all(|f| f.get("epoch") == Some(epoch.as_str())));
 }
 
-#[tokio::test]
-async fn a_third_identity_cannot_enter_a_private_room_by_any_way() {
-    let node = Node::new().await;
-    let room = node
-        .service
-        .private_room(&alice(), "#AAAAAA", "#BBBBBB")
-        .await
-        .expect("room");
-    let room = room.room_id.as_str().to_owned();
+#[test]
+fn a_third_identity_cannot_enter_a_private_room_by_any_way() {
+    let node = Node::new();
+    let room = node.private_room("#AAAAAA", "#BBBBBB");
+    let room = room.as_str().to_owned();
     let carol = identity("Carol3", "#CCCCCC");
-    let mut c = connected(&node, carol).await;
-    c.subscribe("errors", "/user/queue/errors", "").await;
-    c.subscribe("chan", &format!("/sub/channel/{room}"), "receipt:r1\n")
-        .await;
-    c.subscribe("pres", &format!("/sub/presence/{room}"), "receipt:r2\n")
-        .await;
-    c.subscribe("hist", &format!("/pub/history/{room}"), "receipt:r3\n")
-        .await;
-    c.send_chat(&room, "let me in", Some("r4")).await;
+    let mut c = connected(&node, carol);
+    c.subscribe("errors", "/user/queue/errors", "");
+    c.subscribe("chan", &format!("/sub/channel/{room}"), "receipt:r1\n");
+    c.subscribe("pres", &format!("/sub/presence/{room}"), "receipt:r2\n");
+    c.subscribe("hist", &format!("/pub/history/{room}"), "receipt:r3\n");
+    c.send_chat(&room, "let me in", Some("r4"));
     let frames = c.frames();
     assert_eq!(errors(&frames), ["FORBIDDEN"; 4]);
     assert!(receipts(&frames).is_empty());
     // The members can.
-    let mut b = connected(&node, bob()).await;
-    b.subscribe("chan", &format!("/sub/channel/{room}"), "receipt:in\n")
-        .await;
-    let mut a = connected(&node, alice()).await;
-    a.send_chat(&room, "just us", Some("sent")).await;
+    let mut b = connected(&node, bob());
+    b.subscribe("chan", &format!("/sub/channel/{room}"), "receipt:in\n");
+    let mut a = connected(&node, alice());
+    a.send_chat(&room, "just us", Some("sent"));
     assert_eq!(receipts(&a.frames()), ["sent"]);
     let frames = b.frames();
     assert_eq!(receipts(&frames), ["in"]);
@@ -157,14 +142,13 @@ async fn a_third_identity_cannot_enter_a_private_room_by_any_way() {
     assert!(c.frames().is_empty(), "nothing leaked to the third");
 }
 
-#[tokio::test]
-async fn a_message_is_stored_then_broadcast_to_every_subscriber() {
-    let node = Node::new().await;
-    let mut a = connected(&node, alice()).await;
-    let mut b = connected(&node, bob()).await;
-    a.subscribe("a1", "/sub/channel/lobby", "receipt:sub-a\n")
-        .await;
-    b.subscribe("b1", "/sub/channel/lobby", "").await;
+#[test]
+fn a_message_is_stored_then_broadcast_to_every_subscriber() {
+    let node = Node::new();
+    let mut a = connected(&node, alice());
+    let mut b = connected(&node, bob());
+    a.subscribe("a1", "/sub/channel/lobby", "receipt:sub-a\n");
+    b.subscribe("b1", "/sub/channel/lobby", "");
     assert!(receipts(&a.frames()).contains(&"sub-a"));
     b.frames();
 
@@ -173,8 +157,7 @@ async fn a_message_is_stored_then_broadcast_to_every_subscriber() {
         json!({"roomId": "lobby", "message": " hi all ", "randId": "Admin", "nameTag": "#000000"});
     a.send(&format!(
         "SEND\ndestination:/pub/chat\nreceipt:r1\n\n{body}\0"
-    ))
-    .await;
+    ));
 
     let frames = a.frames();
     assert_eq!(receipts(&frames), ["r1"]);
@@ -199,42 +182,31 @@ async fn a_message_is_stored_then_broadcast_to_every_subscriber() {
     assert_eq!(to_b[0].get("content-type"), Some("application/json"));
     assert_eq!(messages[0].body, to_b[0].body);
 
-    assert_eq!(
-        node.service
-            .history(&alice(), "lobby", 10, None)
-            .await
-            .expect("history")
-            .len(),
-        1
-    );
+    assert_eq!(node.backend.stored("lobby").len(), 1);
 }
 
-#[tokio::test]
-async fn application_errors_go_to_the_error_queue_without_a_receipt_and_the_session_stays() {
+#[test]
+fn application_errors_go_to_the_error_queue_without_a_receipt_and_the_session_stays() {
     let config = ChatConfig {
         max_message_chars: 10,
         ..ChatConfig::default()
     };
-    let node = Node::with_config(config).await;
-    let mut a = connected(&node, alice()).await;
-    a.subscribe("errors", "/user/queue/errors", "").await;
-    a.subscribe("s", "/sub/channel/lobby", "").await;
+    let node = Node::with_config(config);
+    let mut a = connected(&node, alice());
+    a.subscribe("errors", "/user/queue/errors", "");
+    a.subscribe("s", "/sub/channel/lobby", "");
     a.frames();
 
-    a.send_chat("nowhere", "hi", Some("r1")).await;
-    a.send_chat("lobby", "   ", Some("r2")).await;
-    a.send_chat("lobby", "this is far too long", Some("r3"))
-        .await;
-    a.send("SEND\ndestination:/pub/chat\nreceipt:r4\n\nnot json\0")
-        .await;
-    a.send("SEND\ndestination:/sub/channel/lobby\nreceipt:r5\n\n{\"roomId\":\"lobby\",\"message\":\"forged\"}\0")
-        .await;
-    a.send("SEND\ndestination:/user/queue/errors\n\nx\0").await;
-    a.send("SEND\ndestination:/app/other\n\nx\0").await;
-    a.subscribe("x", "/sub/channel/nowhere", "receipt:r6\n")
-        .await;
-    a.subscribe("y", "/topic/whatever", "").await;
-    a.subscribe("z", "/sub/channel/bad!id", "").await;
+    a.send_chat("nowhere", "hi", Some("r1"));
+    a.send_chat("lobby", "   ", Some("r2"));
+    a.send_chat("lobby", "this is far too long", Some("r3"));
+    a.send("SEND\ndestination:/pub/chat\nreceipt:r4\n\nnot json\0");
+    a.send("SEND\ndestination:/sub/channel/lobby\nreceipt:r5\n\n{\"roomId\":\"lobby\",\"message\":\"forged\"}\0");
+    a.send("SEND\ndestination:/user/queue/errors\n\nx\0");
+    a.send("SEND\ndestination:/app/other\n\nx\0");
+    a.subscribe("x", "/sub/channel/nowhere", "receipt:r6\n");
+    a.subscribe("y", "/topic/whatever", "");
+    a.subscribe("z", "/sub/channel/bad!id", "");
 
     let frames = a.frames();
     // SUBSCRIBEs are answered at once; SENDs in the order they came, after the first one's
@@ -279,22 +251,21 @@ async fn application_errors_go_to_the_error_queue_without_a_receipt_and_the_sess
     );
 }
 
-#[tokio::test]
-async fn other_errors_without_an_error_queue_subscription_are_dropped() {
-    let node = Node::new().await;
-    let mut a = connected(&node, alice()).await;
-    a.subscribe("x", "/sub/channel/nowhere", "receipt:r1\n")
-        .await;
-    a.subscribe("y", "/topic/whatever", "").await;
+#[test]
+fn other_errors_without_an_error_queue_subscription_are_dropped() {
+    let node = Node::new();
+    let mut a = connected(&node, alice());
+    a.subscribe("x", "/sub/channel/nowhere", "receipt:r1\n");
+    a.subscribe("y", "/topic/whatever", "");
     assert!(a.frames().is_empty());
     assert_eq!(a.session.state(), State::Connected);
 }
 
-#[tokio::test]
-async fn a_failed_send_without_an_error_queue_subscription_gets_an_error_frame() {
-    let node = Node::new().await;
-    let mut a = connected(&node, alice()).await;
-    a.send_chat("nowhere", "hi", Some("r1")).await;
+#[test]
+fn a_failed_send_without_an_error_queue_subscription_gets_an_error_frame() {
+    let node = Node::new();
+    let mut a = connected(&node, alice());
+    a.send_chat("nowhere", "hi", Some("r1"));
     let frames = a.frames();
     assert_eq!(frames.len(), 1, "{frames:?}");
     assert_eq!(frames[0].command, Command::Error);
@@ -307,15 +278,13 @@ async fn a_failed_send_without_an_error_queue_subscription_gets_an_error_frame()
     );
 }
 
-#[tokio::test]
-async fn a_store_failure_is_answered_and_never_receipted() {
-    let node = Node::new().await;
-    let mut a = connected(&node, alice()).await;
-    a.subscribe("errors", "/user/queue/errors", "").await;
-    node.store
-        .failing
-        .store(true, std::sync::atomic::Ordering::SeqCst);
-    a.send_chat("lobby", "lost?", Some("r1")).await;
+#[test]
+fn a_store_failure_is_answered_and_never_receipted() {
+    let node = Node::new();
+    let mut a = connected(&node, alice());
+    a.subscribe("errors", "/user/queue/errors", "");
+    node.backend.fail_store(true);
+    a.send_chat("lobby", "lost?", Some("r1"));
     let frames = a.frames();
     assert!(receipts(&frames).is_empty());
     assert_eq!(errors(&frames), ["NOT_STORED"]);
@@ -323,20 +292,15 @@ async fn a_store_failure_is_answered_and_never_receipted() {
     assert_eq!(a.session.state(), State::Connected);
 }
 
-#[tokio::test]
-async fn sends_are_answered_in_the_order_they_came_whatever_order_they_are_stored_in() {
-    let node = Node::new().await;
-    node.service
-        .create_room("Garden", Some("garden"))
-        .await
-        .expect("room");
-    let mut a = connected(&node, alice()).await;
-    node.appender
-        .held
-        .store(true, std::sync::atomic::Ordering::SeqCst);
-    a.send_chat("lobby", "one", Some("r1")).await;
-    a.send_chat("garden", "two", Some("r2")).await;
-    a.send_chat("lobby", "three", Some("r3")).await;
+#[test]
+fn sends_are_answered_in_the_order_they_came_whatever_order_they_are_stored_in() {
+    let node = Node::new();
+    node.create_room("garden", "Garden");
+    let mut a = connected(&node, alice());
+    node.appender.hold(true);
+    a.send_chat("lobby", "one", Some("r1"));
+    a.send_chat("garden", "two", Some("r2"));
+    a.send_chat("lobby", "three", Some("r3"));
     assert!(a.frames().is_empty(), "nothing is stored yet");
     // The garden writer answers first; its receipt still waits for r1.
     let waiting: Vec<_> = node
@@ -349,69 +313,48 @@ async fn sends_are_answered_in_the_order_they_came_whatever_order_they_are_store
     let (lobby, garden): (Vec<_>, Vec<_>) = waiting
         .into_iter()
         .partition(|s| s.message.room_id.as_str() == "lobby");
-    node.appender
-        .held
-        .store(false, std::sync::atomic::Ordering::SeqCst);
+    node.appender.hold(false);
     node.appender.waiting.lock().expect("lock").extend(garden);
-    node.appender.flush().await;
+    node.appender.flush();
     assert!(receipts(&a.frames()).is_empty(), "r2 waits for r1");
     node.appender.waiting.lock().expect("lock").extend(lobby);
-    node.appender.flush().await;
+    node.appender.flush();
     assert_eq!(receipts(&a.frames()), ["r1", "r2", "r3"]);
 }
 
-#[tokio::test]
-async fn a_commit_is_receipted_only_once_its_sends_are_stored() {
-    let node = Node::new().await;
-    let mut a = connected(&node, alice()).await;
-    node.appender
-        .held
-        .store(true, std::sync::atomic::Ordering::SeqCst);
-    a.send("BEGIN\ntransaction:t\n\n\0SEND\ndestination:/pub/chat\ntransaction:t\n\n{\"roomId\":\"lobby\",\"message\":\"in t\"}\0COMMIT\ntransaction:t\nreceipt:done\n\n\0")
-        .await;
+#[test]
+fn a_commit_is_receipted_only_once_its_sends_are_stored() {
+    let node = Node::new();
+    let mut a = connected(&node, alice());
+    node.appender.hold(true);
+    a.send("BEGIN\ntransaction:t\n\n\0SEND\ndestination:/pub/chat\ntransaction:t\n\n{\"roomId\":\"lobby\",\"message\":\"in t\"}\0COMMIT\ntransaction:t\nreceipt:done\n\n\0");
     assert!(
         receipts(&a.frames()).is_empty(),
         "the SEND is not stored yet"
     );
-    node.appender
-        .held
-        .store(false, std::sync::atomic::Ordering::SeqCst);
-    node.appender.flush().await;
+    node.appender.hold(false);
+    node.appender.flush();
     assert_eq!(receipts(&a.frames()), ["done"]);
-    assert_eq!(
-        node.service
-            .history(&alice(), "lobby", 10, None)
-            .await
-            .expect("history")
-            .len(),
-        1
-    );
+    assert_eq!(node.backend.stored("lobby").len(), 1);
 }
 
-#[tokio::test]
-async fn live_messages_wait_for_the_replay_of_a_subscription_still_starting() {
-    let node = Node::new().await;
-    let ip: std::net::IpAddr = "10.0.0.1".parse().expect("ip");
+#[test]
+fn live_messages_wait_for_the_replay_of_a_subscription_still_starting() {
+    let node = Node::new();
     for n in 1..=2 {
-        node.service
-            .post_message(&bob(), ip, "lobby", &format!("m{n}"))
-            .await
-            .expect("posted");
+        node.post(&bob(), "lobby", &format!("m{n}"));
     }
-    let mut a = connected(&node, alice()).await;
+    let mut a = connected(&node, alice());
     a.send_without_jobs(
         "SUBSCRIBE\nid:s\ndestination:/sub/channel/lobby\nsince-seq:0\nreceipt:r\n\n\0",
     );
     // Its start is not read yet, but it is registered: a new message is queued for it...
-    node.service
-        .post_message(&bob(), ip, "lobby", "m3")
-        .await
-        .expect("posted");
+    node.post(&bob(), "lobby", "m3");
     assert!(
         a.frames().is_empty(),
         "...and held: nothing may overtake the replay"
     );
-    a.run_jobs().await;
+    a.run_jobs();
     let frames = a.frames();
     let texts: Vec<String> = on_subscription(&frames, "s")
         .iter()
@@ -421,10 +364,10 @@ async fn live_messages_wait_for_the_replay_of_a_subscription_still_starting() {
     assert_eq!(frames.last().map(|f| f.command), Some(Command::Receipt));
 }
 
-#[tokio::test]
-async fn a_send_after_a_subscribe_in_the_same_read_reaches_that_subscription() {
-    let node = Node::new().await;
-    let mut a = connected(&node, alice()).await;
+#[test]
+fn a_send_after_a_subscribe_in_the_same_read_reaches_that_subscription() {
+    let node = Node::new();
+    let mut a = connected(&node, alice());
     a.send_without_jobs(
         "SUBSCRIBE\nid:s\ndestination:/sub/channel/lobby\n\n\0\
          SEND\ndestination:/pub/chat\nreceipt:r\n\n{\"roomId\":\"lobby\",\"message\":\"mine\"}\0",
@@ -432,8 +375,8 @@ async fn a_send_after_a_subscribe_in_the_same_read_reaches_that_subscription() {
     a.connection.submit_sends();
     // The SEND waits for the SUBSCRIBE's start: nothing may be stored before its head is read.
     assert!(node.appender.waiting.lock().expect("lock").is_empty());
-    a.run_jobs().await;
-    node.appender.flush().await;
+    a.run_jobs();
+    node.appender.flush();
     let frames = a.frames();
     assert_eq!(
         on_subscription(&frames, "s").len(),
@@ -443,10 +386,10 @@ async fn a_send_after_a_subscribe_in_the_same_read_reaches_that_subscription() {
     assert_eq!(receipts(&frames), ["r"]);
 }
 
-#[tokio::test]
-async fn frames_are_answered_in_order_while_jobs_wait() {
-    let node = Node::new().await;
-    let mut a = connected(&node, alice()).await;
+#[test]
+fn frames_are_answered_in_order_while_jobs_wait() {
+    let node = Node::new();
+    let mut a = connected(&node, alice());
     a.send_without_jobs(
         "SUBSCRIBE\nid:one\ndestination:/sub/channel/entry\nreceipt:r1\n\n\0\
          SUBSCRIBE\nid:errors\ndestination:/user/queue/errors\nreceipt:r2\n\n\0\
@@ -456,125 +399,107 @@ async fn frames_are_answered_in_order_while_jobs_wait() {
         a.frames().is_empty(),
         "every answer waits for the jobs before it"
     );
-    a.run_jobs().await;
+    a.run_jobs();
     assert_eq!(receipts(&a.frames()), ["r1", "r2", "r3"]);
 }
 
-#[tokio::test]
-async fn a_disconnect_is_receipted_after_the_sends_before_it_are_stored() {
-    let node = Node::new().await;
+#[test]
+fn a_disconnect_is_receipted_after_the_sends_before_it_are_stored() {
+    let node = Node::new();
     let config = rtchat_stomp::SessionConfig {
         defer_disconnect: true,
         ..rtchat_stomp::SessionConfig::default()
     };
     let mut a = node.client_with("10.0.0.1", config, usize::MAX);
-    a.connect(&alice()).await;
-    node.appender
-        .held
-        .store(true, std::sync::atomic::Ordering::SeqCst);
-    a.send("SEND\ndestination:/pub/chat\nreceipt:s\n\n{\"roomId\":\"lobby\",\"message\":\"bye\"}\0DISCONNECT\nreceipt:d\n\n\0")
-        .await;
+    a.connect(&alice());
+    node.appender.hold(true);
+    a.send("SEND\ndestination:/pub/chat\nreceipt:s\n\n{\"roomId\":\"lobby\",\"message\":\"bye\"}\0DISCONNECT\nreceipt:d\n\n\0");
     assert!(a.frames().is_empty(), "the DISCONNECT waits for the SEND");
     assert!(!a.session.is_closed());
-    node.appender
-        .held
-        .store(false, std::sync::atomic::Ordering::SeqCst);
-    node.appender.flush().await;
+    node.appender.hold(false);
+    node.appender.flush();
     assert_eq!(receipts(&a.frames()), ["s", "d"]);
     assert!(a.session.is_closed());
 }
 
-#[tokio::test]
-async fn a_connection_with_too_many_sends_in_flight_stops_reading() {
+#[test]
+fn a_connection_with_too_many_sends_in_flight_stops_reading() {
     let config = ChatConfig {
         max_sends_in_flight: 2,
         ..ChatConfig::default()
     };
-    let node = Node::with_config(config).await;
-    let mut a = connected(&node, alice()).await;
-    node.appender
-        .held
-        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let node = Node::with_config(config);
+    let mut a = connected(&node, alice());
+    node.appender.hold(true);
     assert!(a.connection.wants_input());
-    a.send_chat("lobby", "one", None).await;
+    a.send_chat("lobby", "one", None);
     assert!(a.connection.wants_input());
-    a.send_chat("lobby", "two", None).await;
+    a.send_chat("lobby", "two", None);
     assert!(!a.connection.wants_input(), "two SENDs wait for the store");
-    node.appender
-        .held
-        .store(false, std::sync::atomic::Ordering::SeqCst);
-    node.appender.flush().await;
+    node.appender.hold(false);
+    node.appender.flush();
     a.frames();
     assert!(a.connection.wants_input());
 }
 
-#[tokio::test]
-async fn a_retry_with_the_same_message_key_is_stored_once() {
-    let node = Node::new().await;
-    let mut a = connected(&node, alice()).await;
-    a.subscribe("s", "/sub/channel/lobby", "").await;
+#[test]
+fn a_retry_with_the_same_message_key_is_stored_once() {
+    let node = Node::new();
+    let mut a = connected(&node, alice());
+    a.subscribe("s", "/sub/channel/lobby", "");
     let send = "SEND\ndestination:/pub/chat\nmessage-key:abc-1\nreceipt:r\n\n{\"roomId\":\"lobby\",\"message\":\"once\"}\0";
-    a.send(send).await;
-    a.send(send).await;
+    a.send(send);
+    a.send(send);
     let frames = a.frames();
     assert_eq!(receipts(&frames), ["r", "r"], "both are receipted");
     assert_eq!(on_subscription(&frames, "s").len(), 1, "one message");
-    assert_eq!(
-        node.service
-            .history(&alice(), "lobby", 10, None)
-            .await
-            .expect("history")
-            .len(),
-        1
-    );
+    assert_eq!(node.backend.stored("lobby").len(), 1);
     // A bad key is a bad request, not a silently unkeyed message.
-    a.subscribe("errors", "/user/queue/errors", "").await;
-    a.send("SEND\ndestination:/pub/chat\nmessage-key:no spaces\n\n{\"roomId\":\"lobby\",\"message\":\"x\"}\0")
-        .await;
+    a.subscribe("errors", "/user/queue/errors", "");
+    a.send("SEND\ndestination:/pub/chat\nmessage-key:no spaces\n\n{\"roomId\":\"lobby\",\"message\":\"x\"}\0");
     assert_eq!(errors(&a.frames()), ["BAD_REQUEST"]);
 }
 
-#[tokio::test]
-async fn sends_are_rate_limited_per_connection() {
+#[test]
+fn sends_are_rate_limited_per_connection() {
     let config = ChatConfig {
         max_sends_per_second: 3,
         ..ChatConfig::default()
     };
-    let node = Node::with_config(config).await;
-    let mut a = connected(&node, alice()).await;
-    let mut b = connected(&node, bob()).await;
-    a.subscribe("errors", "/user/queue/errors", "").await;
+    let node = Node::with_config(config);
+    let mut a = connected(&node, alice());
+    let mut b = connected(&node, bob());
+    a.subscribe("errors", "/user/queue/errors", "");
     for n in 0..5 {
-        a.send_chat("lobby", "spam", Some(&format!("r{n}"))).await;
+        a.send_chat("lobby", "spam", Some(&format!("r{n}")));
     }
     let frames = a.frames();
     assert_eq!(receipts(&frames), ["r0", "r1", "r2"]);
     assert_eq!(errors(&frames), ["RATE_LIMITED", "RATE_LIMITED"]);
 
     // Another connection has its own bucket, and time refills this one.
-    b.send_chat("lobby", "hello", Some("b")).await;
+    b.send_chat("lobby", "hello", Some("b"));
     assert_eq!(receipts(&b.frames()), ["b"]);
     a.advance(Duration::from_secs(1));
-    a.send_chat("lobby", "later", Some("r5")).await;
+    a.send_chat("lobby", "later", Some("r5"));
     assert_eq!(receipts(&a.frames()), ["r5"]);
 }
 
-#[tokio::test]
-async fn subscribes_are_rate_limited_and_a_refused_one_frees_its_id() {
+#[test]
+fn subscribes_are_rate_limited_and_a_refused_one_frees_its_id() {
     let config = ChatConfig {
         max_subscribes_per_second: 3,
         ..ChatConfig::default()
     };
-    let node = Node::with_config(config).await;
-    let mut a = connected(&node, alice()).await;
-    a.subscribe("errors", "/user/queue/errors", "").await;
+    let node = Node::with_config(config);
+    let mut a = connected(&node, alice());
+    a.subscribe("errors", "/user/queue/errors", "");
     for n in 0..4 {
         a.subscribe(
             &format!("c{n}"),
             "/sub/channel/lobby",
             &format!("receipt:s{n}\n"),
-        )
-        .await;
+        );
     }
     let frames = a.frames();
     assert_eq!(receipts(&frames), ["s0", "s1"]);
@@ -583,30 +508,20 @@ async fn subscribes_are_rate_limited_and_a_refused_one_frees_its_id() {
 
     // A second later the bucket has refilled, and the refused id is free again.
     a.advance(Duration::from_secs(1));
-    a.subscribe("c3", "/sub/channel/lobby", "receipt:again\n")
-        .await;
+    a.subscribe("c3", "/sub/channel/lobby", "receipt:again\n");
     assert_eq!(receipts(&a.frames()), ["again"]);
 }
 
-#[tokio::test]
-async fn history_subscription_answers_once_newest_first() {
-    let node = Node::new().await;
-    let mut a = connected(&node, alice()).await;
+#[test]
+fn history_subscription_answers_once_newest_first() {
+    let node = Node::new();
+    let mut a = connected(&node, alice());
     for n in 1..=120 {
-        node.service
-            .post_message(
-                &bob(),
-                "10.0.0.1".parse().expect("ip"),
-                "lobby",
-                &format!("m{n}"),
-            )
-            .await
-            .expect("posted");
+        node.post(&bob(), "lobby", &format!("m{n}"));
     }
-    a.subscribe("h", "/pub/history/lobby", "receipt:rh\n").await;
-    a.subscribe("h5", "/pub/history/lobby", "limit:5\n").await;
-    a.subscribe("hmax", "/pub/history/lobby", "limit:1000\n")
-        .await;
+    a.subscribe("h", "/pub/history/lobby", "receipt:rh\n");
+    a.subscribe("h5", "/pub/history/lobby", "limit:5\n");
+    a.subscribe("hmax", "/pub/history/lobby", "limit:1000\n");
     let frames = a.frames();
     assert_eq!(receipts(&frames), ["rh"]);
     let reply = on_subscription(&frames, "h");
@@ -631,55 +546,37 @@ async fn history_subscription_answers_once_newest_first() {
     );
 
     // Nothing more arrives on it.
-    node.service
-        .post_message(&bob(), "10.0.0.1".parse().expect("ip"), "lobby", "later")
-        .await
-        .expect("posted");
+    node.post(&bob(), "lobby", "later");
     assert!(on_subscription(&a.frames(), "h").is_empty());
 }
 
-#[tokio::test]
-async fn since_id_replays_what_was_missed_with_no_gap_and_no_duplicate() {
-    let node = Node::new().await;
-    let ip: std::net::IpAddr = "10.0.0.1".parse().expect("ip");
+#[test]
+fn since_id_replays_what_was_missed_with_no_gap_and_no_duplicate() {
+    let node = Node::new();
     for n in 1..=5 {
-        node.service
-            .post_message(&bob(), ip, "lobby", &format!("m{n}"))
-            .await
-            .expect("posted");
+        node.post(&bob(), "lobby", &format!("m{n}"));
     }
-    let mut a = connected(&node, alice()).await;
+    let mut a = connected(&node, alice());
 
-    // While the replay reads the store, one message completes just before the read (so it is
-    // both replayed and queued live) and one just after (so it is only live).
-    let (s1, s2) = (node.service.clone(), node.service.clone());
-    node.store.around_next_after(
+    // While the replay is read (after the head), one message is stored just before the read
+    // of where since-id points and one just after: both come live, while the replay is still
+    // being read.
+    let (n1, n2) = (node.clone(), node.clone());
+    node.backend.around_next_after(
         Box::new(move || {
-            Box::pin(async move {
-                s1.post_message(&bob(), ip, "lobby", "m6")
-                    .await
-                    .expect("posted");
-            })
+            n1.post(&bob(), "lobby", "m6");
         }),
         Box::new(move || {
-            Box::pin(async move {
-                s2.post_message(&bob(), ip, "lobby", "m7")
-                    .await
-                    .expect("posted");
-            })
+            n2.post(&bob(), "lobby", "m7");
         }),
     );
-    a.subscribe("s", "/sub/channel/lobby", "since-id:2\nreceipt:r\n")
-        .await;
+    a.subscribe("s", "/sub/channel/lobby", "since-id:2\nreceipt:r\n");
     assert_eq!(
         a.sink.len(),
         2,
         "m6 and m7 were queued live during the replay"
     );
-    node.service
-        .post_message(&bob(), ip, "lobby", "m8")
-        .await
-        .expect("posted");
+    node.post(&bob(), "lobby", "m8");
 
     let frames = a.frames();
     let texts: Vec<String> = on_subscription(&frames, "s")
@@ -690,23 +587,15 @@ async fn since_id_replays_what_was_missed_with_no_gap_and_no_duplicate() {
     assert_eq!(receipts(&frames), ["r"]);
 }
 
-#[tokio::test]
-async fn since_seq_replays_after_that_seq_and_every_message_carries_its_seq() {
-    let node = Node::new().await;
-    let ip: std::net::IpAddr = "10.0.0.1".parse().expect("ip");
+#[test]
+fn since_seq_replays_after_that_seq_and_every_message_carries_its_seq() {
+    let node = Node::new();
     for n in 1..=5 {
-        node.service
-            .post_message(&bob(), ip, "lobby", &format!("m{n}"))
-            .await
-            .expect("posted");
+        node.post(&bob(), "lobby", &format!("m{n}"));
     }
-    let mut a = connected(&node, alice()).await;
-    a.subscribe("s", "/sub/channel/lobby", "since-seq:3\n")
-        .await;
-    node.service
-        .post_message(&bob(), ip, "lobby", "m6")
-        .await
-        .expect("posted");
+    let mut a = connected(&node, alice());
+    a.subscribe("s", "/sub/channel/lobby", "since-seq:3\n");
+    node.post(&bob(), "lobby", "m6");
     let frames = a.frames();
     let got: Vec<(String, u64, String)> = on_subscription(&frames, "s")
         .iter()
@@ -729,10 +618,9 @@ async fn since_seq_replays_after_that_seq_and_every_message_carries_its_seq() {
     );
     // since-seq wins over since-id when both are given; a subscription without either
     // starts after the head.
-    let mut b = connected(&node, bob()).await;
-    b.subscribe("both", "/sub/channel/lobby", "since-seq:5\nsince-id:1\n")
-        .await;
-    b.subscribe("live", "/sub/channel/lobby", "").await;
+    let mut b = connected(&node, bob());
+    b.subscribe("both", "/sub/channel/lobby", "since-seq:5\nsince-id:1\n");
+    b.subscribe("live", "/sub/channel/lobby", "");
     let frames = b.frames();
     let seqs = |id: &str| -> Vec<u64> {
         on_subscription(&frames, id)
@@ -744,22 +632,18 @@ async fn since_seq_replays_after_that_seq_and_every_message_carries_its_seq() {
     assert!(seqs("live").is_empty());
 }
 
-#[tokio::test]
-async fn since_id_replay_is_capped_to_the_newest() {
+#[test]
+fn since_id_replay_is_capped_to_the_newest() {
     let config = ChatConfig {
         max_replay: 3,
         ..ChatConfig::default()
     };
-    let node = Node::with_config(config).await;
-    let ip: std::net::IpAddr = "10.0.0.1".parse().expect("ip");
+    let node = Node::with_config(config);
     for n in 1..=10 {
-        node.service
-            .post_message(&bob(), ip, "lobby", &format!("m{n}"))
-            .await
-            .expect("posted");
+        node.post(&bob(), "lobby", &format!("m{n}"));
     }
-    let mut a = connected(&node, alice()).await;
-    a.subscribe("s", "/sub/channel/lobby", "since-id:1\n").await;
+    let mut a = connected(&node, alice());
+    a.subscribe("s", "/sub/channel/lobby", "since-id:1\n");
     let frames = a.frames();
     let ids: Vec<u64> = on_subscription(&frames, "s")
         .iter()
@@ -768,22 +652,20 @@ async fn since_id_replay_is_capped_to_the_newest() {
     assert_eq!(ids, [8, 9, 10]);
 
     // since-id at the head replays nothing; a bad since-id is a BAD_REQUEST.
-    a.subscribe("errors", "/user/queue/errors", "").await;
-    a.subscribe("t", "/sub/channel/lobby", "since-id:10\n")
-        .await;
-    a.subscribe("u", "/sub/channel/lobby", "since-id:abc\n")
-        .await;
+    a.subscribe("errors", "/user/queue/errors", "");
+    a.subscribe("t", "/sub/channel/lobby", "since-id:10\n");
+    a.subscribe("u", "/sub/channel/lobby", "since-id:abc\n");
     let frames = a.frames();
     assert!(on_subscription(&frames, "t").is_empty());
     assert_eq!(errors(&frames), ["BAD_REQUEST"]);
 }
 
-#[tokio::test]
-async fn entry_and_presence_counts_follow_connections_and_rooms() {
-    let node = Node::new().await;
-    let mut a = connected(&node, alice()).await;
-    a.subscribe("entry", "/sub/channel/entry", "").await;
-    a.subscribe("p", "/sub/presence/lobby", "").await;
+#[test]
+fn entry_and_presence_counts_follow_connections_and_rooms() {
+    let node = Node::new();
+    let mut a = connected(&node, alice());
+    a.subscribe("entry", "/sub/channel/entry", "");
+    a.subscribe("p", "/sub/presence/lobby", "");
     let frames = a.frames();
     let entry = on_subscription(&frames, "entry");
     assert_eq!(entry.len(), 1);
@@ -792,9 +674,9 @@ async fn entry_and_presence_counts_follow_connections_and_rooms() {
     let presence = on_subscription(&frames, "p");
     assert_eq!(json(presence[0]), json!({"roomId": "lobby", "count": 0}));
 
-    let mut b = connected(&node, bob()).await;
-    b.subscribe("c1", "/sub/channel/lobby", "").await;
-    b.subscribe("c2", "/sub/channel/lobby", "").await;
+    let mut b = connected(&node, bob());
+    b.subscribe("c1", "/sub/channel/lobby", "");
+    b.subscribe("c2", "/sub/channel/lobby", "");
     let frames = a.frames();
     let entries: Vec<&[u8]> = on_subscription(&frames, "entry")
         .iter()
@@ -813,7 +695,7 @@ async fn entry_and_presence_counts_follow_connections_and_rooms() {
     );
 
     // Leaving one of two subscriptions keeps B in the room.
-    b.send("UNSUBSCRIBE\nid:c1\nreceipt:u1\n\n\0").await;
+    b.send("UNSUBSCRIBE\nid:c1\nreceipt:u1\n\n\0");
     assert_eq!(receipts(&b.frames()), ["u1"]);
     let counts: Vec<u64> = on_subscription(&a.frames(), "p")
         .iter()
@@ -822,8 +704,9 @@ async fn entry_and_presence_counts_follow_connections_and_rooms() {
     assert!(counts.is_empty(), "{counts:?}");
 
     // Disconnecting updates both counts.
-    b.send("DISCONNECT\nreceipt:bye\n\n\0").await;
-    b.connection.closed().await; // the driver may call it again: idempotent
+    b.send("DISCONNECT\nreceipt:bye\n\n\0");
+    // The driver may call it again: idempotent, the session already left.
+    assert_eq!(b.connection.closed(), None);
     let frames = a.frames();
     let counts: Vec<u64> = on_subscription(&frames, "p")
         .iter()
@@ -838,30 +721,20 @@ async fn entry_and_presence_counts_follow_connections_and_rooms() {
     assert_eq!(node.hub.subscriber_count("/sub/channel/lobby"), 0);
 }
 
-#[tokio::test]
-async fn unsubscribe_stops_deliveries_even_those_already_queued() {
-    let node = Node::new().await;
-    let mut a = connected(&node, alice()).await;
-    node.service
-        .create_room("Other", Some("other"))
-        .await
-        .expect("room");
-    a.subscribe("s", "/sub/channel/lobby", "").await;
+#[test]
+fn unsubscribe_stops_deliveries_even_those_already_queued() {
+    let node = Node::new();
+    let mut a = connected(&node, alice());
+    node.create_room("other", "Other");
+    a.subscribe("s", "/sub/channel/lobby", "");
     a.frames();
-    let ip: std::net::IpAddr = "10.0.0.1".parse().expect("ip");
-    node.service
-        .post_message(&bob(), ip, "lobby", "queued")
-        .await
-        .expect("posted");
+    node.post(&bob(), "lobby", "queued");
     assert_eq!(a.sink.len(), 1);
 
     // The id is reused for another room before the queued lobby message is delivered.
-    a.send("UNSUBSCRIBE\nid:s\n\n\0").await;
-    a.subscribe("s", "/sub/channel/other", "").await;
-    node.service
-        .post_message(&bob(), ip, "other", "fresh")
-        .await
-        .expect("posted");
+    a.send("UNSUBSCRIBE\nid:s\n\n\0");
+    a.subscribe("s", "/sub/channel/other", "");
+    node.post(&bob(), "other", "fresh");
     let frames = a.frames();
     let texts: Vec<String> = on_subscription(&frames, "s")
         .iter()
@@ -870,24 +743,19 @@ async fn unsubscribe_stops_deliveries_even_those_already_queued() {
     assert_eq!(texts, ["fresh"]);
 }
 
-#[tokio::test]
-async fn a_slow_consumer_with_too_many_unacked_messages_is_closed() {
-    let node = Node::new().await;
+#[test]
+fn a_slow_consumer_with_too_many_unacked_messages_is_closed() {
+    let node = Node::new();
     let config = SessionConfig {
         max_unacked_per_subscription: 2,
         ..SessionConfig::default()
     };
     let mut a = node.client_with("10.0.0.1", config, usize::MAX);
-    a.connect(&alice()).await;
-    a.send("SUBSCRIBE\nid:s\ndestination:/sub/channel/lobby\nack:client\n\n\0")
-        .await;
+    a.connect(&alice());
+    a.send("SUBSCRIBE\nid:s\ndestination:/sub/channel/lobby\nack:client\n\n\0");
     a.frames();
-    let ip: std::net::IpAddr = "10.0.0.1".parse().expect("ip");
     for n in 0..3 {
-        node.service
-            .post_message(&bob(), ip, "lobby", &format!("m{n}"))
-            .await
-            .expect("posted");
+        node.post(&bob(), "lobby", &format!("m{n}"));
     }
     assert!(!a.pump(), "the third delivery is refused");
     let frames = a.frames();
@@ -898,64 +766,235 @@ async fn a_slow_consumer_with_too_many_unacked_messages_is_closed() {
     assert_eq!(error.get("message"), Some("slow consumer"));
 }
 
-#[tokio::test]
-async fn a_full_outbound_queue_drops_the_connection_from_the_hub_not_the_room() {
-    let node = Node::new().await;
+#[test]
+fn a_full_outbound_queue_drops_the_connection_from_the_hub_not_the_room() {
+    let node = Node::new();
     let mut slow = node.client_with("10.0.0.1", SessionConfig::default(), 1);
-    slow.connect(&alice()).await;
-    slow.subscribe("s", "/sub/channel/lobby", "").await;
-    let mut fast = connected(&node, bob()).await;
-    fast.subscribe("f", "/sub/channel/lobby", "").await;
+    slow.connect(&alice());
+    slow.subscribe("s", "/sub/channel/lobby", "");
+    let mut fast = connected(&node, bob());
+    fast.subscribe("f", "/sub/channel/lobby", "");
     slow.frames();
     fast.frames();
-    let ip: std::net::IpAddr = "10.0.0.1".parse().expect("ip");
     for n in 0..3 {
-        node.service
-            .post_message(&bob(), ip, "lobby", &format!("m{n}"))
-            .await
-            .expect("posted");
+        node.post(&bob(), "lobby", &format!("m{n}"));
     }
     assert_eq!(on_subscription(&fast.frames(), "f").len(), 3);
     assert_eq!(slow.sink.len(), 1);
     assert_eq!(node.hub.subscriber_count("/sub/channel/lobby"), 1);
 }
 
-#[tokio::test]
-async fn ack_nack_and_commit_are_receipted() {
-    let node = Node::new().await;
-    let mut a = connected(&node, alice()).await;
-    a.send("BEGIN\ntransaction:t\n\n\0").await;
-    a.send("SEND\ndestination:/pub/chat\ntransaction:t\n\n{\"roomId\":\"lobby\",\"message\":\"held\"}\0")
-        .await;
-    assert!(
-        node.service
-            .history(&alice(), "lobby", 10, None)
-            .await
-            .expect("history")
-            .is_empty()
-    );
-    a.send("COMMIT\ntransaction:t\nreceipt:c\n\n\0").await;
+#[test]
+fn ack_nack_and_commit_are_receipted() {
+    let node = Node::new();
+    let mut a = connected(&node, alice());
+    a.send("BEGIN\ntransaction:t\n\n\0");
+    a.send("SEND\ndestination:/pub/chat\ntransaction:t\n\n{\"roomId\":\"lobby\",\"message\":\"held\"}\0");
+    assert!(node.backend.stored("lobby").is_empty());
+    a.send("COMMIT\ntransaction:t\nreceipt:c\n\n\0");
     let frames = a.frames();
     assert!(receipts(&frames).contains(&"c"));
-    assert_eq!(
-        node.service
-            .history(&alice(), "lobby", 10, None)
-            .await
-            .expect("history")
-            .len(),
-        1
-    );
-    a.subscribe("s", "/sub/channel/lobby", "ack:client-individual\n")
-        .await;
-    node.service
-        .post_message(&bob(), "10.0.0.1".parse().expect("ip"), "lobby", "ack me")
-        .await
-        .expect("posted");
+    assert_eq!(node.backend.stored("lobby").len(), 1);
+    a.subscribe("s", "/sub/channel/lobby", "ack:client-individual\n");
+    node.post(&bob(), "lobby", "ack me");
     let frames = a.frames();
     let ack = on_subscription(&frames, "s")[0]
         .get("ack")
         .expect("ack header")
         .to_owned();
-    a.send(&format!("ACK\nid:{ack}\nreceipt:a\n\n\0")).await;
+    a.send(&format!("ACK\nid:{ack}\nreceipt:a\n\n\0"));
     assert_eq!(receipts(&a.frames()), ["a"]);
+}
+
+/// Feeds `done` as the result of the job the connection gave last.
+fn answer(client: &mut Client, done: JobDone) {
+    assert!(client.connection.on_job_done(done, &mut client.session));
+}
+
+#[test]
+fn each_frame_says_what_io_it_needs_as_a_job_one_at_a_time() {
+    let node = Node::new();
+    let mut a = node.client("10.0.0.1");
+    a.send_without_jobs(&format!(
+        "CONNECT\naccept-version:1.2\nhost:chat\nAuthorization:Bearer {}\n\n\0",
+        FakeTokens::valid(&alice())
+    ));
+    let session = a.connection.session_key().clone();
+    assert_eq!(
+        a.connection.poll_job(),
+        Some(Job::AnnounceConnected {
+            session: session.clone()
+        })
+    );
+    assert_eq!(a.connection.poll_job(), None, "one at a time");
+    answer(&mut a, JobDone::Done);
+    assert_eq!(a.connection.poll_job(), None);
+
+    a.send_without_jobs(
+        "SUBSCRIBE\nid:c1\ndestination:/sub/channel/lobby\nsince-seq:3\n\n\0\
+         SUBSCRIBE\nid:c2\ndestination:/sub/channel/lobby\nsince-id:7\n\n\0\
+         SUBSCRIBE\nid:e\ndestination:/sub/channel/entry\n\n\0\
+         SUBSCRIBE\nid:p\ndestination:/sub/presence/lobby\n\n\0\
+         SUBSCRIBE\nid:h\ndestination:/pub/history/lobby\nlimit:5\n\n\0\
+         UNSUBSCRIBE\nid:c1\nreceipt:u1\n\n\0\
+         UNSUBSCRIBE\nid:c2\nreceipt:u2\n\n\0",
+    );
+    let lobby = rtchat_core::RoomId::parse("lobby").expect("room");
+    let expected = [
+        (
+            Job::StartChannel {
+                session: session.clone(),
+                room: lobby.clone(),
+                since: Some(Since::Seq(3)),
+                join: true,
+                max_replay: ChatConfig::default().max_replay,
+            },
+            JobDone::ChannelStarted(Ok(ChannelStart {
+                head: 3,
+                missed: Vec::new(),
+            })),
+        ),
+        (
+            // Already in the room through c1: presence is not told again.
+            Job::StartChannel {
+                session: session.clone(),
+                room: lobby.clone(),
+                since: Some(Since::Id(7)),
+                join: false,
+                max_replay: ChatConfig::default().max_replay,
+            },
+            JobDone::ChannelStarted(Ok(ChannelStart {
+                head: 3,
+                missed: Vec::new(),
+            })),
+        ),
+        (Job::CountConnections, JobDone::Count(Ok(1))),
+        (
+            Job::CountRoom {
+                room: lobby.clone(),
+            },
+            JobDone::Count(Ok(1)),
+        ),
+        (
+            Job::History {
+                room: lobby.clone(),
+                limit: 5,
+            },
+            JobDone::History(Ok(Vec::new())),
+        ),
+        // Leaving c1 keeps the session in the room through c2: no job, only a RECEIPT; c2
+        // was its last subscription to the room.
+        (
+            Job::LeaveRoom {
+                session: session.clone(),
+                room: lobby,
+            },
+            JobDone::Done,
+        ),
+    ];
+    for (job, done) in expected {
+        assert_eq!(a.connection.poll_job(), Some(job));
+        answer(&mut a, done);
+    }
+    assert_eq!(a.connection.poll_job(), None);
+    let frames = a.frames();
+    assert_eq!(receipts(&frames), ["u1", "u2"]);
+    assert_eq!(&on_subscription(&frames, "e")[0].body[..], b"1");
+    assert_eq!(
+        json(on_subscription(&frames, "p")[0]),
+        json!({"roomId": "lobby", "count": 1})
+    );
+    assert_eq!(json(on_subscription(&frames, "h")[0]), json!([]));
+
+    // An answer that needs no job goes at once when nothing is before it.
+    a.send_without_jobs("UNSUBSCRIBE\nid:e\nreceipt:u3\n\n\0");
+    assert_eq!(a.connection.poll_job(), None);
+    assert_eq!(receipts(&a.frames()), ["u3"]);
+
+    // A job still running when the connection ends is for nobody; the end is one job.
+    a.send_without_jobs("SUBSCRIBE\nid:late\ndestination:/sub/channel/entry\nreceipt:r\n\n\0");
+    assert_eq!(a.connection.poll_job(), Some(Job::CountConnections));
+    assert_eq!(a.connection.closed(), Some(Job::Disconnected { session }));
+    assert_eq!(a.connection.closed(), None);
+    answer(&mut a, JobDone::Count(Ok(1)));
+    assert_eq!(a.connection.poll_job(), None);
+    assert!(a.frames().is_empty());
+}
+
+#[test]
+fn a_subscription_starts_with_what_its_job_read_or_is_refused_when_the_read_failed() {
+    let node = Node::new();
+    let mut a = connected(&node, alice());
+    a.subscribe("errors", "/user/queue/errors", "");
+    a.frames();
+    let message = |seq: u64| rtchat_core::ChatMessage {
+        id: 100 + seq,
+        seq,
+        room_id: "lobby".to_owned(),
+        message: format!("m{seq}"),
+        rand_id: "Oak2".to_owned(),
+        name_tag: "#BBBBBB".to_owned(),
+        created_at: NOW.to_owned(),
+        ip_address: "10.0".to_owned(),
+    };
+
+    // The store failed: the SUBSCRIBE is refused, not receipted, and its id is free again.
+    a.send_without_jobs(
+        "SUBSCRIBE\nid:s\ndestination:/sub/channel/lobby\nsince-seq:0\nreceipt:r1\n\n\0",
+    );
+    assert!(matches!(
+        a.connection.poll_job(),
+        Some(Job::StartChannel { .. })
+    ));
+    answer(&mut a, JobDone::ChannelStarted(Err(ChatError::Unavailable)));
+    let frames = a.frames();
+    assert_eq!(errors(&frames), ["UNAVAILABLE"]);
+    assert!(receipts(&frames).is_empty());
+
+    // The same id again; the replay goes out up to the head it was read with, then the
+    // RECEIPT.
+    a.send_without_jobs(
+        "SUBSCRIBE\nid:s\ndestination:/sub/channel/lobby\nsince-seq:0\nreceipt:r2\n\n\0",
+    );
+    assert!(matches!(
+        a.connection.poll_job(),
+        Some(Job::StartChannel { .. })
+    ));
+    answer(
+        &mut a,
+        JobDone::ChannelStarted(Ok(ChannelStart {
+            head: 2,
+            missed: vec![message(1), message(2), message(3)],
+        })),
+    );
+    let frames = a.frames();
+    let seqs: Vec<u64> = on_subscription(&frames, "s")
+        .iter()
+        .map(|f| json(f)["seq"].as_u64().expect("seq"))
+        .collect();
+    assert_eq!(
+        seqs,
+        [1, 2],
+        "nothing past the head the replay was read up to"
+    );
+    assert_eq!(frames.last().map(|f| f.command), Some(Command::Receipt));
+
+    // Counts and history that could not be read are refused the same way.
+    a.send_without_jobs(
+        "SUBSCRIBE\nid:p\ndestination:/sub/presence/nowhere\nreceipt:r3\n\n\0\
+         SUBSCRIBE\nid:h\ndestination:/pub/history/lobby\nreceipt:r4\n\n\0",
+    );
+    assert!(matches!(
+        a.connection.poll_job(),
+        Some(Job::CountRoom { .. })
+    ));
+    answer(&mut a, JobDone::Count(Err(ChatError::UnknownRoom)));
+    assert!(matches!(a.connection.poll_job(), Some(Job::History { .. })));
+    answer(&mut a, JobDone::History(Ok(vec![message(2), message(1)])));
+    let frames = a.frames();
+    assert_eq!(errors(&frames), ["UNKNOWN_ROOM"]);
+    assert_eq!(receipts(&frames), ["r4"]);
+    let history = json(on_subscription(&frames, "h")[0]);
+    assert_eq!(history[0]["message"], "m2");
+    assert_eq!(history[1]["message"], "m1");
 }

@@ -1,24 +1,25 @@
-//! Test doubles and a harness driving a real `rtchat_stomp::Session` through a
-//! `ChatConnection`, the way the driver does, on the in-memory adapters.
+//! A synchronous harness: a real `rtchat_stomp::Session` driven through a `ChatConnection`
+//! the way the driver does, with the connection's jobs answered by a small in-memory model of
+//! the store, presence and broker ([`Backend`]). No async runtime: the core does no I/O, so
+//! the ports it holds for the driver are never called here ([`NoIo`]).
 #![allow(dead_code)] // each test file uses a different part of the harness
 
 use async_trait::async_trait;
 use bytes::Bytes;
 use rtchat_core::{
-    Appended, Appender, BackendError, Broker, ChatConfig, ChatConnection, ChatError, ChatMessage,
-    ChatService, Clock, ConnectionSink, Delivery, Hub, Identity, MessageId, MessageStore,
-    NewMessage, OfferError, PendingSend, Ports, RoomEvent, RoomEventSink, RoomId, RoomStore,
-    SendOutcome, Seq, TokenError, Tokens,
+    Appended, Appender, BackendError, Broker, ChannelStart, ChatConfig, ChatConnection, ChatError,
+    ChatMessage, ChatService, Clock, ConnectionSink, CreateRoomError, Delivery, Hub, Identity, Job,
+    JobDone, LogEpoch, MessageId, MessageKey, MessageStore, NewMessage, OfferError, PendingSend,
+    Ports, Presence, Room, RoomEvent, RoomEventSink, RoomId, RoomStore, SendOutcome, Seq,
+    SessionKey, TokenError, Tokens, replay_window,
 };
-use rtchat_memory::{InProcessBroker, MemoryMessageStore, MemoryPresence, MemoryRoomStore};
 use rtchat_stomp::{
     Command, Frame, HeartBeat, Item, Limits, Session, SessionConfig, Status, Version, parse_frame,
 };
-use std::collections::VecDeque;
-use std::future::Future;
+use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
-use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 pub const NOW: &str = "2026-11-22T10:00:00.000Z";
@@ -73,132 +74,364 @@ impl Clock for FixedClock {
     }
 }
 
-type Hook = Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>;
+/// The ports that wait on I/O. The service holds them for the driver; the core never calls
+/// them, and nothing here could wait for them.
+pub struct NoIo;
 
-/// The memory store, with hooks run around the next `after` read (to publish "during" a
-/// replay) and a switch that makes every call fail.
-pub struct TestStore {
-    pub inner: MemoryMessageStore,
-    before_after: Mutex<Option<Hook>>,
-    after_after: Mutex<Option<Hook>>,
-    pub failing: std::sync::atomic::AtomicBool,
+const NO_IO: &str = "the core does no I/O: its jobs are answered by the harness";
+
+#[async_trait]
+impl MessageStore for NoIo {
+    async fn append(&self, _: &RoomId, _: Vec<NewMessage>) -> Result<Vec<Appended>, BackendError> {
+        unreachable!("{NO_IO}")
+    }
+    async fn head(&self, _: &RoomId) -> Result<Seq, BackendError> {
+        unreachable!("{NO_IO}")
+    }
+    async fn newest(&self, _: &RoomId, _: usize) -> Result<Vec<ChatMessage>, BackendError> {
+        unreachable!("{NO_IO}")
+    }
+    async fn before(
+        &self,
+        _: &RoomId,
+        _: MessageId,
+        _: usize,
+    ) -> Result<Vec<ChatMessage>, BackendError> {
+        unreachable!("{NO_IO}")
+    }
+    async fn after(
+        &self,
+        _: &RoomId,
+        _: MessageId,
+        _: usize,
+    ) -> Result<Vec<ChatMessage>, BackendError> {
+        unreachable!("{NO_IO}")
+    }
+    async fn after_seq(
+        &self,
+        _: &RoomId,
+        _: Seq,
+        _: usize,
+    ) -> Result<Vec<ChatMessage>, BackendError> {
+        unreachable!("{NO_IO}")
+    }
+    async fn epoch(&self) -> Result<LogEpoch, BackendError> {
+        unreachable!("{NO_IO}")
+    }
 }
 
-impl TestStore {
-    pub fn new(inner: MemoryMessageStore) -> Self {
-        TestStore {
-            inner,
-            before_after: Mutex::new(None),
-            after_after: Mutex::new(None),
-            failing: Default::default(),
-        }
+#[async_trait]
+impl RoomStore for NoIo {
+    async fn create(&self, _: Room) -> Result<Room, CreateRoomError> {
+        unreachable!("{NO_IO}")
+    }
+    async fn get(&self, _: &RoomId) -> Result<Option<Room>, BackendError> {
+        unreachable!("{NO_IO}")
+    }
+    async fn list(&self) -> Result<Vec<Room>, BackendError> {
+        unreachable!("{NO_IO}")
+    }
+    async fn count(&self) -> Result<u64, BackendError> {
+        unreachable!("{NO_IO}")
+    }
+}
+
+#[async_trait]
+impl Presence for NoIo {
+    async fn connected(&self, _: &SessionKey) -> Result<u64, BackendError> {
+        unreachable!("{NO_IO}")
+    }
+    async fn disconnected(
+        &self,
+        _: &SessionKey,
+    ) -> Result<(u64, Vec<(RoomId, u64)>), BackendError> {
+        unreachable!("{NO_IO}")
+    }
+    async fn joined(&self, _: &RoomId, _: &SessionKey) -> Result<u64, BackendError> {
+        unreachable!("{NO_IO}")
+    }
+    async fn left(&self, _: &RoomId, _: &SessionKey) -> Result<u64, BackendError> {
+        unreachable!("{NO_IO}")
+    }
+    async fn room_count(&self, _: &RoomId) -> Result<u64, BackendError> {
+        unreachable!("{NO_IO}")
+    }
+    async fn total(&self) -> Result<u64, BackendError> {
+        unreachable!("{NO_IO}")
+    }
+}
+
+#[async_trait]
+impl Broker for NoIo {
+    async fn publish(&self, _: RoomEvent) -> Result<(), BackendError> {
+        unreachable!("{NO_IO}")
+    }
+    async fn publish_all(&self, _: Vec<RoomEvent>) -> Result<(), BackendError> {
+        unreachable!("{NO_IO}")
+    }
+}
+
+/// Run "during" a read of the model (to publish while a replay is being read).
+pub type Hook = Box<dyn FnOnce() + Send>;
+
+/// What the model holds.
+#[derive(Default)]
+struct State {
+    rooms: HashMap<RoomId, Room>,
+    /// Each room's log, in seq order (seq `n` at index `n - 1`).
+    logs: HashMap<RoomId, Vec<ChatMessage>>,
+    last_id: MessageId,
+    /// Stored messages by room, author tag and key (a retry stores nothing new).
+    keys: HashMap<(RoomId, String, String), ChatMessage>,
+    connected: BTreeSet<SessionKey>,
+    in_rooms: HashMap<RoomId, BTreeSet<SessionKey>>,
+    /// Every store read and write fails.
+    store_failing: bool,
+    /// Run before and after the next read of the first message after a `since-id`.
+    around_next_after: Option<(Hook, Hook)>,
+}
+
+/// The store, presence and broker of one node, in memory and synchronous: what the driver's
+/// job runner and room writers do against the real ports, done at once. The broker is the
+/// node's hub itself, so a publish is fanned out before it returns.
+#[derive(Clone)]
+pub struct Backend {
+    state: Arc<Mutex<State>>,
+    hub: Arc<Hub>,
+}
+
+impl Backend {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().expect("lock")
     }
 
+    /// Makes every store read and write fail (or work again).
+    pub fn fail_store(&self, failing: bool) {
+        self.state().store_failing = failing;
+    }
+
+    /// Runs `before` and `after` around the next read of the first message after a
+    /// `since-id` (which comes once the head was read).
     pub fn around_next_after(&self, before: Hook, after: Hook) {
-        *self.before_after.lock().expect("lock") = Some(before);
-        *self.after_after.lock().expect("lock") = Some(after);
+        self.state().around_next_after = Some((before, after));
     }
 
-    fn check(&self) -> Result<(), BackendError> {
-        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
-            Err(BackendError("store down".to_owned()))
+    pub fn create_room(&self, room: Room) {
+        self.state().rooms.insert(room.room_id.clone(), room);
+    }
+
+    /// Every message stored in `room`, oldest first.
+    pub fn stored(&self, room: &str) -> Vec<ChatMessage> {
+        let room = RoomId::parse(room).expect("room id");
+        self.state().logs.get(&room).cloned().unwrap_or_default()
+    }
+
+    fn check_store(&self) -> Result<(), ChatError> {
+        if self.state().store_failing {
+            Err(ChatError::Unavailable)
         } else {
             Ok(())
         }
     }
-}
 
-#[async_trait]
-impl MessageStore for TestStore {
-    async fn append(
-        &self,
-        room: &RoomId,
-        batch: Vec<NewMessage>,
-    ) -> Result<Vec<Appended>, BackendError> {
-        self.check()?;
-        self.inner.append(room, batch).await
-    }
-    async fn head(&self, room: &RoomId) -> Result<Seq, BackendError> {
-        self.check()?;
-        self.inner.head(room).await
-    }
-    async fn after_seq(
-        &self,
-        room: &RoomId,
-        after: Seq,
-        limit: usize,
-    ) -> Result<Vec<ChatMessage>, BackendError> {
-        self.check()?;
-        self.inner.after_seq(room, after, limit).await
-    }
-    async fn epoch(&self) -> Result<rtchat_core::LogEpoch, BackendError> {
-        self.inner.epoch().await
-    }
-    async fn newest(&self, room: &RoomId, limit: usize) -> Result<Vec<ChatMessage>, BackendError> {
-        self.check()?;
-        self.inner.newest(room, limit).await
-    }
-    async fn before(
-        &self,
-        room: &RoomId,
-        before: MessageId,
-        limit: usize,
-    ) -> Result<Vec<ChatMessage>, BackendError> {
-        self.check()?;
-        self.inner.before(room, before, limit).await
-    }
-    async fn after(
-        &self,
-        room: &RoomId,
-        after: MessageId,
-        limit: usize,
-    ) -> Result<Vec<ChatMessage>, BackendError> {
-        self.check()?;
-        let hook = self.before_after.lock().expect("lock").take();
-        if let Some(hook) = hook {
-            hook().await;
+    fn ensure_room(&self, room: &RoomId) -> Result<(), ChatError> {
+        if self.state().rooms.contains_key(room) {
+            Ok(())
+        } else {
+            Err(ChatError::UnknownRoom)
         }
-        let read = self.inner.after(room, after, limit).await;
-        let hook = self.after_after.lock().expect("lock").take();
-        if let Some(hook) = hook {
-            hook().await;
-        }
-        read
     }
-}
 
-/// Records every event and whether its message was already stored when it was published;
-/// then forwards to the in-process broker.
-pub struct RecordingBroker {
-    pub inner: InProcessBroker,
-    pub store: Arc<TestStore>,
-    pub events: Mutex<Vec<(RoomEvent, bool)>>,
-    pub failing: std::sync::atomic::AtomicBool,
-}
-
-#[async_trait]
-impl Broker for RecordingBroker {
-    async fn publish(&self, event: RoomEvent) -> Result<(), BackendError> {
-        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
-            return Err(BackendError("broker down".to_owned()));
+    /// Stores `batch` in order, as `MessageStore::append` does (a known key returns the
+    /// original); `Err` when the store is failing.
+    pub fn append(&self, room: &RoomId, batch: Vec<NewMessage>) -> Result<Vec<Appended>, ()> {
+        let mut state = self.state();
+        if state.store_failing {
+            return Err(());
         }
-        let stored = match &event {
-            RoomEvent::Message(m) => {
-                let room = RoomId::parse(&m.room_id).expect("room");
-                self.store
-                    .inner
-                    .after_seq(&room, m.seq - 1, 1)
-                    .await?
-                    .first()
-                    == Some(m)
+        let mut appended = Vec::new();
+        for message in batch {
+            let key = (
+                room.clone(),
+                message.author.name_tag.clone(),
+                message.key.as_str().to_owned(),
+            );
+            if let Some(original) = state.keys.get(&key) {
+                appended.push(Appended::Duplicate(original.clone()));
+                continue;
             }
-            _ => true,
-        };
-        self.events
-            .lock()
-            .expect("lock")
-            .push((event.clone(), stored));
-        self.inner.publish(event).await
+            state.last_id += 1;
+            let id = state.last_id;
+            let log = state.logs.entry(room.clone()).or_default();
+            let stored = ChatMessage::stored(id, log.len() as Seq + 1, message);
+            log.push(stored.clone());
+            state.keys.insert(key, stored.clone());
+            appended.push(Appended::Stored(stored));
+        }
+        Ok(appended)
+    }
+
+    fn head(&self, room: &RoomId) -> Result<Seq, ChatError> {
+        self.check_store()?;
+        Ok(self
+            .state()
+            .logs
+            .get(room)
+            .map_or(0, |log| log.len() as Seq))
+    }
+
+    fn read(
+        &self,
+        room: &RoomId,
+        keep: impl Fn(&ChatMessage) -> bool,
+        limit: usize,
+    ) -> Result<Vec<ChatMessage>, ChatError> {
+        self.check_store()?;
+        let state = self.state();
+        let log = state.logs.get(room).map(Vec::as_slice).unwrap_or_default();
+        Ok(log
+            .iter()
+            .filter(|m| keep(m))
+            .take(limit)
+            .cloned()
+            .collect())
+    }
+
+    fn newest(&self, room: &RoomId, limit: usize) -> Result<Vec<ChatMessage>, ChatError> {
+        let mut all = self.read(room, |_| true, usize::MAX)?;
+        all.reverse();
+        all.truncate(limit);
+        Ok(all)
+    }
+
+    /// Fans `event` out on the node, as the in-process broker does.
+    pub fn publish(&self, event: RoomEvent) {
+        self.hub.on_event(event, Instant::now());
+    }
+
+    fn room_count(&self, room: &RoomId) -> u64 {
+        self.state()
+            .in_rooms
+            .get(room)
+            .map_or(0, |s| s.len() as u64)
+    }
+
+    fn publish_counts(&self, room: Option<&RoomId>) {
+        if let Some(room) = room {
+            let count = self.room_count(room);
+            self.publish(RoomEvent::Presence {
+                room_id: room.clone(),
+                count,
+            });
+        }
+        let count = self.state().connected.len() as u64;
+        self.publish(RoomEvent::Entry { count });
+    }
+
+    /// Runs `job` as the driver does against the real ports.
+    pub fn answer(&self, job: Job) -> JobDone {
+        match job {
+            Job::StartChannel {
+                session,
+                room,
+                since,
+                join,
+                max_replay,
+            } => JobDone::ChannelStarted(
+                self.start_channel(&session, &room, since, join, max_replay),
+            ),
+            Job::CountConnections => JobDone::Count(Ok(self.state().connected.len() as u64)),
+            Job::CountRoom { room } => {
+                JobDone::Count(self.ensure_room(&room).map(|()| self.room_count(&room)))
+            }
+            Job::History { room, limit } => JobDone::History(
+                self.ensure_room(&room)
+                    .and_then(|()| self.newest(&room, limit)),
+            ),
+            Job::AnnounceConnected { session } => {
+                self.state().connected.insert(session);
+                self.publish_counts(None);
+                JobDone::Done
+            }
+            Job::LeaveRoom { session, room } => {
+                if let Some(sessions) = self.state().in_rooms.get_mut(&room) {
+                    sessions.remove(&session);
+                }
+                self.publish_counts(Some(&room));
+                JobDone::Done
+            }
+            Job::Disconnected { session } => {
+                let left: Vec<RoomId> = {
+                    let mut state = self.state();
+                    state.connected.remove(&session);
+                    state
+                        .in_rooms
+                        .iter_mut()
+                        .filter_map(|(room, sessions)| {
+                            sessions.remove(&session).then(|| room.clone())
+                        })
+                        .collect()
+                };
+                for room in left {
+                    let count = self.room_count(&room);
+                    self.publish(RoomEvent::Presence {
+                        room_id: room,
+                        count,
+                    });
+                }
+                self.publish_counts(None);
+                JobDone::Done
+            }
+        }
+    }
+
+    fn start_channel(
+        &self,
+        session: &SessionKey,
+        room: &RoomId,
+        since: Option<rtchat_core::Since>,
+        join: bool,
+        max_replay: usize,
+    ) -> Result<ChannelStart, ChatError> {
+        self.ensure_room(room)?;
+        let head = self.head(room)?;
+        self.hub.observe_head(room, head, Instant::now());
+        let mut missed = Vec::new();
+        if let Some(since) = since {
+            let first = match since.needs_first_after_id() {
+                Some(id) => {
+                    let hooks = self.state().around_next_after.take();
+                    let (before, after) = match hooks {
+                        Some((before, after)) => (Some(before), Some(after)),
+                        None => (None, None),
+                    };
+                    if let Some(before) = before {
+                        before();
+                    }
+                    let read = self.read(room, |m| m.id > id, 1);
+                    if let Some(after) = after {
+                        after();
+                    }
+                    read?
+                }
+                None => Vec::new(),
+            };
+            let after = since.replay_after(first.first(), head);
+            if let Some((from, limit)) = replay_window(after, head, max_replay) {
+                missed = self.read(room, |m| m.seq > from, limit)?;
+            }
+        }
+        if join {
+            self.state()
+                .in_rooms
+                .entry(room.clone())
+                .or_default()
+                .insert(session.clone());
+            self.publish_counts(Some(room));
+        } else {
+            self.publish_counts(None);
+        }
+        Ok(ChannelStart { head, missed })
     }
 }
 
@@ -207,11 +440,9 @@ impl Broker for RecordingBroker {
 /// answers each sender, then publishes, as the driver's writers do.
 pub struct TestAppender {
     pub waiting: Mutex<VecDeque<PendingSend>>,
-    pub store: Arc<TestStore>,
-    pub rooms: Arc<MemoryRoomStore>,
-    pub broker: Arc<RecordingBroker>,
+    pub backend: Backend,
     /// While set, `flush` leaves SENDs waiting (a slow store).
-    pub held: std::sync::atomic::AtomicBool,
+    pub held: AtomicBool,
 }
 
 impl Appender for TestAppender {
@@ -221,8 +452,12 @@ impl Appender for TestAppender {
 }
 
 impl TestAppender {
-    pub async fn flush(&self) {
-        if self.held.load(std::sync::atomic::Ordering::SeqCst) {
+    pub fn hold(&self, held: bool) {
+        self.held.store(held, Ordering::SeqCst);
+    }
+
+    pub fn flush(&self) {
+        if self.held.load(Ordering::SeqCst) {
             return;
         }
         loop {
@@ -245,24 +480,14 @@ impl TestAppender {
                     });
                 }
             };
-            match self.rooms.get(&room).await {
-                Ok(Some(_)) => {}
-                Ok(None) => {
-                    answer(ChatError::UnknownRoom);
-                    continue;
-                }
-                Err(_) => {
-                    answer(ChatError::Unavailable);
-                    continue;
-                }
+            if self.backend.ensure_room(&room).is_err() {
+                answer(ChatError::UnknownRoom);
+                continue;
             }
             let messages = batch.iter().map(|s| s.message.clone()).collect();
-            let stored = match self.store.append(&room, messages).await {
-                Ok(stored) => stored,
-                Err(_) => {
-                    answer(ChatError::NotStored);
-                    continue;
-                }
+            let Ok(stored) = self.backend.append(&room, messages) else {
+                answer(ChatError::NotStored);
+                continue;
             };
             for (send, appended) in batch.iter().zip(&stored) {
                 send.reply.outcome(SendOutcome {
@@ -270,64 +495,104 @@ impl TestAppender {
                     result: Ok(appended.message().clone()),
                 });
             }
-            let events = stored
-                .into_iter()
-                .map(|a| RoomEvent::Message(a.into_message()))
-                .collect();
-            let _ = self.broker.publish_all(events).await;
+            for appended in stored {
+                self.backend
+                    .publish(RoomEvent::Message(appended.into_message()));
+            }
         }
     }
 }
 
+#[derive(Clone)]
 pub struct Node {
     pub service: ChatService,
     pub hub: Arc<Hub>,
-    pub store: Arc<TestStore>,
-    pub broker: Arc<RecordingBroker>,
+    pub backend: Backend,
     pub appender: Arc<TestAppender>,
+    pub epoch: LogEpoch,
+    posts: Arc<AtomicU64>,
 }
 
 impl Node {
-    pub async fn new() -> Node {
-        Node::with_config(ChatConfig::default()).await
+    pub fn new() -> Node {
+        Node::with_config(ChatConfig::default())
     }
 
-    pub async fn with_config(config: ChatConfig) -> Node {
+    pub fn with_config(config: ChatConfig) -> Node {
         let hub = Arc::new(Hub::new());
-        let store = Arc::new(TestStore::new(MemoryMessageStore::new()));
-        let broker = Arc::new(RecordingBroker {
-            inner: InProcessBroker::new(hub.clone() as Arc<dyn RoomEventSink>),
-            store: store.clone(),
-            events: Mutex::new(Vec::new()),
-            failing: Default::default(),
-        });
-        let rooms = Arc::new(MemoryRoomStore::new());
+        let backend = Backend {
+            state: Arc::default(),
+            hub: hub.clone(),
+        };
         let appender = Arc::new(TestAppender {
             waiting: Mutex::new(VecDeque::new()),
-            store: store.clone(),
-            rooms: rooms.clone(),
-            broker: broker.clone(),
-            held: Default::default(),
+            backend: backend.clone(),
+            held: AtomicBool::new(false),
         });
+        let no_io = Arc::new(NoIo);
         let ports = Ports {
-            messages: store.clone(),
-            rooms,
-            presence: Arc::new(MemoryPresence::new()),
-            broker: broker.clone(),
+            messages: no_io.clone(),
+            rooms: no_io.clone(),
+            presence: no_io.clone(),
+            broker: no_io,
             appender: appender.clone(),
             tokens: Arc::new(FakeTokens),
             clock: Arc::new(FixedClock),
         };
-        let service = ChatService::new(ports, hub.clone(), config)
-            .await
-            .expect("service");
-        Node {
+        let epoch = LogEpoch::from_bits(0x5eed);
+        let service = ChatService::assemble(ports, hub.clone(), config, epoch.clone());
+        let node = Node {
             service,
             hub,
-            store,
-            broker,
+            backend,
             appender,
-        }
+            epoch,
+            posts: Arc::default(),
+        };
+        node.create_room("lobby", "Lobby");
+        node
+    }
+
+    pub fn create_room(&self, id: &str, name: &str) -> RoomId {
+        let room_id = RoomId::parse(id).expect("room id");
+        self.backend.create_room(Room {
+            room_id: room_id.clone(),
+            name: name.to_owned(),
+        });
+        room_id
+    }
+
+    /// The private room of the two name tags.
+    pub fn private_room(&self, a: &str, b: &str) -> RoomId {
+        let room_id = self
+            .service
+            .config()
+            .private_room_key
+            .room_id(a, b)
+            .expect("private room id");
+        self.create_room(room_id.as_str(), "Private room")
+    }
+
+    /// Stores then publishes one message, as a post from outside a connection does.
+    pub fn post(&self, author: &Identity, room: &str, text: &str) -> ChatMessage {
+        let room_id = RoomId::parse(room).expect("room id");
+        let n = self.posts.fetch_add(1, Ordering::SeqCst);
+        let message = NewMessage {
+            room_id: room_id.clone(),
+            message: text.to_owned(),
+            author: author.clone(),
+            created_at: NOW.to_owned(),
+            ip_address: "10.0".to_owned(),
+            key: MessageKey::server_made(&format!("post-{n}")),
+        };
+        let stored = self
+            .backend
+            .append(&room_id, vec![message])
+            .expect("stored")
+            .remove(0)
+            .into_message();
+        self.backend.publish(RoomEvent::Message(stored.clone()));
+        stored
     }
 
     pub fn client(&self, ip: &str) -> Client {
@@ -344,6 +609,7 @@ impl Node {
             connection: self.service.connection(ip, sink.clone()),
             sink,
             appender: self.appender.clone(),
+            backend: self.backend.clone(),
             now,
         }
     }
@@ -409,22 +675,20 @@ pub struct Client {
     pub connection: ChatConnection,
     pub sink: Arc<QueueSink>,
     pub appender: Arc<TestAppender>,
+    pub backend: Backend,
     pub now: Instant,
 }
 
 impl Client {
-    /// Feeds frame text to the session and answers every event; the room writers then
-    /// store what was sent (unless held).
-    pub async fn send(&mut self, text: &str) {
-        self.session.handle_input(text.as_bytes(), self.now);
-        while let Some(event) = self.session.poll_event() {
-            self.connection.handle(event, &mut self.session, self.now);
-        }
+    /// Feeds frame text to the session and answers every event, runs the connection's jobs;
+    /// the room writers then store what was sent (unless held).
+    pub fn send(&mut self, text: &str) {
+        self.send_without_jobs(text);
         self.connection.submit_sends();
-        self.run_jobs().await;
-        self.appender.flush().await;
+        self.run_jobs();
+        self.appender.flush();
         if self.session.is_closed() || self.session.state() == rtchat_stomp::State::Closing {
-            self.connection.closed().await;
+            self.close();
         }
     }
 
@@ -438,51 +702,53 @@ impl Client {
     }
 
     /// Runs the connection's jobs one after the other, as the driver does.
-    pub async fn run_jobs(&mut self) {
+    pub fn run_jobs(&mut self) {
         while let Some(job) = self.connection.poll_job() {
-            let done = job.await;
+            let done = self.backend.answer(job);
             self.connection.on_job_done(done, &mut self.session);
         }
     }
 
+    /// The end of the connection, as the driver does it: the job `closed` gives is run.
+    pub fn close(&mut self) {
+        if let Some(job) = self.connection.closed() {
+            assert_eq!(self.backend.answer(job), JobDone::Done);
+        }
+    }
+
     /// CONNECT with `headers` (lines like `Authorization:Bearer x`); returns the answer.
-    pub async fn connect_with(&mut self, headers: &str) -> Frame {
+    pub fn connect_with(&mut self, headers: &str) -> Frame {
         self.send(&format!(
             "CONNECT\naccept-version:1.2\nhost:chat\n{headers}\n\0"
-        ))
-        .await;
+        ));
         let mut frames = self.frames();
         assert_eq!(frames.len(), 1, "{frames:?}");
         frames.remove(0)
     }
 
     /// CONNECT with a valid token for `identity`; expects CONNECTED.
-    pub async fn connect(&mut self, identity: &Identity) {
-        let frame = self
-            .connect_with(&format!(
-                "Authorization:Bearer {}\n",
-                FakeTokens::valid(identity)
-            ))
-            .await;
+    pub fn connect(&mut self, identity: &Identity) {
+        let frame = self.connect_with(&format!(
+            "Authorization:Bearer {}\n",
+            FakeTokens::valid(identity)
+        ));
         assert_eq!(frame.command, Command::Connected, "{frame:?}");
     }
 
-    pub async fn subscribe(&mut self, id: &str, destination: &str, extra: &str) {
+    pub fn subscribe(&mut self, id: &str, destination: &str, extra: &str) {
         self.send(&format!(
             "SUBSCRIBE\nid:{id}\ndestination:{destination}\n{extra}\n\0"
-        ))
-        .await;
+        ));
     }
 
-    pub async fn send_chat(&mut self, room: &str, message: &str, receipt: Option<&str>) {
+    pub fn send_chat(&mut self, room: &str, message: &str, receipt: Option<&str>) {
         let body = serde_json::json!({"roomId": room, "message": message}).to_string();
         let receipt = receipt
             .map(|r| format!("receipt:{r}\n"))
             .unwrap_or_default();
         self.send(&format!(
             "SEND\ndestination:/pub/chat\ncontent-type:application/json\n{receipt}\n{body}\0"
-        ))
-        .await;
+        ));
     }
 
     /// Hands every queued delivery and outcome to the connection; false if a delivery was

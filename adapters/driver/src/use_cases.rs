@@ -1,0 +1,245 @@
+//! The chat's use cases that wait on the ports: assembling a node, readiness, the HTTP API's
+//! (history, rooms, creating rooms) and posting from outside a connection. Each one is the
+//! core's decisions ([`ChatService::room_for`], [`ChatService::public_room`],
+//! [`ChatService::check_room_capacity`], ...) around the store, presence and broker calls,
+//! run here on tokio so that `core/chat` never waits.
+
+use rtchat_core::{
+    BackendError, ChatConfig, ChatError, ChatMessage, ChatService, CreateRoomError, Hub, Identity,
+    LOBBY, LOBBY_NAME, MessageId, Ports, Room, RoomEvent, RoomId,
+};
+use std::future::Future;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// Attempts at a fresh generated room id before giving up (a collision at 48 bits is already
+/// vanishingly rare; this only guards a store pre-filled by hand).
+const GENERATED_ROOM_ID_ATTEMPTS: usize = 4;
+
+/// The use cases of a [`ChatService`] that wait on its ports. Bring the trait into scope to
+/// call them on the service (`use rtchat_driver::ChatUseCases;`).
+pub trait ChatUseCases: Sized {
+    /// Assembles a service: reads the store's log epoch, and makes sure `lobby` exists. `hub`
+    /// is the node's local fan-out, the same one given to the broker adapter as its
+    /// [`rtchat_core::RoomEventSink`].
+    fn new(
+        ports: Ports,
+        hub: Arc<Hub>,
+        config: ChatConfig,
+    ) -> impl Future<Output = Result<Self, ChatError>> + Send;
+
+    /// Whether the backends answer now (`GET /readyz`): the names of those that do not.
+    fn ready(&self) -> impl Future<Output = Result<(), Vec<&'static str>>> + Send;
+
+    /// Validates, stores, then publishes one chat message, waiting for each: for callers
+    /// outside a STOMP connection (tests, tools). STOMP SENDs go through the room writers.
+    ///
+    /// A publish failure after the message is stored still returns `Ok`: the message exists,
+    /// and every node's room log repairs the hole from the store.
+    fn post_message(
+        &self,
+        author: &Identity,
+        client: IpAddr,
+        room: &str,
+        text: &str,
+    ) -> impl Future<Output = Result<ChatMessage, ChatError>> + Send;
+
+    /// `GET /message` (before = None) and `GET /message/lastMessageId`: newest first, for
+    /// `caller` (a private room's history is its two members' only).
+    fn history(
+        &self,
+        caller: &Identity,
+        room: &str,
+        limit: usize,
+        before: Option<MessageId>,
+    ) -> impl Future<Output = Result<Vec<ChatMessage>, ChatError>> + Send;
+
+    /// `GET /rooms`: each public room with its live count.
+    fn rooms(&self) -> impl Future<Output = Result<Vec<(Room, u64)>, ChatError>> + Send;
+
+    /// `POST /rooms`: a public room; a new id is generated when `room_id` is `None`.
+    fn create_room(
+        &self,
+        name: &str,
+        room_id: Option<&str>,
+    ) -> impl Future<Output = Result<Room, ChatError>> + Send;
+
+    /// `POST /chatroom/private` by `caller`: the same room for the same pair (name tags), in
+    /// either order, made the first time it is asked for (see
+    /// [`ChatService::private_room_for`]).
+    fn private_room(
+        &self,
+        caller: &Identity,
+        sender: &str,
+        receiver: &str,
+    ) -> impl Future<Output = Result<Room, ChatError>> + Send;
+}
+
+impl ChatUseCases for ChatService {
+    async fn new(ports: Ports, hub: Arc<Hub>, config: ChatConfig) -> Result<Self, ChatError> {
+        let epoch = ports.messages.epoch().await.map_err(unavailable)?;
+        let service = ChatService::assemble(ports, hub, config, epoch);
+        let lobby = Room {
+            room_id: RoomId::parse(LOBBY).ok_or(ChatError::InvalidRoomId)?,
+            name: LOBBY_NAME.to_owned(),
+        };
+        match service.ports().rooms.create(lobby.clone()).await {
+            Ok(_) | Err(CreateRoomError::AlreadyExists) => {
+                service.remember_room(&lobby.room_id);
+                Ok(service)
+            }
+            Err(CreateRoomError::Backend(_)) => Err(ChatError::Unavailable),
+        }
+    }
+
+    async fn ready(&self) -> Result<(), Vec<&'static str>> {
+        let ports = self.ports();
+        let mut down = Vec::new();
+        if ports.rooms.count().await.is_err() {
+            down.push("store");
+        }
+        if ports.broker.ready().await.is_err() {
+            down.push("broker");
+        }
+        if ports.presence.total().await.is_err() {
+            down.push("presence");
+        }
+        if down.is_empty() { Ok(()) } else { Err(down) }
+    }
+
+    async fn post_message(
+        &self,
+        author: &Identity,
+        client: IpAddr,
+        room: &str,
+        text: &str,
+    ) -> Result<ChatMessage, ChatError> {
+        let room = self.room_for(author, room)?;
+        ensure_room(self, &room).await?;
+        let message = self.new_message(author, client, room.clone(), text)?;
+        let stored = self
+            .ports()
+            .messages
+            .append(&room, vec![message])
+            .await
+            .map_err(unavailable)?
+            .into_iter()
+            .next()
+            .ok_or(ChatError::Unavailable)?
+            .into_message();
+        publish(self, RoomEvent::Message(stored.clone())).await;
+        Ok(stored)
+    }
+
+    async fn history(
+        &self,
+        caller: &Identity,
+        room: &str,
+        limit: usize,
+        before: Option<MessageId>,
+    ) -> Result<Vec<ChatMessage>, ChatError> {
+        self.check_history_limit(limit)?;
+        let room = self.room_for(caller, room)?;
+        ensure_room(self, &room).await?;
+        let messages = &self.ports().messages;
+        match before {
+            None => messages.newest(&room, limit).await,
+            Some(before) => messages.before(&room, before, limit).await,
+        }
+        .map_err(unavailable)
+    }
+
+    async fn rooms(&self) -> Result<Vec<(Room, u64)>, ChatError> {
+        let ports = self.ports();
+        let rooms = ports.rooms.list().await.map_err(unavailable)?;
+        let mut listed = Vec::with_capacity(rooms.len());
+        // A store that lists private rooms by mistake must not leak them.
+        for room in rooms.into_iter().filter(|room| !room.is_private()) {
+            let count = ports
+                .presence
+                .room_count(&room.room_id)
+                .await
+                .map_err(unavailable)?;
+            listed.push((room, count));
+        }
+        Ok(listed)
+    }
+
+    async fn create_room(&self, name: &str, room_id: Option<&str>) -> Result<Room, ChatError> {
+        for _ in 0..GENERATED_ROOM_ID_ATTEMPTS {
+            let room = self.public_room(name, room_id)?;
+            ensure_room_capacity(self).await?;
+            match self.ports().rooms.create(room).await {
+                Ok(room) => {
+                    self.remember_room(&room.room_id);
+                    return Ok(room);
+                }
+                // A generated id that is taken: another one.
+                Err(CreateRoomError::AlreadyExists) if room_id.is_none() => continue,
+                Err(CreateRoomError::AlreadyExists) => return Err(ChatError::RoomExists),
+                Err(CreateRoomError::Backend(_)) => return Err(ChatError::Unavailable),
+            }
+        }
+        Err(ChatError::Unavailable)
+    }
+
+    async fn private_room(
+        &self,
+        caller: &Identity,
+        sender: &str,
+        receiver: &str,
+    ) -> Result<Room, ChatError> {
+        let room = self.private_room_for(caller, sender, receiver)?;
+        let rooms = &self.ports().rooms;
+        if let Some(existing) = rooms.get(&room.room_id).await.map_err(unavailable)? {
+            self.remember_room(&existing.room_id);
+            return Ok(existing);
+        }
+        ensure_room_capacity(self).await?;
+        match rooms.create(room.clone()).await {
+            Ok(room) => {
+                self.remember_room(&room.room_id);
+                Ok(room)
+            }
+            // Second call for the pair: the room is the one made the first time.
+            Err(CreateRoomError::AlreadyExists) => {
+                self.remember_room(&room.room_id);
+                Ok(room)
+            }
+            Err(CreateRoomError::Backend(_)) => Err(ChatError::Unavailable),
+        }
+    }
+}
+
+/// Ok when `room` exists: [`ChatError::UnknownRoom`] otherwise.
+pub(crate) async fn ensure_room(service: &ChatService, room: &RoomId) -> Result<(), ChatError> {
+    if service.knows_room(room) {
+        return Ok(());
+    }
+    match service.ports().rooms.get(room).await {
+        Ok(Some(_)) => {
+            service.remember_room(room);
+            Ok(())
+        }
+        Ok(None) => Err(ChatError::UnknownRoom),
+        Err(_) => Err(ChatError::Unavailable),
+    }
+}
+
+/// Refuses a new room once the node holds as many as it may.
+async fn ensure_room_capacity(service: &ChatService) -> Result<(), ChatError> {
+    let rooms = service.ports().rooms.count().await.map_err(unavailable)?;
+    service.check_room_capacity(rooms)
+}
+
+/// Publishes through the broker. A failure is not the caller's to handle (the event is a
+/// notification; the store has the truth).
+pub(crate) async fn publish(service: &ChatService, event: RoomEvent) {
+    if let Err(error) = service.ports().broker.publish(event).await {
+        tracing::debug!(%error, "publishing a room event failed");
+    }
+}
+
+fn unavailable(_: BackendError) -> ChatError {
+    ChatError::Unavailable
+}
