@@ -6,13 +6,15 @@
 //! hub's bounded queue, and time. Every transport (WebSocket, WebTransport, the in-memory pair
 //! used by tests and the conformance suite) runs this same loop, so they behave the same.
 //!
-//! It also runs the node's own tasks: the room writers ([`RoomWriters`], group commit) and
-//! the room-log repair task ([`spawn_room_log_repairs`]).
+//! It also runs the node's own tasks: the room writers ([`RoomWriters`], group commit), the
+//! room-log repair task ([`spawn_room_log_repairs`]) and the room sweeper
+//! ([`spawn_room_sweeper`], rooms idle past a TTL).
 
 mod close_log;
 mod connection;
 mod memory;
 mod repair;
+mod room_sweeper;
 mod sink;
 mod transport;
 mod writer;
@@ -20,6 +22,9 @@ mod writer;
 pub use connection::{DriverConfig, Shutdown, ShutdownSignal, run_connection};
 pub use memory::{MemoryClient, memory_pair};
 pub use repair::{RepairTask, spawn_room_log_repairs};
+pub use room_sweeper::{
+    MAX_SWEEP_INTERVAL, RoomSweeper, RoomSweeperConfig, SWEEP_BATCH, spawn_room_sweeper, sweep,
+};
 pub use sink::{ChannelSink, Outbound};
 pub use transport::{Incoming, Transport, TransportError};
 pub use writer::{RoomWriters, WriterConfig};

@@ -14,11 +14,11 @@ use rtchat_core::{
     BackendError, Broker, ChatConfig, ChatService, Hub, MessageStore, Ports, Presence,
     PrivateRoomKey, RoomEvent, RoomStore,
 };
-use rtchat_driver::{DriverConfig, RepairTask, RoomWriters, Shutdown, WriterConfig};
-use rtchat_jwt::JwtTokens;
-use rtchat_memory::{
-    InProcessBroker, MemoryMessageStore, MemoryPresence, MemoryRoomStore, SystemClock,
+use rtchat_driver::{
+    DriverConfig, RepairTask, RoomSweeper, RoomSweeperConfig, RoomWriters, Shutdown, WriterConfig,
 };
+use rtchat_jwt::JwtTokens;
+use rtchat_memory::{InProcessBroker, MemoryPresence, MemoryStore, SystemClock};
 use rtchat_postgres::PostgresStore;
 use rtchat_redis::{PresenceConfig, RedisBroker, RedisPresence, SweepListener, SweepOutcome};
 use rtchat_sqlite::SqliteStore;
@@ -145,6 +145,11 @@ pub struct ServerConfig {
     /// the room ids pages hard-code.
     #[arg(long = "room", env = "RTCHAT_ROOMS", value_delimiter = ',', value_parser = parse_room)]
     pub rooms: Vec<(String, String)>,
+    /// Rooms with nobody in them and no message stored for this long are removed with their
+    /// messages (never `lobby` or the `--room` rooms), e.g. `7d`, `12h` (a bare number is
+    /// seconds); `0` keeps every room.
+    #[arg(long, env = "RTCHAT_ROOM_IDLE_TTL", default_value = "7d", value_parser = parse_duration)]
+    pub room_idle_ttl: Duration,
     /// Take client addresses from X-Forwarded-For (only behind your own proxy).
     #[arg(long, env = "RTCHAT_TRUST_FORWARDED_FOR")]
     pub trust_forwarded_for: bool,
@@ -166,6 +171,31 @@ fn parse_room(value: &str) -> Result<(String, String), String> {
         return Err(format!("room {id:?} needs a name after '='"));
     }
     Ok((id.to_owned(), name.to_owned()))
+}
+
+/// A duration: a number with a unit `ms`, `s`, `m`, `h` or `d` (`10s`, `7d`), or a bare
+/// number of seconds.
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    let value = value.trim();
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("expected a number with a unit (ms, s, m, h, d), got {value:?}"))?;
+    let unit_millis: u64 = match unit.trim() {
+        "ms" => 1,
+        "" | "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        other => return Err(format!("unknown unit {other:?}: use ms, s, m, h or d")),
+    };
+    number
+        .checked_mul(unit_millis)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("{value:?} is too long"))
 }
 
 fn parse_heart_beat(value: &str) -> Result<HeartBeat, String> {
@@ -237,6 +267,8 @@ pub struct Node {
     sqlite: Option<Arc<SqliteStore>>,
     /// The room-log repair task; it ends with the node.
     _repairs: RepairTask,
+    /// The sweeper of idle rooms (none with `--room-idle-ttl 0`); it ends with the node.
+    _sweeper: Option<RoomSweeper>,
 }
 
 impl Node {
@@ -318,6 +350,7 @@ pub async fn assemble(config: &ServerConfig) -> Result<Node, StartError> {
             Err(error) => return Err(StartError::Assemble(error)),
         }
     }
+    let sweeper = room_sweeper(config, &service);
     let driver = DriverConfig {
         session: config.session_config(),
         outbound_capacity: config.outbound_queue,
@@ -349,7 +382,27 @@ pub async fn assemble(config: &ServerConfig) -> Result<Node, StartError> {
         redis_presence,
         sqlite,
         _repairs: repairs,
+        _sweeper: sweeper,
     })
+}
+
+/// The sweeper of rooms idle past `--room-idle-ttl`, keeping the `--room` rooms; `None` when
+/// the TTL is 0.
+fn room_sweeper(config: &ServerConfig, service: &ChatService) -> Option<RoomSweeper> {
+    if config.room_idle_ttl.is_zero() {
+        return None;
+    }
+    let keep = config
+        .rooms
+        .iter()
+        .filter_map(|(id, _)| rtchat_core::RoomId::parse(id))
+        .collect();
+    let ports = service.ports();
+    Some(rtchat_driver::spawn_room_sweeper(
+        ports.rooms.clone(),
+        ports.presence.clone(),
+        RoomSweeperConfig::new(config.room_idle_ttl, keep),
+    ))
 }
 
 /// The key private room ids are made with: derived from the JWT secret (HMAC-SHA256 of a
@@ -392,11 +445,10 @@ async fn store(config: &ServerConfig) -> Result<Stores, StartError> {
             let store = Arc::new(store);
             Ok((store.clone(), store.clone(), Some(store)))
         }
-        StoreKind::Memory => Ok((
-            Arc::new(MemoryMessageStore::new()),
-            Arc::new(MemoryRoomStore::new()),
-            None,
-        )),
+        StoreKind::Memory => {
+            let store = Arc::new(MemoryStore::new());
+            Ok((store.clone(), store, None))
+        }
         StoreKind::Postgres => {
             let url = config.database_url.as_deref().ok_or_else(|| {
                 StartError::Backend(
@@ -595,6 +647,35 @@ pub fn init_logging() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_take_a_unit_or_are_seconds() {
+        let secs = Duration::from_secs;
+        assert_eq!(parse_duration("7d"), Ok(secs(7 * 24 * 3600)));
+        assert_eq!(parse_duration("12h"), Ok(secs(12 * 3600)));
+        assert_eq!(parse_duration("90m"), Ok(secs(90 * 60)));
+        assert_eq!(parse_duration(" 10s "), Ok(secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30"), Ok(secs(30)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        for bad in [
+            "",
+            "s",
+            "-1s",
+            "1.5s",
+            "10 sec",
+            "5w",
+            "99999999999999999999d",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+        let config = ServerConfig::parse_from(["rtchat-server", "--room-idle-ttl", "0"]);
+        assert_eq!(config.room_idle_ttl, Duration::ZERO);
+        assert_eq!(
+            ServerConfig::parse_from(["rtchat-server"]).room_idle_ttl,
+            secs(7 * 24 * 3600)
+        );
+    }
 
     #[test]
     fn room_flags_take_an_id_and_an_optional_name() {
