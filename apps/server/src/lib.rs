@@ -6,10 +6,14 @@
 //! around [`Server::bind`] and [`Server::run`]; tests and the conformance suite use the same
 //! two calls.
 
+pub mod accept;
 pub mod data_dir;
+pub mod http_deadlines;
 pub mod open_files;
 
+use accept::HttpLimits;
 use clap::{Parser, ValueEnum};
+use http_deadlines::Deadlines;
 use rtchat_core::{
     BackendError, Broker, ChatConfig, ChatService, Hub, MessageStore, Ports, Presence,
     PrivateRoomKey, RoomEvent, RoomStore,
@@ -121,6 +125,19 @@ pub struct ServerConfig {
     /// Open WebSocket connections at most; more get a 503.
     #[arg(long, env = "RTCHAT_MAX_CONNECTIONS", default_value_t = 50_000)]
     pub max_connections: usize,
+    /// Connections not yet upgraded to a WebSocket (HTTP requests, handshakes) at most; more
+    /// are accepted and closed at once.
+    #[arg(long, env = "RTCHAT_MAX_PENDING_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_pending_connections: u32,
+    /// How long a client may take to send a request's head (from connecting, or from the
+    /// request's first byte on a kept-alive connection) before it is closed, e.g. `10s` or
+    /// `500ms` (a bare number is seconds).
+    #[arg(long, env = "RTCHAT_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
+    pub header_read_timeout: Duration,
+    /// How long a connection that is not a WebSocket may wait for its next request, or for a
+    /// request to be read and answered once its head is in, before it is closed.
+    #[arg(long, env = "RTCHAT_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_timeout)]
+    pub idle_timeout: Duration,
     /// Rooms one identity, and one client address prefix, may create per hour; 0 for no limit.
     #[arg(long, env = "RTCHAT_ROOMS_PER_HOUR", default_value_t = 10)]
     pub rooms_per_hour: u32,
@@ -198,6 +215,14 @@ pub fn parse_duration(value: &str) -> Result<Duration, String> {
         .ok_or_else(|| format!("{value:?} is too long"))
 }
 
+/// A [`parse_duration`] that is not zero.
+fn parse_timeout(value: &str) -> Result<Duration, String> {
+    match parse_duration(value)? {
+        Duration::ZERO => Err("a timeout cannot be 0".to_owned()),
+        timeout => Ok(timeout),
+    }
+}
+
 fn parse_heart_beat(value: &str) -> Result<HeartBeat, String> {
     HeartBeat::parse(value).ok_or_else(|| format!("expected SX,SY in milliseconds, got {value:?}"))
 }
@@ -261,6 +286,8 @@ pub struct Node {
     pub service: ChatService,
     /// The HTTP/WebSocket settings, including the driver's.
     pub web: WebConfig,
+    /// The bounds on connections not yet upgraded to a WebSocket.
+    pub http: HttpLimits,
     /// Shared presence to take this node's sessions out of when it stops.
     redis_presence: Option<Arc<RedisPresence>>,
     /// The SQLite store, closed (its log folded into the file) when the node stops.
@@ -358,15 +385,22 @@ pub async fn assemble(config: &ServerConfig) -> Result<Node, StartError> {
         ..DriverConfig::default()
     };
     let open_files = open_files::raise_to_hard_limit();
-    let max_connections = open_files::connection_cap(config.max_connections, open_files);
-    if max_connections < config.max_connections {
+    let caps = open_files::connection_caps(
+        config.max_connections,
+        config.max_pending_connections as usize,
+        open_files,
+    );
+    if caps.websockets < config.max_connections
+        || caps.pending < config.max_pending_connections as usize
+    {
         tracing::info!(
-            wanted = config.max_connections,
-            capped = max_connections,
+            max_connections = caps.websockets,
+            max_pending_connections = caps.pending,
             open_files = open_files.unwrap_or_default(),
-            "--max-connections capped to what the open-file limit allows"
+            "connection caps lowered to what the open-file limit allows"
         );
     }
+    let max_connections = caps.websockets;
     let web = WebConfig {
         max_ws_message_bytes: driver.session.limits.max_frame_bytes * 2,
         driver,
@@ -376,9 +410,17 @@ pub async fn assemble(config: &ServerConfig) -> Result<Node, StartError> {
         tokens_per_hour: config.tokens_per_hour,
         cors_origins: config.cors_origins.clone(),
     };
+    let http = HttpLimits {
+        deadlines: Deadlines {
+            header_read: config.header_read_timeout,
+            idle: config.idle_timeout,
+        },
+        max_pending: caps.pending,
+    };
     Ok(Node {
         service,
         web,
+        http,
         redis_presence,
         sqlite,
         _repairs: repairs,
@@ -569,8 +611,9 @@ impl Server {
         &self.node.service
     }
 
-    /// Serves until `stop` resolves, then closes every WebSocket with "going away" and waits
-    /// (at most `drain`) for connections to finish.
+    /// Serves until `stop` resolves, then stops accepting, closes every WebSocket with "going
+    /// away", lets connections not yet upgraded finish their request, and waits (at most
+    /// `drain`) for all of them to finish.
     pub async fn run(
         self,
         stop: impl Future<Output = ()> + Send + 'static,
@@ -581,25 +624,20 @@ impl Server {
             self.node.web.clone(),
             self.shutdown.clone(),
         );
-        let app = rtchat_web::router(state).into_make_service_with_connect_info::<SocketAddr>();
-        let shutdown = self.shutdown.clone();
-        let result = axum::serve(self.listener, app)
-            .with_graceful_shutdown(async move {
-                stop.await;
-                shutdown.trigger();
-            })
-            .await;
-        if tokio::time::timeout(drain, self.shutdown.wait_idle())
-            .await
-            .is_err()
-        {
+        let router = rtchat_web::router(state);
+        let pending = accept::serve(self.listener, router, self.node.http, stop).await;
+        self.shutdown.trigger();
+        let drained = async {
+            tokio::join!(pending.close(), self.shutdown.wait_idle());
+        };
+        if tokio::time::timeout(drain, drained).await.is_err() {
             tracing::warn!(
                 connections = self.shutdown.live_connections(),
                 "connections still open after the drain period"
             );
         }
         self.node.leave_cluster().await;
-        result
+        Ok(())
     }
 }
 
@@ -674,6 +712,20 @@ mod tests {
         assert_eq!(
             ServerConfig::parse_from(["rtchat-server"]).room_idle_ttl,
             secs(7 * 24 * 3600)
+        );
+    }
+
+    #[test]
+    fn timeouts_cannot_be_zero() {
+        assert_eq!(parse_timeout("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_timeout("0").is_err());
+        assert!(parse_timeout("0s").is_err());
+        assert!(
+            ServerConfig::try_parse_from(["rtchat-server", "--header-read-timeout", "0"]).is_err()
+        );
+        assert!(
+            ServerConfig::try_parse_from(["rtchat-server", "--max-pending-connections", "0"])
+                .is_err()
         );
     }
 
