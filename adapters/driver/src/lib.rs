@@ -14,14 +14,16 @@
 //! creation, posting from outside a connection) are [`ChatUseCases`], on the core's
 //! [`rtchat_core::ChatService`].
 //!
-//! It also runs the node's own tasks: the room writers ([`RoomWriters`], group commit) and
-//! the room-log repair task ([`spawn_room_log_repairs`]).
+//! It also runs the node's own tasks: the room writers ([`RoomWriters`], group commit), the
+//! room-log repair task ([`spawn_room_log_repairs`]) and the room sweeper
+//! ([`spawn_room_sweeper`], rooms idle past a TTL).
 
 mod close_log;
 mod connection;
 mod jobs;
 mod memory;
 mod repair;
+mod room_sweeper;
 mod sink;
 mod transport;
 mod use_cases;
@@ -31,6 +33,9 @@ pub use connection::{DriverConfig, Shutdown, ShutdownSignal, run_connection};
 pub use jobs::run_job;
 pub use memory::{MemoryClient, memory_pair};
 pub use repair::{RepairTask, spawn_room_log_repairs};
+pub use room_sweeper::{
+    MAX_SWEEP_INTERVAL, RoomSweeper, RoomSweeperConfig, SWEEP_BATCH, spawn_room_sweeper, sweep,
+};
 pub use sink::{ChannelSink, Outbound};
 pub use transport::{Incoming, Transport, TransportError};
 pub use use_cases::ChatUseCases;

@@ -88,9 +88,9 @@ impl Default for MemoryMessageStore {
     }
 }
 
-#[async_trait]
-impl MessageStore for MemoryMessageStore {
-    async fn append(
+impl MemoryMessageStore {
+    /// [`MessageStore::append`], without awaiting (so a caller may hold a lock of its own).
+    pub(crate) fn append_now(
         &self,
         room: &RoomId,
         batch: Vec<NewMessage>,
@@ -125,6 +125,29 @@ impl MessageStore for MemoryMessageStore {
             }
         }
         Ok(results)
+    }
+
+    /// Drops every message of `room` with its keys, and keeps its last seq, so the room's
+    /// seqs go on from there if it gets messages again.
+    pub(crate) fn forget_messages(&self, room: &RoomId) {
+        if let Some(log) = lock(&self.state).rooms.get_mut(room) {
+            let last_seq = log.last_seq;
+            *log = RoomLog {
+                last_seq,
+                ..RoomLog::default()
+            };
+        }
+    }
+}
+
+#[async_trait]
+impl MessageStore for MemoryMessageStore {
+    async fn append(
+        &self,
+        room: &RoomId,
+        batch: Vec<NewMessage>,
+    ) -> Result<Vec<Appended>, BackendError> {
+        self.append_now(room, batch)
     }
 
     async fn head(&self, room: &RoomId) -> Result<Seq, BackendError> {

@@ -23,6 +23,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "log epoch",
         include_str!("../migrations/0003_log_epoch.sql"),
     ),
+    (
+        4,
+        "room expiry",
+        include_str!("../migrations/0004_room_expiry.sql"),
+    ),
 ];
 
 /// The migrations compiled into this crate, as a source for sqlx's [`Migrator`].

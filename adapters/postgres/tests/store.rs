@@ -88,8 +88,8 @@ async fn migrations_are_idempotent() {
             .fetch_one(store.pool())
             .await
             .expect("migrations table");
-        // 0001 init, 0002 room log, 0003 log epoch.
-        assert_eq!(applied, 3);
+        // 0001 init, 0002 room log, 0003 log epoch, 0004 room expiry.
+        assert_eq!(applied, 4);
     })
     .await;
 }
@@ -127,6 +127,25 @@ async fn limits_are_clamped() {
 #[tokio::test]
 async fn rooms_create_duplicate_get_list_and_count() {
     with_store(contract::rooms_create_duplicate_get_list_and_count).await;
+}
+
+#[tokio::test]
+async fn idle_rooms_are_those_with_no_recent_creation_or_message() {
+    with_store(contract::idle_rooms_are_those_with_no_recent_creation_or_message).await;
+}
+
+#[tokio::test]
+async fn removing_idle_rooms_takes_their_messages_and_nothing_else() {
+    with_store(|store| async move {
+        contract::removing_idle_rooms_takes_their_messages_and_nothing_else(store.clone()).await;
+        assert_eq!(message_rows(store).await, 3, "kept: 1, talked: 2");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_room_created_again_goes_on_from_its_last_seq() {
+    with_store(contract::a_room_created_again_goes_on_from_its_last_seq).await;
 }
 
 #[tokio::test]
@@ -339,8 +358,8 @@ async fn the_room_log_migration_numbers_existing_messages() {
             .fetch_one(store.pool())
             .await
             .expect("migrations table");
-        // 0001 init, 0002 room log, 0003 log epoch.
-        assert_eq!(applied, 3);
+        // 0001 init, 0002 room log, 0003 log epoch, 0004 room expiry.
+        assert_eq!(applied, 4);
     })
     .await;
 }

@@ -18,9 +18,11 @@ CROSS JOIN messages AS m
     ON m.room_id = ?1 AND m.name_tag = j.value ->> 0 AND m.message_key = j.value ->> 1";
 
 /// Moves room `?1`'s `last_seq` on by `?2`, the number of new messages, and returns it: no
-/// row when the room does not exist.
-const TAKE_SEQS: &str =
-    "UPDATE rooms SET last_seq = last_seq + ?2 WHERE room_id = ?1 RETURNING last_seq";
+/// row when the room does not exist. The room is active now.
+const TAKE_SEQS: &str = "\
+UPDATE rooms SET last_seq = last_seq + ?2,
+    active_at = CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)
+WHERE room_id = ?1 RETURNING last_seq";
 
 /// Inserts the JSON array `?3` of `[key, message, rand_id, name_tag, created_at, ip_address]`
 /// into room `?1`, element i with seq `?2 + i`, in array order (so ids are drawn in seq

@@ -11,8 +11,14 @@ use std::pin::Pin;
 /// Every migration, in version order: `(version, description, SQL)`. A new migration is a new
 /// file `migrations/NNNN_description.sql` and a new line here; released files never change
 /// (the migrator checks their checksums).
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "init", include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../migrations/0001_init.sql")),
+    (
+        2,
+        "room expiry",
+        include_str!("../migrations/0002_room_expiry.sql"),
+    ),
+];
 
 /// The migrations compiled into this crate, as a source for sqlx's [`Migrator`].
 #[derive(Debug)]

@@ -71,7 +71,7 @@ async fn migrations_are_idempotent() {
         .fetch_one(store.pool())
         .await
         .expect("migrations table");
-    assert_eq!(applied, 1);
+    assert_eq!(applied, 2);
 }
 
 #[tokio::test]
@@ -222,6 +222,25 @@ async fn limits_are_clamped() {
 async fn rooms_create_duplicate_get_list_and_count() {
     let (_scratch, store) = fresh_store().await;
     contract::rooms_create_duplicate_get_list_and_count(store).await;
+}
+
+#[tokio::test]
+async fn idle_rooms_are_those_with_no_recent_creation_or_message() {
+    let (_scratch, store) = fresh_store().await;
+    contract::idle_rooms_are_those_with_no_recent_creation_or_message(store).await;
+}
+
+#[tokio::test]
+async fn removing_idle_rooms_takes_their_messages_and_nothing_else() {
+    let (_scratch, store) = fresh_store().await;
+    contract::removing_idle_rooms_takes_their_messages_and_nothing_else(store.clone()).await;
+    assert_eq!(message_rows(store).await, 3, "kept: 1, talked: 2");
+}
+
+#[tokio::test]
+async fn a_room_created_again_goes_on_from_its_last_seq() {
+    let (_scratch, store) = fresh_store().await;
+    contract::a_room_created_again_goes_on_from_its_last_seq(store).await;
 }
 
 #[tokio::test]

@@ -6,19 +6,24 @@
 //! around [`Server::bind`] and [`Server::run`]; tests and the conformance suite use the same
 //! two calls.
 
+pub mod accept;
 pub mod data_dir;
+pub mod http_deadlines;
 pub mod open_files;
 
+use accept::HttpLimits;
 use clap::{Parser, ValueEnum};
+use http_deadlines::Deadlines;
 use rtchat_core::{
     BackendError, Broker, ChatConfig, ChatService, Hub, MessageStore, Metrics, Ports, Presence,
     PrivateRoomKey, RoomEvent, RoomStore,
 };
-use rtchat_driver::{ChatUseCases, DriverConfig, RepairTask, RoomWriters, Shutdown, WriterConfig};
-use rtchat_jwt::JwtTokens;
-use rtchat_memory::{
-    InProcessBroker, MemoryMessageStore, MemoryPresence, MemoryRoomStore, SystemClock,
+use rtchat_driver::{
+    ChatUseCases, DriverConfig, RepairTask, RoomSweeper, RoomSweeperConfig, RoomWriters, Shutdown,
+    WriterConfig,
 };
+use rtchat_jwt::JwtTokens;
+use rtchat_memory::{InProcessBroker, MemoryPresence, MemoryStore, SystemClock};
 use rtchat_postgres::PostgresStore;
 use rtchat_redis::{PresenceConfig, RedisBroker, RedisPresence, SweepListener, SweepOutcome};
 use rtchat_sqlite::SqliteStore;
@@ -121,6 +126,19 @@ pub struct ServerConfig {
     /// Open WebSocket connections at most; more get a 503.
     #[arg(long, env = "RTCHAT_MAX_CONNECTIONS", default_value_t = 50_000)]
     pub max_connections: usize,
+    /// Connections not yet upgraded to a WebSocket (HTTP requests, handshakes) at most; more
+    /// are accepted and closed at once.
+    #[arg(long, env = "RTCHAT_MAX_PENDING_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_pending_connections: u32,
+    /// How long a client may take to send a request's head (from connecting, or from the
+    /// request's first byte on a kept-alive connection) before it is closed, e.g. `10s` or
+    /// `500ms` (a bare number is seconds).
+    #[arg(long, env = "RTCHAT_HEADER_READ_TIMEOUT", default_value = "10s", value_parser = parse_timeout)]
+    pub header_read_timeout: Duration,
+    /// How long a connection that is not a WebSocket may wait for its next request, or for a
+    /// request to be read and answered once its head is in, before it is closed.
+    #[arg(long, env = "RTCHAT_IDLE_TIMEOUT", default_value = "60s", value_parser = parse_timeout)]
+    pub idle_timeout: Duration,
     /// Rooms one identity, and one client address prefix, may create per hour; 0 for no limit.
     #[arg(long, env = "RTCHAT_ROOMS_PER_HOUR", default_value_t = 10)]
     pub rooms_per_hour: u32,
@@ -145,6 +163,11 @@ pub struct ServerConfig {
     /// the room ids pages hard-code.
     #[arg(long = "room", env = "RTCHAT_ROOMS", value_delimiter = ',', value_parser = parse_room)]
     pub rooms: Vec<(String, String)>,
+    /// Rooms with nobody in them and no message stored for this long are removed with their
+    /// messages (never `lobby` or the `--room` rooms), e.g. `7d`, `12h` (a bare number is
+    /// seconds); `0` keeps every room.
+    #[arg(long, env = "RTCHAT_ROOM_IDLE_TTL", default_value = "7d", value_parser = parse_duration)]
+    pub room_idle_ttl: Duration,
     /// Take client addresses from X-Forwarded-For (only behind your own proxy).
     #[arg(long, env = "RTCHAT_TRUST_FORWARDED_FOR")]
     pub trust_forwarded_for: bool,
@@ -170,6 +193,39 @@ fn parse_room(value: &str) -> Result<(String, String), String> {
         return Err(format!("room {id:?} needs a name after '='"));
     }
     Ok((id.to_owned(), name.to_owned()))
+}
+
+/// A duration: a number with a unit `ms`, `s`, `m`, `h` or `d` (`10s`, `7d`), or a bare
+/// number of seconds.
+pub fn parse_duration(value: &str) -> Result<Duration, String> {
+    let value = value.trim();
+    let split = value
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(value.len());
+    let (number, unit) = value.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("expected a number with a unit (ms, s, m, h, d), got {value:?}"))?;
+    let unit_millis: u64 = match unit.trim() {
+        "ms" => 1,
+        "" | "s" => 1_000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        other => return Err(format!("unknown unit {other:?}: use ms, s, m, h or d")),
+    };
+    number
+        .checked_mul(unit_millis)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("{value:?} is too long"))
+}
+
+/// A [`parse_duration`] that is not zero.
+fn parse_timeout(value: &str) -> Result<Duration, String> {
+    match parse_duration(value)? {
+        Duration::ZERO => Err("a timeout cannot be 0".to_owned()),
+        timeout => Ok(timeout),
+    }
 }
 
 fn parse_heart_beat(value: &str) -> Result<HeartBeat, String> {
@@ -235,12 +291,16 @@ pub struct Node {
     pub service: ChatService,
     /// The HTTP/WebSocket settings, including the driver's.
     pub web: WebConfig,
+    /// The bounds on connections not yet upgraded to a WebSocket.
+    pub http: HttpLimits,
     /// Shared presence to take this node's sessions out of when it stops.
     redis_presence: Option<Arc<RedisPresence>>,
     /// The SQLite store, closed (its log folded into the file) when the node stops.
     sqlite: Option<Arc<SqliteStore>>,
     /// The room-log repair task; it ends with the node.
     _repairs: RepairTask,
+    /// The sweeper of idle rooms (none with `--room-idle-ttl 0`); it ends with the node.
+    _sweeper: Option<RoomSweeper>,
 }
 
 impl Node {
@@ -325,6 +385,7 @@ pub async fn assemble(config: &ServerConfig) -> Result<Node, StartError> {
             Err(error) => return Err(StartError::Assemble(error)),
         }
     }
+    let sweeper = room_sweeper(config, &service);
     let driver = DriverConfig {
         session: config.session_config(),
         outbound_capacity: config.outbound_queue,
@@ -332,15 +393,22 @@ pub async fn assemble(config: &ServerConfig) -> Result<Node, StartError> {
         ..DriverConfig::default()
     };
     let open_files = open_files::raise_to_hard_limit();
-    let max_connections = open_files::connection_cap(config.max_connections, open_files);
-    if max_connections < config.max_connections {
+    let caps = open_files::connection_caps(
+        config.max_connections,
+        config.max_pending_connections as usize,
+        open_files,
+    );
+    if caps.websockets < config.max_connections
+        || caps.pending < config.max_pending_connections as usize
+    {
         tracing::info!(
-            wanted = config.max_connections,
-            capped = max_connections,
+            max_connections = caps.websockets,
+            max_pending_connections = caps.pending,
             open_files = open_files.unwrap_or_default(),
-            "--max-connections capped to what the open-file limit allows"
+            "connection caps lowered to what the open-file limit allows"
         );
     }
+    let max_connections = caps.websockets;
     let web = WebConfig {
         max_ws_message_bytes: driver.session.limits.max_frame_bytes * 2,
         driver,
@@ -351,13 +419,41 @@ pub async fn assemble(config: &ServerConfig) -> Result<Node, StartError> {
         cors_origins: config.cors_origins.clone(),
         serve_metrics: config.metrics_bind.is_none(),
     };
+    let http = HttpLimits {
+        deadlines: Deadlines {
+            header_read: config.header_read_timeout,
+            idle: config.idle_timeout,
+        },
+        max_pending: caps.pending,
+    };
     Ok(Node {
         service,
         web,
+        http,
         redis_presence,
         sqlite,
         _repairs: repairs,
+        _sweeper: sweeper,
     })
+}
+
+/// The sweeper of rooms idle past `--room-idle-ttl`, keeping the `--room` rooms; `None` when
+/// the TTL is 0.
+fn room_sweeper(config: &ServerConfig, service: &ChatService) -> Option<RoomSweeper> {
+    if config.room_idle_ttl.is_zero() {
+        return None;
+    }
+    let keep = config
+        .rooms
+        .iter()
+        .filter_map(|(id, _)| rtchat_core::RoomId::parse(id))
+        .collect();
+    let ports = service.ports();
+    Some(rtchat_driver::spawn_room_sweeper(
+        ports.rooms.clone(),
+        ports.presence.clone(),
+        RoomSweeperConfig::new(config.room_idle_ttl, keep),
+    ))
 }
 
 /// The key private room ids are made with: derived from the JWT secret (HMAC-SHA256 of a
@@ -400,11 +496,10 @@ async fn store(config: &ServerConfig, metrics: &Metrics) -> Result<Stores, Start
             let store = Arc::new(store);
             Ok((store.clone(), store.clone(), Some(store)))
         }
-        StoreKind::Memory => Ok((
-            Arc::new(MemoryMessageStore::new()),
-            Arc::new(MemoryRoomStore::new()),
-            None,
-        )),
+        StoreKind::Memory => {
+            let store = Arc::new(MemoryStore::new());
+            Ok((store.clone(), store, None))
+        }
         StoreKind::Postgres => {
             let url = config.database_url.as_deref().ok_or_else(|| {
                 StartError::Backend(
@@ -541,8 +636,9 @@ impl Server {
         &self.node.service
     }
 
-    /// Serves until `stop` resolves, then closes every WebSocket with "going away" and waits
-    /// (at most `drain`) for connections to finish.
+    /// Serves until `stop` resolves, then stops accepting, closes every WebSocket with "going
+    /// away", lets connections not yet upgraded finish their request, and waits (at most
+    /// `drain`) for all of them to finish.
     pub async fn run(
         self,
         stop: impl Future<Output = ()> + Send + 'static,
@@ -553,7 +649,7 @@ impl Server {
             self.node.web.clone(),
             self.shutdown.clone(),
         );
-        let app = rtchat_web::router(state).into_make_service_with_connect_info::<SocketAddr>();
+        let router = rtchat_web::router(state);
         if let Some(listener) = self.metrics_listener {
             let mut stop = self.shutdown.signal();
             let metrics = rtchat_web::metrics_router(self.node.service.clone());
@@ -566,24 +662,19 @@ impl Server {
                 }
             });
         }
-        let shutdown = self.shutdown.clone();
-        let result = axum::serve(self.listener, app)
-            .with_graceful_shutdown(async move {
-                stop.await;
-                shutdown.trigger();
-            })
-            .await;
-        if tokio::time::timeout(drain, self.shutdown.wait_idle())
-            .await
-            .is_err()
-        {
+        let pending = accept::serve(self.listener, router, self.node.http, stop).await;
+        self.shutdown.trigger();
+        let drained = async {
+            tokio::join!(pending.close(), self.shutdown.wait_idle());
+        };
+        if tokio::time::timeout(drain, drained).await.is_err() {
             tracing::warn!(
                 connections = self.shutdown.live_connections(),
                 "connections still open after the drain period"
             );
         }
         self.node.leave_cluster().await;
-        result
+        Ok(())
     }
 }
 
@@ -631,6 +722,49 @@ pub fn init_logging() {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_take_a_unit_or_are_seconds() {
+        let secs = Duration::from_secs;
+        assert_eq!(parse_duration("7d"), Ok(secs(7 * 24 * 3600)));
+        assert_eq!(parse_duration("12h"), Ok(secs(12 * 3600)));
+        assert_eq!(parse_duration("90m"), Ok(secs(90 * 60)));
+        assert_eq!(parse_duration(" 10s "), Ok(secs(10)));
+        assert_eq!(parse_duration("500ms"), Ok(Duration::from_millis(500)));
+        assert_eq!(parse_duration("30"), Ok(secs(30)));
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        for bad in [
+            "",
+            "s",
+            "-1s",
+            "1.5s",
+            "10 sec",
+            "5w",
+            "99999999999999999999d",
+        ] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
+        let config = ServerConfig::parse_from(["rtchat-server", "--room-idle-ttl", "0"]);
+        assert_eq!(config.room_idle_ttl, Duration::ZERO);
+        assert_eq!(
+            ServerConfig::parse_from(["rtchat-server"]).room_idle_ttl,
+            secs(7 * 24 * 3600)
+        );
+    }
+
+    #[test]
+    fn timeouts_cannot_be_zero() {
+        assert_eq!(parse_timeout("250ms"), Ok(Duration::from_millis(250)));
+        assert!(parse_timeout("0").is_err());
+        assert!(parse_timeout("0s").is_err());
+        assert!(
+            ServerConfig::try_parse_from(["rtchat-server", "--header-read-timeout", "0"]).is_err()
+        );
+        assert!(
+            ServerConfig::try_parse_from(["rtchat-server", "--max-pending-connections", "0"])
+                .is_err()
+        );
+    }
 
     #[test]
     fn room_flags_take_an_id_and_an_optional_name() {

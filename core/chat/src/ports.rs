@@ -6,7 +6,7 @@ use crate::service::ChatError;
 use async_trait::async_trait;
 use rtchat_stomp::SharedMessage;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// A store or broker that failed for reasons of its own (connection lost, ...). The text is
 /// for logs only; clients see a generic message.
@@ -110,6 +110,22 @@ pub trait RoomStore: Send + Sync + 'static {
     async fn list(&self) -> Result<Vec<Room>, BackendError>;
     /// How many rooms there are, public and private.
     async fn count(&self) -> Result<u64, BackendError>;
+    /// Rooms, public and private, whose last activity (their creation, or the last append
+    /// that stored a message in them) is more than `idle_for` ago by the store's clock: at
+    /// most `limit` of them, the longest idle first.
+    async fn idle(&self, idle_for: Duration, limit: usize) -> Result<Vec<RoomId>, BackendError>;
+    /// Removes, with all their messages, the rooms of `rooms` that are still idle for more
+    /// than `idle_for` (one that had a message stored since [`RoomStore::idle`] named it is
+    /// kept); returns the ids removed. A room not named is never removed. Ids of removed
+    /// messages are never handed out again, and a room created again with a removed room's id
+    /// continues its seqs, so within one log epoch a room's seq never names two messages.
+    ///
+    /// Errors: [`BackendError`] when nothing was removed (all or nothing).
+    async fn remove_idle(
+        &self,
+        rooms: &[RoomId],
+        idle_for: Duration,
+    ) -> Result<Vec<RoomId>, BackendError>;
 }
 
 /// Something that happened in a room, fanned out to every node.

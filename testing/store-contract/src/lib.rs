@@ -11,6 +11,9 @@
 //! its ids to start at 1). The concurrent ones want a multi-threaded runtime
 //! (`#[tokio::test(flavor = "multi_thread", worker_threads = 4)]`), so their tasks overlap.
 //!
+//! The room expiry checks let a few tenths of a second of real time pass: activity is
+//! measured by the store's own clock.
+//!
 //! Some checks take what the traits cannot give: the store's clamp of query limits, or how
 //! many message rows it holds whatever their room (a refused batch must leave none, even
 //! where no read through the traits would find them).
@@ -20,6 +23,7 @@ pub mod helpers;
 
 mod concurrent;
 mod cross_check;
+mod expiry;
 mod log;
 mod rooms;
 
@@ -28,6 +32,11 @@ pub use concurrent::{
     readers_following_the_log_never_miss_a_message,
 };
 pub use cross_check::answers_match_the_memory_store;
+pub use expiry::{
+    a_room_created_again_goes_on_from_its_last_seq,
+    idle_rooms_are_those_with_no_recent_creation_or_message,
+    removing_idle_rooms_takes_their_messages_and_nothing_else,
+};
 pub use log::{
     a_batch_for_an_unknown_room_fails_and_stores_nothing, a_batch_naming_another_room_is_refused,
     a_key_repeated_within_one_batch_is_stored_once,

@@ -134,6 +134,12 @@ impl RoomStore for NoIo {
     async fn count(&self) -> Result<u64, BackendError> {
         unreachable!("{NO_IO}")
     }
+    async fn idle(&self, _: Duration, _: usize) -> Result<Vec<RoomId>, BackendError> {
+        unreachable!("{NO_IO}")
+    }
+    async fn remove_idle(&self, _: &[RoomId], _: Duration) -> Result<Vec<RoomId>, BackendError> {
+        unreachable!("{NO_IO}")
+    }
 }
 
 #[async_trait]

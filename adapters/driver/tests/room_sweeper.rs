@@ -1,0 +1,134 @@
+//! The room sweeper over the memory store and presence: which rooms a sweep removes, and that
+//! the task sweeps by itself.
+
+use rtchat_core::{
+    Identity, MessageKey, MessageStore, NewMessage, Presence, Room, RoomId, RoomStore, SessionKey,
+};
+use rtchat_driver::{RoomSweeperConfig, spawn_room_sweeper, sweep};
+use rtchat_memory::{MemoryPresence, MemoryStore};
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+const IDLE_FOR: Duration = Duration::from_millis(100);
+
+fn id(name: &str) -> RoomId {
+    RoomId::parse(name).expect("room id")
+}
+
+async fn create(store: &MemoryStore, name: &str) {
+    store
+        .create(Room {
+            room_id: id(name),
+            name: name.to_owned(),
+        })
+        .await
+        .expect("create");
+}
+
+async fn say(store: &MemoryStore, room: &str, key: &str) {
+    let message = NewMessage {
+        room_id: id(room),
+        message: "hello".to_owned(),
+        author: Identity {
+            rand_id: "Wren1".to_owned(),
+            name_tag: "#ABCDEF".to_owned(),
+        },
+        created_at: "2026-11-22T10:00:00.000Z".to_owned(),
+        ip_address: "127.0".to_owned(),
+        key: MessageKey::parse(key).expect("key"),
+    };
+    store
+        .append(&id(room), vec![message])
+        .await
+        .expect("append");
+}
+
+async fn rooms_left(store: &MemoryStore) -> BTreeSet<String> {
+    let mut left = BTreeSet::new();
+    for name in [
+        "lobby",
+        "kept",
+        "occupied",
+        "abandoned",
+        "private-0123456789abcdef",
+        "talked",
+    ] {
+        if store.get(&id(name)).await.expect("get").is_some() {
+            left.insert(name.to_owned());
+        }
+    }
+    left
+}
+
+/// Every kind of room: the lobby, a `--room` room, one somebody is in, one with a recent
+/// message, and two abandoned ones (one private).
+async fn every_kind_of_room() -> (MemoryStore, MemoryPresence) {
+    let store = MemoryStore::new();
+    let presence = MemoryPresence::new();
+    for name in [
+        "lobby",
+        "kept",
+        "occupied",
+        "abandoned",
+        "private-0123456789abcdef",
+        "talked",
+    ] {
+        create(&store, name).await;
+    }
+    say(&store, "abandoned", "k1").await;
+    let session = SessionKey(Arc::from("node-1"));
+    presence.connected(&session).await.expect("connected");
+    presence
+        .joined(&id("occupied"), &session)
+        .await
+        .expect("joined");
+    tokio::time::sleep(IDLE_FOR * 2).await;
+    say(&store, "talked", "k2").await;
+    (store, presence)
+}
+
+#[tokio::test]
+async fn a_sweep_removes_empty_silent_rooms_but_never_the_lobby_or_kept_ones() {
+    let (store, presence) = every_kind_of_room().await;
+    let config = RoomSweeperConfig::new(IDLE_FOR, vec![id("kept")]);
+    let removed = sweep(&store, &presence, &config).await.expect("sweep");
+    let removed: BTreeSet<&str> = removed.iter().map(RoomId::as_str).collect();
+    assert_eq!(
+        removed,
+        BTreeSet::from(["abandoned", "private-0123456789abcdef"])
+    );
+    assert_eq!(
+        rooms_left(&store).await,
+        BTreeSet::from(["lobby", "kept", "occupied", "talked"].map(str::to_owned))
+    );
+    assert_eq!(store.newest(&id("abandoned"), 10).await, Ok(Vec::new()));
+    // Once everybody left, the room goes too.
+    presence
+        .disconnected(&SessionKey(Arc::from("node-1")))
+        .await
+        .expect("disconnected");
+    let removed = sweep(&store, &presence, &config).await.expect("sweep");
+    assert_eq!(removed, vec![id("occupied")]);
+}
+
+#[tokio::test]
+async fn the_sweeper_sweeps_by_itself() {
+    let (store, presence) = every_kind_of_room().await;
+    let _sweeper = spawn_room_sweeper(
+        Arc::new(store.clone()),
+        Arc::new(presence),
+        RoomSweeperConfig::new(IDLE_FOR, vec![id("kept")]),
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while rooms_left(&store).await.contains("abandoned") {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the sweeper never removed the abandoned room"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(rooms_left(&store).await.contains("lobby"));
+    assert!(rooms_left(&store).await.contains("kept"));
+    assert!(rooms_left(&store).await.contains("occupied"));
+}
