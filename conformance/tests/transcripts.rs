@@ -63,6 +63,7 @@ transcripts! {
     idempotent_send_with_a_message_key => "38-message-key",
     failed_send_without_an_error_queue_gets_an_error_frame => "39-send-error-without-error-queue",
     disconnect_receipt_comes_after_the_sends_before_it => "40-disconnect-after-send",
+    refused_token_refreshes_leave_the_session_open => "41-token-refresh-refused",
 }
 
 /// Runs `name` on every combination, checks they agree, and snapshots the result.

@@ -183,7 +183,12 @@ pub async fn run_connection<T: Transport>(
             job = Some(Box::pin(async move { run_job(&service, next).await }));
         }
 
-        let deadline = session.poll_timeout().map(tokio::time::Instant::from_std);
+        // The session's timers (heart-beats, CONNECT) and the end of its token's validity.
+        let deadline = [session.poll_timeout(), chat.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min()
+            .map(tokio::time::Instant::from_std);
         tokio::select! {
             biased;
             () = shutdown.triggered(), if !going_away => {
@@ -244,7 +249,12 @@ pub async fn run_connection<T: Transport>(
                     close_log::server_closed(chat.id().0, client, "slow consumer", now());
                 }
             }
-            () = sleep_until(deadline) => session.handle_timeout(now()),
+            () = sleep_until(deadline) => {
+                if chat.handle_timeout(now(), &mut session) {
+                    close_log::server_closed(chat.id().0, client, "token expired", now());
+                }
+                session.handle_timeout(now());
+            }
         }
     }
 

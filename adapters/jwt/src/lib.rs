@@ -12,7 +12,7 @@
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
-use rtchat_core::{Identity, TokenError, Tokens};
+use rtchat_core::{Identity, TokenError, Tokens, VerifiedToken};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::sync::Arc;
@@ -147,7 +147,7 @@ impl Tokens for JwtTokens {
             .expect("HS256 signing of plain claims cannot fail")
     }
 
-    fn verify(&self, token: &str) -> Result<Identity, TokenError> {
+    fn verify_token(&self, token: &str) -> Result<VerifiedToken, TokenError> {
         let claims =
             jsonwebtoken::decode::<VerifiedClaims>(token, &self.decoding, &self.validation)
                 .map_err(|_| TokenError::Invalid)?
@@ -163,7 +163,10 @@ impl Tokens for JwtTokens {
         if now >= claims.exp {
             return Err(TokenError::Expired(identity));
         }
-        Ok(identity)
+        Ok(VerifiedToken {
+            identity,
+            expires_at: claims.exp,
+        })
     }
 }
 
@@ -239,6 +242,20 @@ mod tests {
             }
             out
         }
+    }
+
+    #[test]
+    fn verify_token_tells_the_exp_a_session_ends_at() {
+        let clock = Arc::new(AtomicU64::new(START));
+        let tokens = tokens_at(&clock);
+        let token = tokens.issue(&identity(), "192.168.1.2");
+        assert_eq!(
+            tokens.verify_token(&token),
+            Ok(VerifiedToken {
+                identity: identity(),
+                expires_at: START + 60,
+            })
+        );
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! The wall clock, for `createdAt`.
+//! The wall clock, for `createdAt` and token expiries.
 
 use rtchat_core::Clock;
+use std::time::SystemTime;
 use time::OffsetDateTime;
 use time::macros::format_description;
 
@@ -17,6 +18,10 @@ impl Clock for SystemClock {
         OffsetDateTime::now_utc()
             .format(format)
             .unwrap_or_else(|_| "9999-12-31T23:59:59.999Z".to_owned())
+    }
+
+    fn now_system_time(&self) -> SystemTime {
+        SystemTime::now()
     }
 }
 

@@ -58,6 +58,10 @@
   var client = null;
   var everConnected = false;
   var tokenSuspect = false;      // re-check the token with /init before the next connect
+  var connectingWith = null;     // the token the (re)connect under way presents
+  var sessionExp = null;         // `exp` of the token the open STOMP session runs on
+  var refreshTimer = null;       // when the token is refreshed next
+  var refreshRetry = 0;          // failed refreshes in a row (for the back-off)
   var unseenFrom = null;         // name in the "new message" alert
 
   function readRoomFromUrl() {
@@ -130,6 +134,7 @@
   function storeToken(t) {
     token = t;
     try { localStorage.setItem(TOKEN_KEY, t); } catch (e) { /* private mode */ }
+    scheduleRefresh();
     var claims = decodeJwtPayload(t) || {};
     me = { randId: String(claims.randId || ''), sub: String(claims.sub || '') };
     el.meName.textContent = me.randId || 'anonymous';
@@ -176,6 +181,114 @@
       throw new Error(msg);
     }
     tokenSuspect = false;
+  }
+
+  // ---- token refresh -------------------------------------------------------
+  // The server ends a STOMP session when its token expires (ERROR EXPIRED_TOKEN). Before that,
+  // at 80% of the token's lifetime, the page gets a new token for the same identity from
+  // GET /init?refresh=true, stores it, and SENDs it to /pub/token on the open session, which
+  // then lives until the new token's exp. A failed refresh is retried with a back-off.
+  var REFRESH_AT = 0.8;
+  var MAX_TIMER_MS = 2147483647;  // setTimeout's limit (about 24.8 days)
+  var RETRY_MIN_MS = 5000;
+  var RETRY_MAX_MS = 5 * 60 * 1000;
+
+  function claimSeconds(t, name) {
+    var claims = decodeJwtPayload(t);
+    var v = claims ? Number(claims[name]) : NaN;
+    return isFinite(v) ? v : null;
+  }
+
+  // When to refresh `t` (ms since the epoch), or null when it says nothing about its expiry.
+  function refreshDueAt(t) {
+    var exp = claimSeconds(t, 'exp');
+    if (exp === null) return null;
+    var iat = claimSeconds(t, 'iat');
+    if (iat === null || iat >= exp) iat = exp - 60;
+    return (iat + (exp - iat) * REFRESH_AT) * 1000;
+  }
+
+  function scheduleRefresh(delayMs) {
+    if (refreshTimer) clearTimeout(refreshTimer);
+    refreshTimer = null;
+    if (delayMs === undefined) {
+      var due = refreshDueAt(token);
+      if (due === null) return;
+      delayMs = due - Date.now();
+    }
+    delayMs = Math.max(1000, delayMs);
+    // Longer than a timer can count: wake up on the way and look again.
+    if (delayMs > MAX_TIMER_MS) {
+      refreshTimer = setTimeout(function () { scheduleRefresh(); }, MAX_TIMER_MS);
+      return;
+    }
+    refreshTimer = setTimeout(refreshToken, delayMs);
+  }
+
+  function retryRefresh() {
+    refreshRetry++;
+    var delay = Math.min(RETRY_MAX_MS, RETRY_MIN_MS * Math.pow(2, refreshRetry - 1));
+    // No point in retrying past the expiry: the next (re)connect goes through /init anyway.
+    var exp = claimSeconds(token, 'exp');
+    if (exp !== null && Date.now() + delay >= exp * 1000) {
+      tokenSuspect = true;
+      return;
+    }
+    scheduleRefresh(delay);
+  }
+
+  async function refreshToken() {
+    refreshTimer = null;
+    var mine = claimSeconds(token, 'exp');
+    // Another tab of this browser may have refreshed already: use its token.
+    var stored = null;
+    try { stored = localStorage.getItem(TOKEN_KEY); } catch (e) { /* ignore */ }
+    var storedClaims = stored ? decodeJwtPayload(stored) : null;
+    if (stored && stored !== token && storedClaims && String(storedClaims.sub || '') === me.sub &&
+        mine !== null && Number(storedClaims.exp) > mine && refreshDueAt(stored) > Date.now()) {
+      refreshRetry = 0;
+      storeToken(stored);
+      presentToken();
+      return;
+    }
+    var r;
+    try {
+      var res = await fetch('/init?refresh=true', {
+        headers: { Authorization: 'Bearer ' + token }, cache: 'no-store'
+      });
+      var env = null;
+      try { env = await res.json(); } catch (e) { /* not JSON */ }
+      r = { status: res.status, env: env };
+    } catch (e) {
+      retryRefresh(); // offline: try again later
+      return;
+    }
+    var issued = r.env && typeof r.env.response === 'string' && r.env.response ? r.env.response : null;
+    if (issued && (r.env.type === 'SUCCESS_TOKEN_REFRESHED' || r.env.type === 'EXPIRED_TOKEN')) {
+      refreshRetry = 0;
+      storeToken(issued);
+      presentToken();
+    } else if (r.status === 401) {
+      // Not a token the server accepts any more: the next (re)connect gets a new one.
+      tokenSuspect = true;
+    } else {
+      retryRefresh(); // rate-limited or the server is busy
+    }
+  }
+
+  // Presents the current token on the open session (SEND /pub/token), if it expires later than
+  // the one the session runs on; a session that is not open picks it up when it (re)connects.
+  function presentToken() {
+    var exp = claimSeconds(token, 'exp');
+    if (!client || !client.connected || exp === null || (sessionExp !== null && exp <= sessionExp)) return;
+    // Counted as taken at once, so one token is not presented twice (a refused one makes the
+    // next connect go through /init: see the error queue).
+    sessionExp = exp;
+    client.publish({
+      destination: '/pub/token',
+      headers: { 'content-type': 'text/plain', receipt: 'token-' + newKey() },
+      body: token
+    });
   }
 
   // ---- HTTP API ------------------------------------------------------------
@@ -452,6 +565,9 @@
       // A send refused for good (empty, too long, unknown room...) is not retried; one the
       // server could not store in time is, after the next reconnect or send.
       if (failed && !(env && (env.type === 'NOT_STORED' || env.type === 'UNAVAILABLE'))) unacked.delete(failed);
+      // A refused token refresh: the session ends at its token's expiry, and the next connect
+      // goes through /init.
+      if (failed && String(failed).indexOf('token-') === 0) tokenSuspect = true;
       toast(msg, 'error');
     });
   }
@@ -471,6 +587,7 @@
         if (tokenSuspect) {
           try { await ensureToken(); } catch (e) { /* server down: try the old token, retry later */ }
         }
+        connectingWith = token;
         c.connectHeaders = { Authorization: 'Bearer ' + token };
       },
       onConnect: function (frame) {
@@ -483,7 +600,10 @@
         if (epoch) knownEpoch = epoch;
         if (newLog) resetRoomView();
         setStatus('connected', 'live');
+        sessionExp = claimSeconds(connectingWith, 'exp');
         subscribeAll(client);
+        // Refreshed while connecting: the session runs on the older token.
+        presentToken();
         resendUnacked();
         if ((first && !historyLoaded) || newLog) {
           // The first history fetch failed earlier, or the log began again: (re)load it.

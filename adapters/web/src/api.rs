@@ -59,6 +59,7 @@ pub(crate) struct AbuseLimits {
     rooms_by_identity: Mutex<WindowLimiter<String>>,
     rooms_by_address: Mutex<WindowLimiter<String>>,
     tokens_by_address: Mutex<WindowLimiter<String>>,
+    refreshes_by_identity: Mutex<WindowLimiter<String>>,
 }
 
 impl AbuseLimits {
@@ -68,9 +69,15 @@ impl AbuseLimits {
             rooms_by_identity: hourly(config.rooms_per_hour),
             rooms_by_address: hourly(config.rooms_per_hour),
             tokens_by_address: hourly(config.tokens_per_hour),
+            refreshes_by_identity: hourly(REFRESHES_PER_HOUR),
         }
     }
 }
+
+/// Token refreshes (`GET /init?refresh=true`) one identity may have per hour. A page refreshes
+/// once per token lifetime (and retries a failed refresh); more only costs the server
+/// signatures. It cannot make identities, so `tokens_per_hour` does not apply.
+pub const REFRESHES_PER_HOUR: u32 = 10;
 
 const HOUR: std::time::Duration = std::time::Duration::from_secs(3600);
 
@@ -125,13 +132,26 @@ pub async fn readyz(State(state): State<AppState>) -> Envelope {
     }
 }
 
-/// `GET /init`: issue, accept or re-issue a token.
+/// `GET /init`: issue, accept or re-issue a token. With `?refresh=true`, a valid token gets a
+/// new one for the same identity (`SUCCESS_TOKEN_REFRESHED`), so a page can extend its session
+/// before the token expires.
 pub async fn init(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Query(params): Query<HashMap<String, String>>,
     headers: HeaderMap,
 ) -> Envelope {
     let client = client_addr(peer, &headers, state.config.trust_forwarded_for);
+    let refresh = match params.get("refresh").map(String::as_str) {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => {
+            return bad_request("query parameter 'refresh' must be true or false".to_owned());
+        }
+    };
+    if refresh {
+        return refresh_token(&state, &headers, client);
+    }
     let token = match bearer(&headers) {
         Bearer::Absent => {
             // A new identity: limited per address, or anyone could mint them without end.
@@ -147,13 +167,52 @@ pub async fn init(
     match state.service.init(token, client) {
         InitOutcome::Issued(token) => Envelope::ok("SUCCESS_TOKEN_ISSUANCE", token),
         InitOutcome::Valid(token) => Envelope::ok("SUCCESS_TOKEN_VALID", token),
-        InitOutcome::Reissued(token) => Envelope::error(
-            StatusCode::OK,
-            "EXPIRED_TOKEN",
-            "the token had expired; a new one was issued for the same name",
-        )
-        .with_response(token),
+        InitOutcome::Reissued(token) => reissued(token),
         InitOutcome::Invalid => Envelope::from(ChatError::InvalidToken),
+        // Only `ChatService::refresh` gives it.
+        InitOutcome::Refreshed { token, .. } => Envelope::ok("SUCCESS_TOKEN_REFRESHED", token),
+    }
+}
+
+/// The answer that carries a token re-issued for an expired one.
+fn reissued(token: String) -> Envelope {
+    Envelope::error(
+        StatusCode::OK,
+        "EXPIRED_TOKEN",
+        "the token had expired; a new one was issued for the same name",
+    )
+    .with_response(token)
+}
+
+/// `GET /init?refresh=true`: never a new identity, so it needs a token; a valid one gets a
+/// newly issued token for the same identity, at most [`REFRESHES_PER_HOUR`] per identity.
+fn refresh_token(state: &AppState, headers: &HeaderMap, client: std::net::IpAddr) -> Envelope {
+    let token = match bearer(headers) {
+        Bearer::Token(token) => token,
+        Bearer::Absent => {
+            return Envelope::error(
+                StatusCode::UNAUTHORIZED,
+                "MISSING_TOKEN",
+                "refresh=true needs the token to refresh in Authorization: Bearer",
+            );
+        }
+        Bearer::Malformed => return Envelope::from(ChatError::InvalidToken),
+    };
+    match state.service.refresh(token, client) {
+        InitOutcome::Refreshed { token, identity } => {
+            if let Err(refused) = take(
+                &state.limits.refreshes_by_identity,
+                &identity.name_tag,
+                "token refreshes",
+            ) {
+                return refused;
+            }
+            Envelope::ok("SUCCESS_TOKEN_REFRESHED", token)
+        }
+        InitOutcome::Reissued(token) => reissued(token),
+        InitOutcome::Issued(_) | InitOutcome::Valid(_) | InitOutcome::Invalid => {
+            Envelope::from(ChatError::InvalidToken)
+        }
     }
 }
 

@@ -83,7 +83,7 @@ impl From<ChatError> for Envelope {
             ChatError::UnknownRoom => StatusCode::NOT_FOUND,
             ChatError::RoomExists => StatusCode::CONFLICT,
             ChatError::InvalidToken | ChatError::ExpiredToken => StatusCode::UNAUTHORIZED,
-            ChatError::Forbidden => StatusCode::FORBIDDEN,
+            ChatError::Forbidden | ChatError::OtherIdentity => StatusCode::FORBIDDEN,
             ChatError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             ChatError::Unavailable | ChatError::NotStored | ChatError::TooManyRooms => {
                 StatusCode::SERVICE_UNAVAILABLE

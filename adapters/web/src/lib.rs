@@ -11,6 +11,7 @@ mod client_addr;
 mod envelope;
 mod ws;
 
+pub use api::REFRESHES_PER_HOUR;
 pub use envelope::Envelope;
 
 use axum::Router;

@@ -532,3 +532,99 @@ async fn cors_for_configured_origins_and_rooms_that_exist_from_the_start() {
     assert!(!plain.head.contains("access-control-allow-origin"));
     server.stop().await;
 }
+
+#[tokio::test]
+async fn init_refresh_gives_a_new_token_for_the_same_identity_and_never_a_new_identity() {
+    let mut config = common::config();
+    // Refreshes do not count as new identities.
+    config.tokens_per_hour = 1;
+    let server = TestServer::start_with(config).await;
+    let token = server.token_for("#ABCDEF");
+    let auth = bearer(&token);
+    let refreshed = server
+        .request(
+            "GET",
+            "/init?refresh=true",
+            &[("Authorization", &auth)],
+            None,
+        )
+        .await;
+    assert_eq!(refreshed.status, 200);
+    assert_envelope(&refreshed.body, true, "SUCCESS_TOKEN_REFRESHED");
+    let new = refreshed.body["response"].as_str().expect("token");
+    assert_ne!(new, token, "newly issued");
+    assert_eq!(claims(new)["sub"], "#ABCDEF");
+    assert_eq!(claims(new)["randId"], claims(&token)["randId"]);
+
+    // Every existing answer stays as it was.
+    let plain = server
+        .request(
+            "GET",
+            "/init?refresh=false",
+            &[("Authorization", &auth)],
+            None,
+        )
+        .await;
+    assert_envelope(&plain.body, true, "SUCCESS_TOKEN_VALID");
+    assert_eq!(plain.body["response"], token.as_str());
+
+    // No token: nothing to refresh (and no new identity).
+    let missing = server.get("/init?refresh=true").await;
+    assert_eq!(missing.status, 401);
+    assert_envelope(&missing.body, false, "MISSING_TOKEN");
+    let forged = server
+        .request(
+            "GET",
+            "/init?refresh=true",
+            &[("Authorization", "Bearer garbage")],
+            None,
+        )
+        .await;
+    assert_eq!(forged.status, 401);
+    assert_envelope(&forged.body, false, "INVALID_TOKEN");
+    let bad_flag = server
+        .request(
+            "GET",
+            "/init?refresh=yes",
+            &[("Authorization", &auth)],
+            None,
+        )
+        .await;
+    assert_eq!(bad_flag.status, 400);
+    assert_envelope(&bad_flag.body, false, "BAD_REQUEST");
+
+    // Limited per identity, with a Retry-After; another identity is not affected.
+    for _ in 1..rtchat_web::REFRESHES_PER_HOUR {
+        let again = server
+            .request(
+                "GET",
+                "/init?refresh=true",
+                &[("Authorization", &auth)],
+                None,
+            )
+            .await;
+        assert_eq!(again.status, 200, "{}", again.body);
+    }
+    let limited = server
+        .request(
+            "GET",
+            "/init?refresh=true",
+            &[("Authorization", &auth)],
+            None,
+        )
+        .await;
+    assert_eq!(limited.status, 429, "{}", limited.body);
+    assert_envelope(&limited.body, false, "RATE_LIMITED");
+    assert!(limited.head.contains("retry-after: "));
+    let other = bearer(&server.token_for("#FEDCBA"));
+    let other_refresh = server
+        .request(
+            "GET",
+            "/init?refresh=true",
+            &[("Authorization", &other)],
+            None,
+        )
+        .await;
+    assert_eq!(other_refresh.status, 200);
+    server.stop().await;
+}

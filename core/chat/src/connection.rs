@@ -11,6 +11,11 @@
 //! never answered silently: when the client has no `/user/queue/errors` subscription, a SEND
 //! that failed gets an ERROR frame (which ends the session), with the SEND's `receipt-id`.
 //!
+//! A session lives as long as its token: CONNECT learns the token's `exp`, and at that
+//! deadline ([`ChatConnection::poll_timeout`], [`ChatConnection::handle_timeout`]) the session
+//! ends with `ERROR message:EXPIRED_TOKEN`, unless the client sent a fresh token for the same
+//! identity to `/pub/token` before: that moves the deadline to the new token's `exp`.
+//!
 //! Nothing here waits on I/O: every method is synchronous. SENDs are validated and handed to
 //! their room's writer (the [`Appender`](crate::ports::Appender)); their outcomes come back
 //! through the connection's queue ([`ChatConnection::on_outcome`]) and are answered in the
@@ -28,7 +33,7 @@ use crate::ip::ip_prefix;
 use crate::jobs::{Job, JobDone, Since};
 use crate::model::{Identity, MessageKey, NewMessage, RoomId, Seq};
 use crate::ports::{ConnectionSink, Delivery, PendingSend, SendOutcome, SessionKey};
-use crate::service::{ChatError, ChatService};
+use crate::service::{ChatError, ChatService, MAX_TOKEN_BYTES};
 use crate::validation;
 use bytes::Bytes;
 use rtchat_stomp::{
@@ -38,7 +43,7 @@ use serde::Deserialize;
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant, UNIX_EPOCH};
 
 /// The SUBSCRIBE header asking for a replay of what was missed after a message id.
 pub const SINCE_ID_HEADER: &str = "since-id";
@@ -59,7 +64,9 @@ pub const MAX_HELD_WHILE_STARTING: usize = 1024;
 pub const MAX_QUEUED_JOBS: usize = 16;
 
 /// The chat side of one STOMP connection. The driver calls [`ChatConnection::handle`] for every
-/// event the session yields, then [`ChatConnection::submit_sends`]; runs the jobs
+/// event the session yields, then [`ChatConnection::submit_sends`]; sleeps until
+/// [`ChatConnection::poll_timeout`] (beside the session's own) and then calls
+/// [`ChatConnection::handle_timeout`]; runs the jobs
 /// [`ChatConnection::poll_job`] gives, one at a time, handing each result to
 /// [`ChatConnection::on_job_done`]; calls [`ChatConnection::deliver`] and
 /// [`ChatConnection::on_outcome`] for what its queue brings; and calls
@@ -73,6 +80,12 @@ pub struct ChatConnection {
     key: SessionKey,
     /// Set by an accepted CONNECT; SEND and SUBSCRIBE only come after it.
     identity: Option<Identity>,
+    /// The `exp` of the session's token (seconds since the Unix epoch): a refresh must bring
+    /// a later one.
+    token_expires_at: Option<u64>,
+    /// When the session's token expires, as the caller's clock counts: the session ends then.
+    /// `None` before CONNECT, once it fired, or for an `exp` too far off to count to.
+    token_deadline: Option<Instant>,
     /// Active subscriptions by STOMP id.
     subscriptions: HashMap<String, Subscription>,
     /// The id of the `/user/queue/errors` subscription, if any.
@@ -204,6 +217,8 @@ impl ChatConnection {
             id,
             key,
             identity: None,
+            token_expires_at: None,
+            token_deadline: None,
             subscriptions: HashMap::new(),
             error_queue: None,
             sends,
@@ -518,6 +533,11 @@ impl ChatConnection {
         if self.closed {
             return;
         }
+        // A frame read after the deadline (the driver had not woken for it yet) meets the
+        // expired session, whatever the driver's timing.
+        if !matches!(event, Event::Closed(_)) && self.handle_timeout(now, session) {
+            return;
+        }
         match event {
             Event::Connect(request) => self.on_connect(&request, session, now),
             Event::Send {
@@ -577,6 +597,46 @@ impl ChatConnection {
             // Events added to the engine later have no meaning in the chat yet.
             _ => {}
         }
+    }
+
+    /// When [`ChatConnection::handle_timeout`] must be called next: when the session's token
+    /// expires. `None` before CONNECT and once the connection is over.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.closed {
+            return None;
+        }
+        self.token_deadline
+    }
+
+    /// Ends the session if its token expired by `now`: `ERROR message:EXPIRED_TOKEN`, which
+    /// closes it. Returns true when it did; false (nothing done) before the deadline.
+    pub fn handle_timeout(&mut self, now: Instant, session: &mut Session) -> bool {
+        if self.closed || self.token_deadline.is_none_or(|deadline| now < deadline) {
+            return false;
+        }
+        self.token_deadline = None;
+        session.error(
+            ChatError::ExpiredToken.code(),
+            "the session's token expired; GET /init with it for a new one, then reconnect \
+             (to keep a session open, SEND a fresh token from GET /init?refresh=true to \
+             /pub/token before it expires)",
+            None,
+        );
+        true
+    }
+
+    /// The session's token now expires at `expires_at` (seconds since the Unix epoch): the
+    /// deadline is that far from `now` as the service's wall clock tells.
+    fn set_token_expiry(&mut self, expires_at: u64, now: Instant) {
+        self.token_expires_at = Some(expires_at);
+        let left = UNIX_EPOCH
+            .checked_add(Duration::from_secs(expires_at))
+            .map(|expiry| {
+                let wall_now = self.service.ports().clock.now_system_time();
+                expiry.duration_since(wall_now).unwrap_or(Duration::ZERO)
+            });
+        // An `exp` beyond what the clocks can count to never comes.
+        self.token_deadline = left.and_then(|left| now.checked_add(left));
     }
 
     /// Puts one queued delivery on the wire (dropping duplicates after a `since-id` replay).
@@ -643,13 +703,14 @@ impl ChatConnection {
             );
             return;
         };
-        match self.service.authenticate(token) {
-            Ok(identity) => {
+        match self.service.verify_token(token) {
+            Ok(verified) => {
                 let epoch: Headers = [(hub::EPOCH_HEADER, self.service.epoch().as_str())]
                     .into_iter()
                     .collect();
                 session.accept_with(&self.key.0, &epoch, now);
-                self.identity = Some(identity);
+                self.identity = Some(verified.identity);
+                self.set_token_expiry(verified.expires_at, now);
                 self.announced = true;
                 let announce = Job::AnnounceConnected {
                     session: self.key.clone(),
@@ -679,6 +740,19 @@ impl ChatConnection {
         receipt: Option<ReceiptId>,
         now: Instant,
     ) {
+        if let Ok(SendTarget::Token) = SendTarget::parse(destination) {
+            // Answered in turn with the SENDs before it; it has no outcome to wait for.
+            let result = match self.refresh(body, now) {
+                Ok(()) => Answer::Done,
+                Err(error) => Answer::Failed(error),
+            };
+            self.in_flight.push_back(InFlight {
+                ticket: 0,
+                receipt,
+                result: Some(result),
+            });
+            return;
+        }
         let ticket = self.next_ticket;
         self.next_ticket += 1;
         let result = match self.prepare(destination, headers, body, ticket, now) {
@@ -711,6 +785,8 @@ impl ChatConnection {
     ) -> Result<NewMessage, ChatError> {
         match SendTarget::parse(destination)? {
             SendTarget::Chat => {}
+            // Taken by `on_send` before it gets here.
+            SendTarget::Token => return Err(ChatError::UnknownDestination(destination.to_owned())),
         }
         if !self.sends.try_take(now) {
             return Err(ChatError::RateLimited);
@@ -744,6 +820,37 @@ impl ChatConnection {
             ip_address: ip_prefix(self.client),
             key,
         })
+    }
+
+    /// A SEND to `/pub/token`: the body is a fresh token for the session's identity (plain
+    /// text). Accepted when it verifies, carries the same identity (name tag and name:
+    /// [`ChatError::OtherIdentity`], `FORBIDDEN`, otherwise) and expires later than the session's token
+    /// ([`ChatError::StaleToken`] otherwise); the session then lasts until its `exp`.
+    fn refresh(&mut self, body: &Bytes, now: Instant) -> Result<(), ChatError> {
+        // Costs a signature check: it counts as a SEND.
+        if !self.sends.try_take(now) {
+            return Err(ChatError::RateLimited);
+        }
+        let body = body.trim_ascii();
+        // Checked before anything is decoded.
+        if body.len() > MAX_TOKEN_BYTES {
+            return Err(ChatError::InvalidToken);
+        }
+        let token = std::str::from_utf8(body).map_err(|_| ChatError::InvalidToken)?;
+        let verified = self.service.verify_token(token)?;
+        // The engine yields SEND only on an accepted session, so this is always set.
+        let current = self.identity.as_ref().ok_or(ChatError::InvalidToken)?;
+        if verified.identity != *current {
+            return Err(ChatError::OtherIdentity);
+        }
+        if self
+            .token_expires_at
+            .is_some_and(|expires_at| verified.expires_at <= expires_at)
+        {
+            return Err(ChatError::StaleToken);
+        }
+        self.set_token_expiry(verified.expires_at, now);
+        Ok(())
     }
 
     // ---- SUBSCRIBE / UNSUBSCRIBE ----

@@ -6,6 +6,8 @@ use crate::service::ChatError;
 
 /// SEND here to post a chat message (`{"roomId","message"}`).
 pub const CHAT: &str = "/pub/chat";
+/// SEND here a fresh token (the body) to extend the session to its `exp`.
+pub const TOKEN: &str = "/pub/token";
 /// Live number of connected sessions (body: the number as text).
 pub const ENTRY: &str = "/sub/channel/entry";
 /// This session's application errors, in the envelope.
@@ -50,6 +52,8 @@ pub enum SubscribeTarget {
 pub enum SendTarget {
     /// `/pub/chat`.
     Chat,
+    /// `/pub/token`: the session's token refreshed.
+    Token,
 }
 
 impl SubscribeTarget {
@@ -80,6 +84,8 @@ impl SendTarget {
     pub fn parse(destination: &str) -> Result<SendTarget, ChatError> {
         if destination == CHAT {
             Ok(SendTarget::Chat)
+        } else if destination == TOKEN {
+            Ok(SendTarget::Token)
         } else if destination.starts_with("/sub/") || destination.starts_with("/user/") {
             Err(ChatError::ForbiddenDestination(destination.to_owned()))
         } else {
@@ -130,6 +136,7 @@ mod tests {
     #[test]
     fn send_destinations() {
         assert_eq!(SendTarget::parse("/pub/chat"), Ok(SendTarget::Chat));
+        assert_eq!(SendTarget::parse("/pub/token"), Ok(SendTarget::Token));
         for forged in [
             "/sub/channel/lobby",
             "/sub/channel/entry",

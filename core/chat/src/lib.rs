@@ -60,7 +60,7 @@ pub use model::{
 pub use ports::{
     Appended, Appender, BackendError, Broker, Clock, ConnectionSink, CreateRoomError, Delivery,
     MessageStore, OfferError, PendingSend, Presence, RoomEvent, RoomEventSink, RoomStore,
-    SendOutcome, SessionKey, TokenError, Tokens,
+    SendOutcome, SessionKey, TokenError, Tokens, VerifiedToken,
 };
 pub use private_room::PrivateRoomKey;
 pub use room_log::{Repair, RoomLog, RoomLogConfig};

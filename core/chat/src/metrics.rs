@@ -51,7 +51,7 @@ impl TransportKind {
 }
 
 /// Every `type` code of [`ChatError`], the `reason` of refused SENDs.
-const CHAT_ERROR_CODES: [&str; 15] = [
+const CHAT_ERROR_CODES: [&str; 16] = [
     "UNKNOWN_ROOM",
     "INVALID_ROOM_ID",
     "EMPTY_MESSAGE",
@@ -65,6 +65,7 @@ const CHAT_ERROR_CODES: [&str; 15] = [
     "INVALID_TOKEN",
     "FORBIDDEN",
     "EXPIRED_TOKEN",
+    "STALE_TOKEN",
     "UNAVAILABLE",
     "NOT_STORED",
 ];
@@ -497,6 +498,7 @@ mod tests {
             ChatError::InvalidToken,
             ChatError::Forbidden,
             ChatError::ExpiredToken,
+            ChatError::StaleToken,
             ChatError::Unavailable,
             ChatError::NotStored,
         ];
@@ -504,6 +506,11 @@ mod tests {
             assert_eq!(CHAT_ERROR_CODES[at], error.code());
             assert_eq!(code_index(error.code()), at);
         }
+        // Errors that share a code with another.
+        assert_eq!(
+            code_index(ChatError::OtherIdentity.code()),
+            code_index(ChatError::Forbidden.code())
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@ use crate::service::ChatError;
 use async_trait::async_trait;
 use rtchat_stomp::SharedMessage;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 /// A store or broker that failed for reasons of its own (connection lost, ...). The text is
 /// for logs only; clients see a generic message.
@@ -247,18 +247,35 @@ pub enum TokenError {
     Invalid,
 }
 
+/// What a valid token says: who it is for and until when.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedToken {
+    /// The identity it carries.
+    pub identity: Identity,
+    /// Its `exp`, in seconds since the Unix epoch: it is not accepted from then on, and a
+    /// session opened with it ends then unless it is refreshed with a later one.
+    pub expires_at: u64,
+}
+
 /// Issues and verifies the signed tokens that carry an [`Identity`].
 pub trait Tokens: Send + Sync + 'static {
     /// A new signed token for `identity`, with `audience` (the client address) as `aud`.
     fn issue(&self, identity: &Identity, audience: &str) -> String;
+    /// The identity in a valid token, and when the token expires.
+    fn verify_token(&self, token: &str) -> Result<VerifiedToken, TokenError>;
     /// The identity in a valid token.
-    fn verify(&self, token: &str) -> Result<Identity, TokenError>;
+    fn verify(&self, token: &str) -> Result<Identity, TokenError> {
+        self.verify_token(token).map(|verified| verified.identity)
+    }
 }
 
-/// Wall-clock time for `createdAt` (the engine and the driver use `Instant`s given by the caller).
+/// Wall-clock time: for `createdAt`, and to turn a token's `exp` into a deadline (the engine
+/// and the driver otherwise use `Instant`s given by the caller).
 pub trait Clock: Send + Sync + 'static {
     /// Now, as an RFC 3339 UTC timestamp with milliseconds, e.g. `2026-11-22T10:00:00.123Z`.
     fn now_rfc3339(&self) -> String;
+    /// Now, as a [`SystemTime`] (what a token's `exp` is compared with).
+    fn now_system_time(&self) -> SystemTime;
 }
 
 /// A message for one subscription of one connection, queued by the hub.

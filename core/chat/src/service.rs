@@ -10,7 +10,7 @@ use crate::ip::ip_prefix;
 use crate::model::{Identity, LogEpoch, MessageKey, NewMessage, Room, RoomId};
 use crate::ports::{
     Appender, Broker, Clock, ConnectionSink, MessageStore, Presence, RoomStore, SessionKey,
-    TokenError, Tokens,
+    TokenError, Tokens, VerifiedToken,
 };
 use crate::private_room::PrivateRoomKey;
 use crate::validation;
@@ -135,6 +135,14 @@ pub enum ChatError {
     /// Well signed but past its `exp`.
     #[error("expired token")]
     ExpiredToken,
+    /// A token offered to refresh a session (`/pub/token`) that carries another identity
+    /// than the session's. Its code is `FORBIDDEN`, as for a private room.
+    #[error("the token is for another identity than the session's")]
+    OtherIdentity,
+    /// A token offered to refresh a session (`/pub/token`) that does not expire later than
+    /// the session's current one.
+    #[error("the token does not expire later than the session's current one")]
+    StaleToken,
     /// A store, presence or broker backend failed; the cause is not shown.
     #[error("temporarily unavailable")]
     Unavailable,
@@ -160,8 +168,9 @@ impl ChatError {
             ChatError::RoomExists => "ROOM_EXISTS",
             ChatError::TooManyRooms => "ROOM_LIMIT_REACHED",
             ChatError::InvalidToken => "INVALID_TOKEN",
-            ChatError::Forbidden => "FORBIDDEN",
+            ChatError::Forbidden | ChatError::OtherIdentity => "FORBIDDEN",
             ChatError::ExpiredToken => "EXPIRED_TOKEN",
+            ChatError::StaleToken => "STALE_TOKEN",
             ChatError::Unavailable => "UNAVAILABLE",
             ChatError::NotStored => "NOT_STORED",
         }
@@ -179,6 +188,10 @@ pub enum InitOutcome {
     Reissued(String),
     /// Malformed or badly signed (`INVALID_TOKEN`, 401).
     Invalid,
+    /// `GET /init?refresh=true` with a valid token: a newly issued token for the same
+    /// identity (`SUCCESS_TOKEN_REFRESHED`), and that identity (refreshes are limited per
+    /// identity).
+    Refreshed { token: String, identity: Identity },
 }
 
 /// The ports a node is assembled from.
@@ -276,13 +289,44 @@ impl ChatService {
         }
     }
 
+    /// `GET /init?refresh=true` with `token`: a valid token gets a new one for the same
+    /// identity, with a later `exp` ([`InitOutcome::Refreshed`]); an expired or invalid one
+    /// gets what plain `GET /init` answers ([`InitOutcome::Reissued`], [`InitOutcome::Invalid`]).
+    /// Never a new identity.
+    pub fn refresh(&self, token: &str, client: IpAddr) -> InitOutcome {
+        let tokens = &self.inner.ports.tokens;
+        let token = token.trim();
+        if is_absent_token(token) || token.len() > MAX_TOKEN_BYTES {
+            return InitOutcome::Invalid;
+        }
+        let audience = client.to_string();
+        match tokens.verify(token) {
+            Ok(identity) => InitOutcome::Refreshed {
+                token: tokens.issue(&identity, &audience),
+                identity,
+            },
+            Err(TokenError::Expired(identity)) => {
+                InitOutcome::Reissued(tokens.issue(&identity, &audience))
+            }
+            Err(TokenError::Invalid) => InitOutcome::Invalid,
+        }
+    }
+
     /// The store's log epoch (sent with CONNECTED and every chat MESSAGE).
     pub fn epoch(&self) -> &LogEpoch {
         &self.inner.epoch
     }
 
-    /// Verifies a bearer token (HTTP history endpoints and STOMP CONNECT).
+    /// Verifies a bearer token (HTTP history endpoints).
     pub fn authenticate(&self, bearer: &str) -> Result<Identity, ChatError> {
+        self.verify_token(bearer).map(|verified| verified.identity)
+    }
+
+    /// Verifies a bearer token and tells when it expires (STOMP CONNECT, and the refresh of a
+    /// session on `/pub/token`): [`ChatError::InvalidToken`] for an absent, oversized (checked
+    /// before any decoding), malformed or badly signed one, [`ChatError::ExpiredToken`] past
+    /// its `exp`.
+    pub fn verify_token(&self, bearer: &str) -> Result<VerifiedToken, ChatError> {
         let token = bearer.trim();
         if is_absent_token(token) || token.len() > MAX_TOKEN_BYTES {
             return Err(ChatError::InvalidToken);
@@ -290,7 +334,7 @@ impl ChatService {
         self.inner
             .ports
             .tokens
-            .verify(token)
+            .verify_token(token)
             .map_err(|error| match error {
                 TokenError::Expired(_) => ChatError::ExpiredToken,
                 TokenError::Invalid => ChatError::InvalidToken,

@@ -998,3 +998,241 @@ fn a_subscription_starts_with_what_its_job_read_or_is_refused_when_the_read_fail
     assert_eq!(history[0]["message"], "m2");
     assert_eq!(history[1]["message"], "m1");
 }
+
+// ---- the session lives as long as its token ----
+
+/// A client connected as `who` with a token that expires `seconds` after the clock's now.
+fn connected_for(node: &Node, who: &rtchat_core::Identity, seconds: u64) -> Client {
+    let mut client = node.client("192.168.1.10");
+    let frame = client.connect_with(&format!(
+        "Authorization:Bearer {}\n",
+        FakeTokens::valid_for(who, seconds)
+    ));
+    assert_eq!(frame.command, Command::Connected, "{frame:?}");
+    client
+}
+
+#[test]
+fn the_session_ends_with_expired_token_when_its_token_expires() {
+    let node = Node::new();
+    let mut a = connected_for(&node, &alice(), 60);
+    let connected_at = a.now;
+    assert_eq!(
+        a.connection.poll_timeout(),
+        Some(connected_at + Duration::from_secs(60)),
+        "the deadline is the token's exp, as the wall clock tells"
+    );
+
+    a.advance(Duration::from_secs(59));
+    assert!(!a.timeout(), "not yet");
+    assert!(a.frames().is_empty());
+    assert_eq!(a.session.state(), State::Connected);
+
+    a.advance(Duration::from_secs(1));
+    assert!(a.timeout());
+    let frames = a.frames();
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert_eq!(frames[0].command, Command::Error);
+    assert_eq!(frames[0].get("message"), Some("EXPIRED_TOKEN"));
+    let body = String::from_utf8_lossy(&frames[0].body);
+    assert!(body.contains("/init"), "{body}");
+    assert_ne!(a.session.state(), State::Connected, "the ERROR ends it");
+    assert!(a.connection.is_closed());
+    assert_eq!(a.connection.poll_timeout(), None);
+}
+
+#[test]
+fn a_frame_read_after_the_deadline_meets_the_expired_session() {
+    let node = Node::new();
+    let mut a = connected_for(&node, &alice(), 60);
+    a.advance(Duration::from_secs(61));
+    // The driver had not woken for the deadline yet when this came.
+    a.send_chat("lobby", "too late", Some("r1"));
+    let frames = a.frames();
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert_eq!(frames[0].get("message"), Some("EXPIRED_TOKEN"));
+    assert!(receipts(&frames).is_empty());
+    assert!(
+        node.backend.stored("lobby").is_empty(),
+        "nothing was stored"
+    );
+}
+
+#[test]
+fn a_session_whose_token_has_no_reachable_exp_has_no_deadline() {
+    let node = Node::new();
+    let mut a = node.client("192.168.1.10");
+    let token = format!("valid|Wren1|#AAAAAA|test|{}", u64::MAX);
+    let frame = a.connect_with(&format!("Authorization:Bearer {token}\n"));
+    assert_eq!(frame.command, Command::Connected);
+    assert_eq!(a.connection.poll_timeout(), None);
+}
+
+#[test]
+fn a_refresh_moves_the_deadline_and_is_receipted() {
+    let node = Node::new();
+    let mut a = connected_for(&node, &alice(), 60);
+    a.subscribe("s", "/sub/channel/lobby", "");
+    a.frames();
+
+    a.advance(Duration::from_secs(30));
+    a.send_token(&FakeTokens::valid_for(&alice(), 3600), Some("t1"));
+    let frames = a.frames();
+    assert_eq!(receipts(&frames), ["t1"]);
+    // The test's wall clock stands still: the new exp is an hour from the refresh.
+    assert_eq!(
+        a.connection.poll_timeout(),
+        Some(a.now + Duration::from_secs(3600))
+    );
+
+    // Past the first token's exp, the session lives on.
+    a.advance(Duration::from_secs(60));
+    assert!(!a.timeout());
+    a.send_chat("lobby", "still here", Some("r1"));
+    let frames = a.frames();
+    assert_eq!(receipts(&frames), ["r1"]);
+    assert_eq!(on_subscription(&frames, "s").len(), 1);
+
+    // Until the new one's.
+    a.advance(Duration::from_secs(3600));
+    assert!(a.timeout());
+    assert_eq!(a.frames()[0].get("message"), Some("EXPIRED_TOKEN"));
+}
+
+#[test]
+fn a_refresh_may_come_with_surrounding_white_space_and_without_a_receipt() {
+    let node = Node::new();
+    let mut a = connected_for(&node, &alice(), 60);
+    let connected_at = a.now;
+    a.send_token(
+        &format!("\n {} \r\n", FakeTokens::valid_for(&alice(), 120)),
+        None,
+    );
+    assert!(a.frames().is_empty(), "no receipt asked, no error");
+    assert_eq!(
+        a.connection.poll_timeout(),
+        Some(connected_at + Duration::from_secs(120))
+    );
+}
+
+#[test]
+fn a_refresh_with_another_identitys_token_is_forbidden() {
+    let node = Node::new();
+    let mut a = connected_for(&node, &alice(), 60);
+    let deadline = a.connection.poll_timeout();
+    a.subscribe("errors", "/user/queue/errors", "");
+    a.frames();
+    // Another tag, then the same tag under another name: neither is this session's identity.
+    a.send_token(&FakeTokens::valid_for(&bob(), 3600), Some("t1"));
+    let renamed = identity("Oak9", &alice().name_tag);
+    a.send_token(&FakeTokens::valid_for(&renamed, 3600), Some("t2"));
+    let frames = a.frames();
+    assert_eq!(errors(&frames), ["FORBIDDEN", "FORBIDDEN"]);
+    let failed: Vec<_> = frames.iter().filter_map(|f| f.get("receipt-id")).collect();
+    assert_eq!(failed, ["t1", "t2"]);
+    assert!(receipts(&frames).is_empty());
+    assert_eq!(a.connection.poll_timeout(), deadline, "the deadline stays");
+    assert_eq!(a.connection.identity(), Some(&alice()));
+    assert_eq!(a.session.state(), State::Connected);
+}
+
+#[test]
+fn a_refresh_with_a_bad_or_expired_token_is_refused() {
+    let node = Node::new();
+    let mut a = connected_for(&node, &alice(), 60);
+    let deadline = a.connection.poll_timeout();
+    a.subscribe("errors", "/user/queue/errors", "");
+    a.frames();
+    a.send_token("forged", Some("t1"));
+    a.send_token("", Some("t2"));
+    a.send_token(&FakeTokens::expired(&alice()), Some("t3"));
+    // Too large: refused before it is looked at.
+    let huge = format!(
+        "{}|{}",
+        FakeTokens::valid_for(&alice(), 3600),
+        "x".repeat(rtchat_core::MAX_TOKEN_BYTES)
+    );
+    a.send_token(&huge, Some("t4"));
+    let frames = a.frames();
+    assert_eq!(
+        errors(&frames),
+        [
+            "INVALID_TOKEN",
+            "INVALID_TOKEN",
+            "EXPIRED_TOKEN",
+            "INVALID_TOKEN"
+        ]
+    );
+    assert!(receipts(&frames).is_empty());
+    assert_eq!(a.connection.poll_timeout(), deadline);
+    assert_eq!(a.session.state(), State::Connected);
+}
+
+#[test]
+fn a_refresh_with_a_token_that_expires_no_later_is_refused_as_stale() {
+    let node = Node::new();
+    let mut a = connected_for(&node, &alice(), 600);
+    let deadline = a.connection.poll_timeout();
+    a.subscribe("errors", "/user/queue/errors", "");
+    a.frames();
+    a.send_token(&FakeTokens::valid_for(&alice(), 300), Some("older"));
+    a.send_token(&FakeTokens::valid_for(&alice(), 600), Some("same"));
+    let frames = a.frames();
+    assert_eq!(errors(&frames), ["STALE_TOKEN", "STALE_TOKEN"]);
+    assert_eq!(a.connection.poll_timeout(), deadline);
+    // A good one after them is still taken.
+    a.send_token(&FakeTokens::valid_for(&alice(), 900), Some("later"));
+    assert_eq!(receipts(&a.frames()), ["later"]);
+}
+
+#[test]
+fn a_refused_refresh_without_an_error_queue_gets_an_error_frame() {
+    let node = Node::new();
+    let mut a = connected_for(&node, &alice(), 60);
+    a.send_token(&FakeTokens::valid_for(&bob(), 3600), Some("t1"));
+    let frames = a.frames();
+    assert_eq!(frames.len(), 1, "{frames:?}");
+    assert_eq!(frames[0].command, Command::Error);
+    assert_eq!(frames[0].get("message"), Some("FORBIDDEN"));
+    assert_eq!(frames[0].get("receipt-id"), Some("t1"));
+    assert_ne!(a.session.state(), State::Connected);
+}
+
+#[test]
+fn a_refresh_is_answered_in_turn_with_the_sends_before_it() {
+    let node = Node::new();
+    let mut a = connected_for(&node, &alice(), 60);
+    let connected_at = a.now;
+    node.appender.hold(true);
+    a.send_chat("lobby", "one", Some("r1"));
+    a.send_token(&FakeTokens::valid_for(&alice(), 3600), Some("t1"));
+    assert!(
+        a.frames().is_empty(),
+        "the refresh's receipt waits for r1's"
+    );
+    assert_eq!(
+        a.connection.poll_timeout(),
+        Some(connected_at + Duration::from_secs(3600)),
+        "though it took effect at once"
+    );
+    node.appender.hold(false);
+    node.appender.flush();
+    assert_eq!(receipts(&a.frames()), ["r1", "t1"]);
+}
+
+#[test]
+fn refreshes_count_against_the_send_rate() {
+    let config = ChatConfig {
+        max_sends_per_second: 1,
+        ..ChatConfig::default()
+    };
+    let node = Node::with_config(config);
+    let mut a = connected_for(&node, &alice(), 60);
+    a.subscribe("errors", "/user/queue/errors", "");
+    a.frames();
+    a.send_token(&FakeTokens::valid_for(&alice(), 120), Some("t1"));
+    a.send_token(&FakeTokens::valid_for(&alice(), 180), Some("t2"));
+    let frames = a.frames();
+    assert_eq!(receipts(&frames), ["t1"]);
+    assert_eq!(errors(&frames), ["RATE_LIMITED"]);
+}

@@ -52,6 +52,51 @@ fn init_outcomes_for_valid_expired_and_invalid_tokens() {
 }
 
 #[test]
+fn refresh_gives_a_valid_token_a_new_one_for_the_same_identity_and_never_a_new_identity() {
+    let node = Node::new();
+    let valid = FakeTokens::valid(&alice());
+    let InitOutcome::Refreshed { token, identity } = node.service.refresh(&valid, ip("10.0.0.2"))
+    else {
+        panic!("expected Refreshed");
+    };
+    assert_eq!(identity, alice());
+    assert_eq!(FakeTokens::audience(&token), "10.0.0.2", "newly issued");
+    assert_eq!(node.service.authenticate(&token), Ok(alice()));
+
+    // Expired and invalid tokens get what plain /init answers.
+    let InitOutcome::Reissued(token) = node
+        .service
+        .refresh(&FakeTokens::expired(&alice()), ip("10.0.0.2"))
+    else {
+        panic!("expected Reissued");
+    };
+    assert_eq!(node.service.authenticate(&token), Ok(alice()));
+    for bad in [
+        "garbage",
+        "",
+        "null",
+        &"x".repeat(rtchat_core::MAX_TOKEN_BYTES + 1),
+    ] {
+        assert_eq!(
+            node.service.refresh(bad, ip("10.0.0.2")),
+            InitOutcome::Invalid,
+            "{bad:.20}"
+        );
+    }
+}
+
+#[test]
+fn verify_token_tells_the_expiry() {
+    let node = Node::new();
+    let verified = node
+        .service
+        .verify_token(&FakeTokens::valid_for(&bob(), 90))
+        .expect("valid");
+    assert_eq!(verified.identity, bob());
+    assert_eq!(verified.expires_at, NOW_UNIX + 90);
+}
+
+#[test]
 fn authenticate_maps_token_errors() {
     let node = Node::new();
     assert_eq!(

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use rtchat_core::{
     Appended, BackendError, Broker, ChatConfig, ChatMessage, ChatService, Clock, Hub, Identity,
     LogEpoch, MessageId, MessageStore, NewMessage, Ports, RoomEvent, RoomEventSink, RoomId, Seq,
-    TokenError, Tokens,
+    TokenError, Tokens, VerifiedToken,
 };
 use rtchat_driver::{ChatUseCases, RoomWriters, WriterConfig};
 use rtchat_memory::{InProcessBroker, MemoryMessageStore, MemoryPresence, MemoryRoomStore};
@@ -15,6 +15,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 pub const NOW: &str = "2026-11-22T10:00:00.000Z";
+/// [`NOW`] in seconds since the Unix epoch.
+pub const NOW_UNIX: u64 = 1_795_341_600;
 
 pub fn ip(text: &str) -> IpAddr {
     text.parse().expect("ip")
@@ -43,7 +45,7 @@ impl Tokens for NoTokens {
         String::new()
     }
 
-    fn verify(&self, _: &str) -> Result<Identity, TokenError> {
+    fn verify_token(&self, _: &str) -> Result<VerifiedToken, TokenError> {
         Err(TokenError::Invalid)
     }
 }
@@ -53,6 +55,10 @@ pub struct FixedClock;
 impl Clock for FixedClock {
     fn now_rfc3339(&self) -> String {
         NOW.to_owned()
+    }
+
+    fn now_system_time(&self) -> std::time::SystemTime {
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(NOW_UNIX)
     }
 }
 

@@ -11,7 +11,7 @@ use rtchat_core::{
     ChatMessage, ChatService, Clock, ConnectionSink, CreateRoomError, Delivery, Hub, Identity, Job,
     JobDone, LogEpoch, MessageId, MessageKey, MessageStore, NewMessage, OfferError, PendingSend,
     Ports, Presence, Room, RoomEvent, RoomEventSink, RoomId, RoomStore, SendOutcome, Seq,
-    SessionKey, TokenError, Tokens, replay_window,
+    SessionKey, TokenError, Tokens, VerifiedToken, replay_window,
 };
 use rtchat_stomp::{
     Command, Frame, HeartBeat, Item, Limits, Session, SessionConfig, Status, Version, parse_frame,
@@ -20,11 +20,16 @@ use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub const NOW: &str = "2026-11-22T10:00:00.000Z";
+/// [`NOW`] in seconds since the Unix epoch: the wall clock of [`FixedClock`].
+pub const NOW_UNIX: u64 = 1_795_341_600;
+/// The `exp` of a token made without one: 30 days after [`NOW`].
+pub const DEFAULT_EXP: u64 = NOW_UNIX + 30 * 24 * 3600;
 
-/// Tokens are readable text: `valid|<randId>|<tag>|<aud>` or `expired|<randId>|<tag>|<aud>`.
+/// Tokens are readable text: `valid|<randId>|<tag>|<aud>` or `expired|<randId>|<tag>|<aud>`,
+/// optionally followed by `|<exp>` (seconds since the Unix epoch; [`DEFAULT_EXP`] without).
 #[derive(Default)]
 pub struct FakeTokens;
 
@@ -33,13 +38,23 @@ impl FakeTokens {
         format!("valid|{}|{}|test", identity.rand_id, identity.name_tag)
     }
 
+    /// A valid token for `identity` whose `exp` is `seconds` after [`NOW`].
+    pub fn valid_for(identity: &Identity, seconds: u64) -> String {
+        format!(
+            "valid|{}|{}|test|{}",
+            identity.rand_id,
+            identity.name_tag,
+            NOW_UNIX + seconds
+        )
+    }
+
     pub fn expired(identity: &Identity) -> String {
         format!("expired|{}|{}|test", identity.rand_id, identity.name_tag)
     }
 
     /// The `aud` a token was issued for.
     pub fn audience(token: &str) -> &str {
-        token.rsplit('|').next().unwrap_or_default()
+        token.split('|').nth(3).unwrap_or_default()
     }
 }
 
@@ -51,15 +66,27 @@ impl Tokens for FakeTokens {
         )
     }
 
-    fn verify(&self, token: &str) -> Result<Identity, TokenError> {
+    fn verify_token(&self, token: &str) -> Result<VerifiedToken, TokenError> {
         let parts: Vec<&str> = token.split('|').collect();
-        let identity = match parts.as_slice() {
-            [_, rand_id, tag, _] => Identity::from_parts((*rand_id).to_owned(), (*tag).to_owned()),
-            _ => None,
-        }
-        .ok_or(TokenError::Invalid)?;
+        let (identity, expires_at) = match parts.as_slice() {
+            [_, rand_id, tag, _] => (
+                Identity::from_parts((*rand_id).to_owned(), (*tag).to_owned()),
+                Some(DEFAULT_EXP),
+            ),
+            [_, rand_id, tag, _, exp] => (
+                Identity::from_parts((*rand_id).to_owned(), (*tag).to_owned()),
+                exp.parse().ok(),
+            ),
+            _ => (None, None),
+        };
+        let (Some(identity), Some(expires_at)) = (identity, expires_at) else {
+            return Err(TokenError::Invalid);
+        };
         match parts[0] {
-            "valid" => Ok(identity),
+            "valid" => Ok(VerifiedToken {
+                identity,
+                expires_at,
+            }),
             "expired" => Err(TokenError::Expired(identity)),
             _ => Err(TokenError::Invalid),
         }
@@ -71,6 +98,10 @@ pub struct FixedClock;
 impl Clock for FixedClock {
     fn now_rfc3339(&self) -> String {
         NOW.to_owned()
+    }
+
+    fn now_system_time(&self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(NOW_UNIX)
     }
 }
 
@@ -755,6 +786,27 @@ impl Client {
         self.send(&format!(
             "SEND\ndestination:/pub/chat\ncontent-type:application/json\n{receipt}\n{body}\0"
         ));
+    }
+
+    /// SENDs `token` (the body, as is) to `/pub/token`, to refresh the session.
+    pub fn send_token(&mut self, token: &str, receipt: Option<&str>) {
+        let receipt = receipt
+            .map(|r| format!("receipt:{r}\n"))
+            .unwrap_or_default();
+        self.send(&format!(
+            "SEND\ndestination:/pub/token\ncontent-type:text/plain\n{receipt}\n{token}\0"
+        ));
+    }
+
+    /// What the driver does when its sleep until the deadlines ends: the connection's timeout
+    /// (the token's expiry), then the session's. Returns what `handle_timeout` returned.
+    pub fn timeout(&mut self) -> bool {
+        let expired = self.connection.handle_timeout(self.now, &mut self.session);
+        self.session.handle_timeout(self.now);
+        if self.session.is_closed() || self.session.state() == rtchat_stomp::State::Closing {
+            self.close();
+        }
+        expired
     }
 
     /// Hands every queued delivery and outcome to the connection; false if a delivery was
