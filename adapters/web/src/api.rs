@@ -12,8 +12,12 @@ use axum::response::IntoResponse;
 use rtchat_core::WindowLimiter;
 use rtchat_core::{ChatError, ChatService, Identity, InitOutcome, MessageId};
 use rtchat_driver::ChatUseCases;
-use serde::{Deserialize, Serialize};
+use serde::de::value::MapAccessDeserializer;
+use serde::de::{MapAccess, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::HashMap;
+use std::fmt;
+use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::sync::Mutex;
 
@@ -327,6 +331,33 @@ pub async fn list_rooms(State(state): State<AppState>) -> Envelope {
     }
 }
 
+/// A JSON request body of `T`'s shape, and only a JSON object: serde's derived `Deserialize`
+/// also takes an array of the fields in order (`["Tea", "tea"]`), which the contract does not
+/// name (and Spring's Jackson refused). Found by the `http_json` fuzz target.
+pub struct Object<T>(pub T);
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor<T>(PhantomData<T>);
+
+        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
+            type Value = T;
+
+            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                formatter.write_str("a JSON object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+                T::deserialize(MapAccessDeserializer::new(map))
+            }
+        }
+
+        deserializer
+            .deserialize_map(ObjectVisitor(PhantomData))
+            .map(Object)
+    }
+}
+
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct CreateRoom {
@@ -347,13 +378,13 @@ pub async fn create_room(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    body: Result<Json<CreateRoom>, JsonRejection>,
+    body: Result<Json<Object<CreateRoom>>, JsonRejection>,
 ) -> Envelope {
     let caller = match authenticate(&state, &headers) {
         Ok(caller) => caller,
         Err(refused) => return refused,
     };
-    let Json(request) = match body {
+    let Json(Object(request)) = match body {
         Ok(body) => body,
         Err(rejection) => return json_error(rejection),
     };
@@ -397,13 +428,13 @@ pub struct PrivateRoom {
 pub async fn private_room(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Result<Json<PrivateRoom>, JsonRejection>,
+    body: Result<Json<Object<PrivateRoom>>, JsonRejection>,
 ) -> Envelope {
     let caller = match authenticate(&state, &headers) {
         Ok(caller) => caller,
         Err(refused) => return refused,
     };
-    let Json(request) = match body {
+    let Json(Object(request)) = match body {
         Ok(body) => body,
         Err(rejection) => return json_error(rejection),
     };
@@ -427,4 +458,30 @@ pub async fn private_room(
 /// Anything else.
 pub async fn not_found() -> Envelope {
     Envelope::error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such endpoint")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bodies_are_json_objects_only() {
+        let room: Object<CreateRoom> =
+            serde_json::from_str(r#"{"name":"Tea","roomId":"tea"}"#).expect("an object");
+        assert_eq!(
+            (room.0.name.as_str(), room.0.room_id.as_deref()),
+            ("Tea", Some("tea"))
+        );
+        let pair: Object<PrivateRoom> =
+            serde_json::from_str(r##"{"senderId":"#A11CE0","receiverId":"#B0B000"}"##)
+                .expect("an object");
+        assert_eq!(pair.0.receiver_id, "#B0B000");
+        // The fields in order, as an array: what the derived `Deserialize` alone accepted.
+        assert!(serde_json::from_str::<Object<CreateRoom>>(r#"["Tea","tea"]"#).is_err());
+        assert!(serde_json::from_str::<Object<CreateRoom>>(r#"["Tea"]"#).is_err());
+        assert!(serde_json::from_str::<Object<PrivateRoom>>(r##"["#A11CE0","#B0B000"]"##).is_err());
+        // What the derived `Deserialize` refuses, this refuses too.
+        assert!(serde_json::from_str::<Object<CreateRoom>>(r#"{"roomId":"tea"}"#).is_err());
+        assert!(serde_json::from_str::<Object<CreateRoom>>(r#"{"name":"a","name":"b"}"#).is_err());
+    }
 }
