@@ -3,7 +3,7 @@
 //! room cap for good. It works through the ports only: the store knows each room's last
 //! activity ([`RoomStore::idle`]), presence who is in it ([`Presence::room_count`]).
 
-use rtchat_core::{BackendError, LOBBY, Presence, RoomId, RoomStore};
+use rtchat_core::{BackendError, KnownRooms, LOBBY, Presence, RoomId, RoomStore};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;
@@ -57,12 +57,14 @@ impl Drop for RoomSweeper {
 }
 
 /// Starts sweeping `rooms` every `config.every`, the first time one interval from now. One
-/// per node (several nodes sweeping a shared store remove each room once). Must be called
-/// within a tokio runtime.
+/// per node (several nodes sweeping a shared store remove each room once). The rooms it
+/// removes are forgotten at once in each of `caches` (the node's [`KnownRooms`]), so this
+/// node answers `UNKNOWN_ROOM` for them from then on. Must be called within a tokio runtime.
 pub fn spawn_room_sweeper(
     rooms: Arc<dyn RoomStore>,
     presence: Arc<dyn Presence>,
     config: RoomSweeperConfig,
+    caches: Vec<Arc<KnownRooms>>,
 ) -> RoomSweeper {
     RoomSweeper(tokio::spawn(async move {
         let mut ticks =
@@ -72,12 +74,17 @@ pub fn spawn_room_sweeper(
             ticks.tick().await;
             match sweep(rooms.as_ref(), presence.as_ref(), &config).await {
                 Ok(removed) if removed.is_empty() => {}
-                Ok(removed) => tracing::info!(
+                Ok(removed) => {
+                    for cache in &caches {
+                        cache.forget(&removed);
+                    }
+                    tracing::info!(
                     removed = removed.len(),
                     rooms = %removed.iter().map(RoomId::as_str).collect::<Vec<_>>().join(","),
                     idle_for = ?config.idle_for,
                     "removed rooms empty and silent past --room-idle-ttl"
-                ),
+                    );
+                }
                 Err(error) => tracing::warn!(%error, "room sweep failed; trying again later"),
             }
         }

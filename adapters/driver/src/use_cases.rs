@@ -85,7 +85,7 @@ impl ChatUseCases for ChatService {
         };
         match service.ports().rooms.create(lobby.clone()).await {
             Ok(_) | Err(CreateRoomError::AlreadyExists) => {
-                service.remember_room(&lobby.room_id);
+                service.known_rooms().remember(&lobby.room_id, now());
                 Ok(service)
             }
             Err(CreateRoomError::Backend(_)) => Err(ChatError::Unavailable),
@@ -171,7 +171,7 @@ impl ChatUseCases for ChatService {
             ensure_room_capacity(self).await?;
             match self.ports().rooms.create(room).await {
                 Ok(room) => {
-                    self.remember_room(&room.room_id);
+                    self.known_rooms().remember(&room.room_id, now());
                     return Ok(room);
                 }
                 // A generated id that is taken: another one.
@@ -192,18 +192,18 @@ impl ChatUseCases for ChatService {
         let room = self.private_room_for(caller, sender, receiver)?;
         let rooms = &self.ports().rooms;
         if let Some(existing) = rooms.get(&room.room_id).await.map_err(unavailable)? {
-            self.remember_room(&existing.room_id);
+            self.known_rooms().remember(&existing.room_id, now());
             return Ok(existing);
         }
         ensure_room_capacity(self).await?;
         match rooms.create(room.clone()).await {
             Ok(room) => {
-                self.remember_room(&room.room_id);
+                self.known_rooms().remember(&room.room_id, now());
                 Ok(room)
             }
             // Second call for the pair: the room is the one made the first time.
             Err(CreateRoomError::AlreadyExists) => {
-                self.remember_room(&room.room_id);
+                self.known_rooms().remember(&room.room_id, now());
                 Ok(room)
             }
             Err(CreateRoomError::Backend(_)) => Err(ChatError::Unavailable),
@@ -213,17 +213,22 @@ impl ChatUseCases for ChatService {
 
 /// Ok when `room` exists: [`ChatError::UnknownRoom`] otherwise.
 pub(crate) async fn ensure_room(service: &ChatService, room: &RoomId) -> Result<(), ChatError> {
-    if service.knows_room(room) {
+    if service.known_rooms().knows(room, now()) {
         return Ok(());
     }
     match service.ports().rooms.get(room).await {
         Ok(Some(_)) => {
-            service.remember_room(room);
+            service.known_rooms().remember(room, now());
             Ok(())
         }
         Ok(None) => Err(ChatError::UnknownRoom),
         Err(_) => Err(ChatError::Unavailable),
     }
+}
+
+/// Now, on tokio's clock (paused in tests).
+fn now() -> std::time::Instant {
+    tokio::time::Instant::now().into_std()
 }
 
 /// Refuses a new room once the node holds as many as it may.

@@ -4,10 +4,10 @@
 //! the room has SENDs waiting.
 
 use rtchat_core::{
-    Appended, BackendError, Broker, ChatError, ChatMessage, MessageStore, Metrics, PendingSend,
-    RoomEvent, RoomId, RoomStore, SendOutcome,
+    Appended, BackendError, Broker, ChatError, ChatMessage, KnownRooms, MessageStore, Metrics,
+    NewMessage, PendingSend, RoomEvent, RoomId, RoomStore, SendOutcome,
 };
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -57,9 +57,9 @@ struct Inner {
     config: WriterConfig,
     /// SENDs waiting per room. A room is in the map exactly while its writer task runs.
     waiting: Mutex<HashMap<RoomId, Vec<PendingSend>>>,
-    /// Rooms seen to exist (rooms are never deleted), so only a room's first batch on this
-    /// node costs a room lookup.
-    known_rooms: Mutex<HashSet<RoomId>>,
+    /// Rooms lately seen to exist, so only a room's first batch in a while costs a room
+    /// lookup.
+    known_rooms: Arc<KnownRooms>,
 }
 
 impl RoomWriters {
@@ -77,9 +77,15 @@ impl RoomWriters {
                 broker,
                 config,
                 waiting: Mutex::new(HashMap::new()),
-                known_rooms: Mutex::new(HashSet::new()),
+                known_rooms: Arc::new(KnownRooms::default()),
             }),
         }
+    }
+
+    /// The rooms these writers lately saw to exist (the room sweeper forgets those it
+    /// removes).
+    pub fn known_rooms(&self) -> &Arc<KnownRooms> {
+        &self.inner.known_rooms
     }
 
     /// Rooms whose writer is running (for tests and metrics).
@@ -155,9 +161,10 @@ async fn flush(inner: &Inner, room: &RoomId, batch: Vec<PendingSend>) {
     let metrics = &inner.config.metrics;
     let started = tokio::time::Instant::now();
     let appended = retry_until(inner, deadline, "append", || {
-        inner.messages.append(room, Vec::clone(&messages))
+        append_unless_removed(inner, room, Vec::clone(&messages))
     })
-    .await;
+    .await
+    .and_then(|appended| appended);
     metrics.appended(batch.len(), started.elapsed().as_secs_f64());
     let stored: Vec<ChatMessage> = match appended {
         Ok(appended) if appended.len() == batch.len() => appended
@@ -171,7 +178,8 @@ async fn flush(inner: &Inner, room: &RoomId, batch: Vec<PendingSend>) {
             tracing::error!(%room, sent = batch.len(), answered = appended.len(), "store answered a batch with the wrong number of results");
             return answer_all(&batch, &ChatError::NotStored);
         }
-        Err(error) => {
+        Err(AppendFailure::RoomRemoved) => return answer_all(&batch, &ChatError::UnknownRoom),
+        Err(AppendFailure::Store(error)) => {
             tracing::warn!(%room, %error, sends = batch.len(), "could not store a batch in time");
             return answer_all(&batch, &ChatError::NotStored);
         }
@@ -207,26 +215,70 @@ async fn room_exists(
     room: &RoomId,
     deadline: Instant,
 ) -> Result<bool, BackendError> {
-    if lock(&inner.known_rooms).contains(room) {
+    if inner.known_rooms.knows(room, now()) {
         return Ok(true);
     }
     let found = retry_until(inner, deadline, "room lookup", || inner.rooms.get(room)).await?;
     if found.is_some() {
-        lock(&inner.known_rooms).insert(room.clone());
+        inner.known_rooms.remember(room, now());
     }
     Ok(found.is_some())
 }
 
+/// Now, on tokio's clock (paused in tests).
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+/// Why a batch was not stored.
+#[derive(Debug)]
+enum AppendFailure {
+    /// The room no longer exists (the sweeper removed it after this node had seen it).
+    RoomRemoved,
+    /// The store failed.
+    Store(BackendError),
+}
+
+impl fmt::Display for AppendFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AppendFailure::RoomRemoved => f.write_str("the room was removed"),
+            AppendFailure::Store(error) => error.fmt(f),
+        }
+    }
+}
+
+/// Appends `messages`; when the store refuses, asks whether the room still exists, so a
+/// room removed since it was seen is answered `UNKNOWN_ROOM` at once rather than retried
+/// until the deadline and answered `NOT_STORED`.
+async fn append_unless_removed(
+    inner: &Inner,
+    room: &RoomId,
+    messages: Vec<NewMessage>,
+) -> Result<Result<Vec<Appended>, AppendFailure>, AppendFailure> {
+    match inner.messages.append(room, messages).await {
+        Ok(appended) => Ok(Ok(appended)),
+        Err(error) => match inner.rooms.get(room).await {
+            Ok(None) => {
+                inner.known_rooms.forget(std::slice::from_ref(room));
+                Ok(Err(AppendFailure::RoomRemoved))
+            }
+            Ok(Some(_)) | Err(_) => Err(AppendFailure::Store(error)),
+        },
+    }
+}
+
 /// Runs `attempt` until it succeeds or the next pause would end past `deadline`.
-async fn retry_until<T, F, Fut>(
+async fn retry_until<T, E, F, Fut>(
     inner: &Inner,
     deadline: Instant,
     what: &str,
     mut attempt: F,
-) -> Result<T, BackendError>
+) -> Result<T, E>
 where
+    E: fmt::Display,
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, BackendError>>,
+    Fut: std::future::Future<Output = Result<T, E>>,
 {
     let mut pause = inner.config.min_retry_pause;
     loop {

@@ -2,7 +2,9 @@
 //! `/ws`) under the [`Deadlines`] of [`crate::http_deadlines`], and at most
 //! [`HttpLimits::max_pending`] connections that are not yet WebSockets are open at once.
 //! Above that, a new connection is accepted and closed at once: the backlog keeps moving
-//! instead of filling up, and the open-file limit is never reached by idle sockets. When
+//! instead of filling up, and the open-file limit is never reached by idle sockets. One
+//! client address may hold at most [`HttpLimits::max_pending_per_address`] of them, so one
+//! client cannot take the whole cap from everyone else. When
 //! accepting fails for want of resources (no file descriptor left), the loop waits a little
 //! instead of spinning.
 
@@ -13,11 +15,12 @@ use axum::extract::ConnectInfo;
 use hyper::Request;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::pin;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, watch};
@@ -38,6 +41,79 @@ pub struct HttpLimits {
     pub deadlines: Deadlines,
     /// Connections not yet upgraded to a WebSocket, at most.
     pub max_pending: usize,
+    /// Of those, from one client address ([`AddressKey`]) at most; 0: no bound per address.
+    pub max_pending_per_address: usize,
+}
+
+/// What connections are counted by per address: an IPv4 address (an IPv4-mapped IPv6
+/// address counts as IPv4), or an IPv6 /64, which one subscriber usually holds whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AddressKey {
+    /// One IPv4 address.
+    V4([u8; 4]),
+    /// The first 64 bits of an IPv6 address.
+    V6Prefix(u64),
+}
+
+impl AddressKey {
+    /// The key `address` is counted under.
+    pub fn of(address: IpAddr) -> AddressKey {
+        match address {
+            IpAddr::V4(v4) => AddressKey::V4(v4.octets()),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => AddressKey::V4(v4.octets()),
+                None => AddressKey::V6Prefix((v6.to_bits() >> 64) as u64),
+            },
+        }
+    }
+}
+
+/// Connections not yet upgraded, counted per [`AddressKey`]. Holds an entry only for an
+/// address with a connection open, so it is bounded by the pending cap.
+#[derive(Debug)]
+struct PerAddress {
+    max: usize,
+    open: Mutex<HashMap<AddressKey, usize>>,
+}
+
+impl PerAddress {
+    /// A place for one more connection from `peer`, or `None` when it holds `max` already.
+    fn take(self: &Arc<Self>, peer: IpAddr) -> Option<AddressPlace> {
+        let key = AddressKey::of(peer);
+        let mut open = self.open.lock().unwrap_or_else(PoisonError::into_inner);
+        let count = open.entry(key).or_insert(0);
+        if *count >= self.max {
+            return None;
+        }
+        *count += 1;
+        Some(AddressPlace {
+            owner: self.clone(),
+            key,
+        })
+    }
+}
+
+/// One connection's place in its address's count, given back when dropped.
+#[derive(Debug)]
+struct AddressPlace {
+    owner: Arc<PerAddress>,
+    key: AddressKey,
+}
+
+impl Drop for AddressPlace {
+    fn drop(&mut self) {
+        let mut open = self
+            .owner
+            .open
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(count) = open.get_mut(&self.key) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                open.remove(&self.key);
+            }
+        }
+    }
 }
 
 /// What the accept loop leaves behind: the connections not yet upgraded, to close on shutdown.
@@ -69,7 +145,14 @@ pub async fn serve(
     let max = u32::try_from(limits.max_pending.max(1)).unwrap_or(u32::MAX);
     let permits = Arc::new(Semaphore::new(max as usize));
     let (closing, closing_watch) = watch::channel(false);
+    let per_address = (limits.max_pending_per_address > 0).then(|| {
+        Arc::new(PerAddress {
+            max: limits.max_pending_per_address,
+            open: Mutex::new(HashMap::new()),
+        })
+    });
     let mut refusals = Throttled::default();
+    let mut refusals_per_address = Throttled::default();
     let mut failed_accepts = Throttled::default();
     let mut stop = pin!(stop);
     loop {
@@ -80,10 +163,30 @@ pub async fn serve(
         match accepted {
             Ok((stream, peer)) => match permits.clone().try_acquire_owned() {
                 Ok(permit) => {
+                    let place = match &per_address {
+                        Some(per_address) => match per_address.take(peer.ip()) {
+                            Some(place) => Some(place),
+                            None => {
+                                drop(stream);
+                                if let Some(refused) = refusals_per_address.count() {
+                                    tracing::warn!(
+                                        cap = limits.max_pending_per_address,
+                                        refused,
+                                        address = %rtchat_core::ip_prefix(peer.ip()),
+                                        "--max-pending-per-address reached: that address's \
+                                         new connections are accepted and closed"
+                                    );
+                                }
+                                continue;
+                            }
+                        },
+                        None => None,
+                    };
                     let router = router.clone();
                     let closing = closing_watch.clone();
                     tokio::spawn(async move {
                         serve_connection(stream, peer, router, limits.deadlines, closing).await;
+                        drop(place);
                         drop(permit);
                     });
                 }
@@ -233,6 +336,38 @@ impl Throttled {
 mod tests {
     use super::*;
     use std::io::{Error, ErrorKind};
+
+    fn key(text: &str) -> AddressKey {
+        AddressKey::of(text.parse().expect("test address"))
+    }
+
+    #[test]
+    fn addresses_count_as_one_ipv4_address_or_one_ipv6_slash_64() {
+        assert_eq!(key("192.0.2.7"), key("::ffff:192.0.2.7"));
+        assert_ne!(key("192.0.2.7"), key("192.0.2.8"));
+        assert_eq!(key("2001:db8:1:2::1"), key("2001:db8:1:2:ffff::9"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+    }
+
+    #[test]
+    fn one_address_gets_at_most_its_share_and_gets_places_back_when_they_close() {
+        let per_address = Arc::new(PerAddress {
+            max: 2,
+            open: Mutex::new(HashMap::new()),
+        });
+        let peer: IpAddr = "192.0.2.7".parse().expect("address");
+        let first = per_address.take(peer).expect("first place");
+        let second = per_address.take(peer).expect("second place");
+        assert!(per_address.take(peer).is_none(), "a third place");
+        // Another address is not held back by it.
+        let other = per_address.take("192.0.2.8".parse().expect("address"));
+        assert!(other.is_some());
+        drop(first);
+        let third = per_address.take(peer).expect("a place freed by a close");
+        drop((second, third, other));
+        // No entry stays behind for an address with nothing open.
+        assert!(per_address.open.lock().expect("lock").is_empty());
+    }
 
     #[test]
     fn warnings_come_at_most_once_per_period_with_the_count_since_the_last() {

@@ -130,6 +130,11 @@ pub struct ServerConfig {
     /// are accepted and closed at once.
     #[arg(long, env = "RTCHAT_MAX_PENDING_CONNECTIONS", default_value_t = 4096, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_pending_connections: u32,
+    /// Connections not yet upgraded from one client address (an IPv4 address, an IPv6 /64)
+    /// at most; more from it are accepted and closed at once. 0 turns it off; it is off with
+    /// `--trust-forwarded-for` (every connection then comes from the proxy).
+    #[arg(long, env = "RTCHAT_MAX_PENDING_PER_ADDRESS", default_value_t = 256)]
+    pub max_pending_per_address: u32,
     /// How long a client may take to send a request's head (from connecting, or from the
     /// request's first byte on a kept-alive connection) before it is closed, e.g. `10s` or
     /// `500ms` (a bare number is seconds).
@@ -354,6 +359,7 @@ pub async fn assemble(config: &ServerConfig) -> Result<Node, StartError> {
             ..WriterConfig::default()
         },
     ));
+    let writers_known_rooms = appender.known_rooms().clone();
     let ports = Ports {
         messages,
         rooms,
@@ -385,7 +391,7 @@ pub async fn assemble(config: &ServerConfig) -> Result<Node, StartError> {
             Err(error) => return Err(StartError::Assemble(error)),
         }
     }
-    let sweeper = room_sweeper(config, &service);
+    let sweeper = room_sweeper(config, &service, writers_known_rooms);
     let driver = DriverConfig {
         session: config.session_config(),
         outbound_capacity: config.outbound_queue,
@@ -425,6 +431,12 @@ pub async fn assemble(config: &ServerConfig) -> Result<Node, StartError> {
             idle: config.idle_timeout,
         },
         max_pending: caps.pending,
+        // Behind a proxy every connection comes from the proxy's address.
+        max_pending_per_address: if config.trust_forwarded_for {
+            0
+        } else {
+            config.max_pending_per_address as usize
+        },
     };
     Ok(Node {
         service,
@@ -438,8 +450,13 @@ pub async fn assemble(config: &ServerConfig) -> Result<Node, StartError> {
 }
 
 /// The sweeper of rooms idle past `--room-idle-ttl`, keeping the `--room` rooms; `None` when
-/// the TTL is 0.
-fn room_sweeper(config: &ServerConfig, service: &ChatService) -> Option<RoomSweeper> {
+/// the TTL is 0. What it removes, the service and the room writers (`writers_known_rooms`)
+/// forget at once.
+fn room_sweeper(
+    config: &ServerConfig,
+    service: &ChatService,
+    writers_known_rooms: Arc<rtchat_core::KnownRooms>,
+) -> Option<RoomSweeper> {
     if config.room_idle_ttl.is_zero() {
         return None;
     }
@@ -453,6 +470,7 @@ fn room_sweeper(config: &ServerConfig, service: &ChatService) -> Option<RoomSwee
         ports.rooms.clone(),
         ports.presence.clone(),
         RoomSweeperConfig::new(config.room_idle_ttl, keep),
+        vec![service.known_rooms().clone(), writers_known_rooms],
     ))
 }
 

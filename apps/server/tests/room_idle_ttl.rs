@@ -123,3 +123,47 @@ async fn a_room_idle_past_the_ttl_disappears_while_one_with_a_subscriber_stays()
     );
     running.stop().await;
 }
+
+#[tokio::test]
+async fn a_room_swept_after_this_node_served_it_is_unknown_not_unstorable() {
+    let mut config = common::config();
+    config.room_idle_ttl = TTL;
+    let running = TestServer::start_with(config).await;
+    let server = &running;
+    let token = server.token_for("#AAAAAA");
+    let bearer = format!("Bearer {token}");
+    let created = server
+        .request(
+            "POST",
+            "/rooms",
+            &[("Authorization", bearer.as_str())],
+            Some(r#"{"name":"Brief","roomId":"brief"}"#),
+        )
+        .await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    // A page posts into the room (so the node has seen it) but stays out of it: nobody is in
+    // it, and it goes once it has been silent past the TTL.
+    let mut page = StompClient::connect(&server.ws_url(), &token).await;
+    let send = |key: &str| {
+        format!(
+            "SEND\ndestination:/pub/chat\nreceipt:{key}\nmessage-key:{key}\n\n{{\"roomId\":\"brief\",\"message\":\"hello\"}}\0"
+        )
+    };
+    page.send(&send("first")).await;
+    let stored = page.frame().await;
+    assert_eq!(stored.command, Command::Receipt, "{stored:?}");
+    until("the brief room is still there", || async move {
+        !exists(server, "brief").await
+    })
+    .await;
+    // The same page, same node: the room is gone, and the SEND says so.
+    page.send(&send("second")).await;
+    let refused = page.frame().await;
+    assert_eq!(refused.command, Command::Error, "{refused:?}");
+    assert_eq!(refused.get("message"), Some("UNKNOWN_ROOM"), "{refused:?}");
+    assert!(
+        !exists(server, "brief").await,
+        "the SEND brought the room back"
+    );
+    running.stop().await;
+}

@@ -275,6 +275,74 @@ async fn above_the_pending_cap_connections_are_accepted_and_closed_until_the_hol
     server.stop().await;
 }
 
+/// A connection to `addr` from the loopback address `from` (Linux answers on all of 127/8).
+async fn connect_from(from: &str, addr: SocketAddr) -> TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .bind(format!("{from}:0").parse().expect("source address"))
+        .expect("bind the source address");
+    socket.connect(addr).await.expect("connect")
+}
+
+/// `GET /healthz` from the loopback address `from`: whether it was answered `200`.
+async fn healthz_from(from: &str, addr: SocketAddr, within: Duration) -> bool {
+    let attempt = async {
+        let mut stream = connect_from(from, addr).await;
+        stream
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            .await
+            .ok()?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.ok()?;
+        Some(answer.starts_with(b"HTTP/1.1 200"))
+    };
+    matches!(timeout(within, attempt).await, Ok(Some(true)))
+}
+
+#[tokio::test]
+async fn one_address_cannot_take_the_pending_cap_from_the_others() {
+    const SHARE: u32 = 4;
+    let mut config = config(Duration::from_secs(30), Duration::from_secs(30), 64);
+    config.max_pending_per_address = SHARE;
+    let server = TestServer::start_with(config).await;
+    let addr = server.addr;
+    let mut holders = Vec::new();
+    for _ in 0..SHARE {
+        holders.push(connect_from("127.0.0.2", addr).await);
+    }
+    // The greedy address's next connections are accepted and closed at once...
+    for n in 0..10 {
+        let mut late = connect_from("127.0.0.2", addr).await;
+        assert!(
+            closed_within(&mut late, Duration::from_secs(2))
+                .await
+                .is_some(),
+            "connection {n} above the address's share was left open"
+        );
+    }
+    assert!(
+        !healthz_from("127.0.0.2", addr, Duration::from_secs(1)).await,
+        "a connection above the address's share was served"
+    );
+    // ...while everyone else is served, and the holders stay open.
+    assert!(healthz_from("127.0.0.3", addr, Duration::from_secs(2)).await);
+    assert!(healthz(addr, Duration::from_secs(2)).await);
+    for holder in &mut holders {
+        assert_eq!(closed_within(holder, Duration::from_millis(10)).await, None);
+    }
+    // A holder that goes gives its place back.
+    holders.pop();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while !healthz_from("127.0.0.2", addr, Duration::from_millis(500)).await {
+        assert!(
+            Instant::now() < deadline,
+            "the address got no place back after a holder went"
+        );
+        sleep(Duration::from_millis(20)).await;
+    }
+    server.stop().await;
+}
+
 /// `rtchat-server` with an open-file limit of `open_files` (soft and hard), killed when
 /// dropped.
 struct LimitedServer {

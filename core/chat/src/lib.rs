@@ -36,6 +36,7 @@ pub mod hub;
 mod identity;
 mod ip;
 pub mod jobs;
+pub mod known_rooms;
 pub mod limits;
 pub mod metrics;
 pub mod model;
@@ -51,6 +52,7 @@ pub use hub::{ConnectionId, Hub};
 pub use identity::is_valid_name_tag;
 pub use ip::ip_prefix;
 pub use jobs::{ChannelStart, Job, JobDone, Since, replay_window};
+pub use known_rooms::{KNOWN_ROOM_TTL, KnownRooms};
 pub use limits::WindowLimiter;
 pub use metrics::{ErrorReason, Metrics, TransportKind};
 pub use model::{

@@ -7,6 +7,7 @@
 
 use crate::hub::{ConnectionId, Hub};
 use crate::ip::ip_prefix;
+use crate::known_rooms::KnownRooms;
 use crate::model::{Identity, LogEpoch, MessageKey, NewMessage, Room, RoomId};
 use crate::ports::{
     Appender, Broker, Clock, ConnectionSink, MessageStore, Presence, RoomStore, SessionKey,
@@ -16,11 +17,10 @@ use crate::private_room::PrivateRoomKey;
 use crate::validation;
 use rand_chacha::ChaCha12Rng;
 use rand_core::{RngCore, SeedableRng};
-use std::collections::HashSet;
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// Tunables of the chat, with the contract's defaults.
 #[derive(Clone)]
@@ -224,9 +224,8 @@ struct Inner {
     hub: Arc<Hub>,
     config: ChatConfig,
     rng: Mutex<ChaCha12Rng>,
-    /// Rooms seen to exist. Rooms are never deleted, so a hit is always right, and posting
-    /// to a known room costs no store round trip.
-    known_rooms: RwLock<HashSet<RoomId>>,
+    /// Rooms lately seen to exist, so posting to a known room costs no store round trip.
+    known_rooms: Arc<KnownRooms>,
     /// Random per start, so session keys of this run never collide with a previous run's
     /// in a shared presence store (the counter restarts at 1).
     boot_nonce: u32,
@@ -250,7 +249,7 @@ impl ChatService {
     /// store by whoever assembles the node: the driver's `ChatUseCases::new`, which also
     /// makes sure the lobby exists). `hub` is the node's local fan-out, the same one given to
     /// the broker adapter as its [`crate::ports::RoomEventSink`]. No room is known to exist
-    /// yet (see [`ChatService::remember_room`]).
+    /// yet (see [`ChatService::known_rooms`]).
     pub fn assemble(ports: Ports, hub: Arc<Hub>, config: ChatConfig, epoch: LogEpoch) -> Self {
         let mut rng = ChaCha12Rng::from_seed(stirred_seed(&config, ports.clock.as_ref()));
         let boot_nonce = rng.next_u32();
@@ -261,7 +260,7 @@ impl ChatService {
                 hub,
                 config,
                 rng: Mutex::new(rng),
-                known_rooms: RwLock::new(HashSet::new()),
+                known_rooms: Arc::new(KnownRooms::default()),
                 boot_nonce,
                 epoch,
                 next_connection: AtomicU64::new(1),
@@ -480,23 +479,10 @@ impl ChatService {
         &self.inner.config
     }
 
-    /// Whether `room` was seen to exist (rooms are never deleted, so a known room needs no
-    /// store lookup).
-    pub fn knows_room(&self, room: &RoomId) -> bool {
-        self.inner
-            .known_rooms
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .contains(room)
-    }
-
-    /// Records that `room` exists (see [`ChatService::knows_room`]).
-    pub fn remember_room(&self, room: &RoomId) {
-        self.inner
-            .known_rooms
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(room.clone());
+    /// The rooms this node lately saw to exist (the room sweeper and the room writers forget
+    /// the rooms they see removed).
+    pub fn known_rooms(&self) -> &Arc<KnownRooms> {
+        &self.inner.known_rooms
     }
 
     // ---- private ----
