@@ -5,10 +5,14 @@
 //!   resident memory (from `/proc/<pid>/status`) before and after: memory per idle connection.
 //! - `fanout`: S subscribers in one room, one publisher sending M messages; reports deliveries
 //!   per second and the server's CPU time per delivery (from `/proc/<pid>/stat`).
+//! - `latency`: S subscribers, one publisher at a fixed rate: delivery latency percentiles,
+//!   and the CPU per delivery of the server and of the load generator (see [`latency`]).
 //! - `store`: P publishers spread over R rooms, each with W SENDs in flight; reports stored
 //!   messages per second (a RECEIPT means stored), the room writers' group commit at work.
 //!
 //! Tokens are minted with the server's JWT secret (`--jwt-secret`), so no HTTP client is needed.
+
+mod latency;
 
 use bytes::Bytes;
 use clap::{Args, Parser as CliParser, Subcommand};
@@ -61,6 +65,23 @@ enum Measure {
         /// Publish through this URL instead of `--url` (another node of a cluster).
         #[arg(long)]
         publish_url: Option<String>,
+    },
+    /// Delivery latency at a fixed publishing rate (p50/p99/p99.9), with CPU per delivery.
+    Latency {
+        #[command(flatten)]
+        target: Target,
+        /// Subscribers in the room (at most 5,000).
+        #[arg(long, default_value_t = 100)]
+        subscribers: usize,
+        /// Messages per second (1 to 100,000).
+        #[arg(long, default_value_t = 200)]
+        rate: u32,
+        /// Seconds of counted sending (at most 300).
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Seconds of uncounted sending first.
+        #[arg(long, default_value_t = 1)]
+        warmup_seconds: u64,
     },
     /// Stored messages per second: publishers over rooms, receipts counted.
     Store {
@@ -157,6 +178,24 @@ async fn main() -> Result<(), String> {
                 subscribers.min(5_000),
                 messages.min(1_000_000),
                 window.max(1),
+            )
+            .await
+        }
+        Measure::Latency {
+            target,
+            subscribers,
+            rate,
+            seconds,
+            warmup_seconds,
+        } => {
+            latency::latency(
+                &target,
+                latency::LatencyRun {
+                    subscribers: subscribers.clamp(1, 5_000),
+                    rate: rate.clamp(1, 100_000),
+                    duration: Duration::from_secs(seconds.clamp(1, 300)),
+                    warmup: Duration::from_secs(warmup_seconds.min(60)),
+                },
             )
             .await
         }
