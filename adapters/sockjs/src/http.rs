@@ -129,13 +129,13 @@ impl SockJs {
         id: &str,
         kind: TransportKind,
         client: IpAddr,
-    ) -> Result<Arc<Session>, Response> {
+    ) -> Result<Arc<Session>, Box<Response>> {
         if let Some(session) = self.sessions.get(id) {
             return Ok(session);
         }
         if self.is_full() {
             tracing::warn!(%client, "connection limit reached: refusing a SockJS session");
-            return Err(full());
+            return Err(Box::new(full()));
         }
         let (session, made) = self
             .sessions
@@ -193,7 +193,7 @@ async fn xhr_polling(
     let client = client(&sockjs, peer, &headers);
     let session = match sockjs.session(&id, TransportKind::SockJsXhrPolling, client) {
         Ok(session) => session,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let polled = |frame: String| answer(StatusCode::OK, JAVASCRIPT, Wrapping::Newline.wrap(&frame));
     let Some(mut receiver) = session.attach() else {
@@ -269,7 +269,7 @@ fn streaming(
 ) -> Response {
     let session = match sockjs.session(id, kind, client) {
         Ok(session) => session,
-        Err(refused) => return refused,
+        Err(refused) => return *refused,
     };
     let content_type = match wrapping {
         Wrapping::Newline => JAVASCRIPT,
