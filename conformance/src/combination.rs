@@ -65,6 +65,7 @@ pub fn all() -> Vec<Box<dyn Combination>> {
         Box::new(InProcessSqlite),
         Box::new(WebSocket),
         Box::new(crate::webtransport::WebTransport),
+        Box::new(crate::sockjs::SockJsWebSocket),
     ];
     if let Some(services) = Services::find() {
         combinations.push(Box::new(Cluster { services }));
@@ -215,6 +216,15 @@ impl Combination for WebSocket {
     }
 
     async fn start(&self, config: &ServerConfig) -> Result<Box<dyn Node>, String> {
+        Ok(WebSocket::start_at(config).await?.0)
+    }
+}
+
+impl WebSocket {
+    /// Starts the real server on a free loopback port; returns it and its address.
+    pub(crate) async fn start_at(
+        config: &ServerConfig,
+    ) -> Result<(Box<dyn Node>, SocketAddr), String> {
         let mut config = config.clone();
         config.bind = SocketAddr::new(CLIENT_IP, 0);
         let server = Server::bind(&config)
@@ -231,11 +241,14 @@ impl Combination for WebSocket {
             },
             DRAIN,
         ));
-        Ok(Box::new(WebSocketNode {
+        Ok((
+            Box::new(WebSocketNode {
+                address,
+                stop,
+                server,
+            }),
             address,
-            stop,
-            server,
-        }))
+        ))
     }
 }
 

@@ -18,6 +18,7 @@
 pub mod combination;
 pub mod normalize;
 pub mod runner;
+pub mod sockjs;
 pub mod stream;
 pub mod tokens;
 pub mod transcript;

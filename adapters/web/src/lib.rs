@@ -1,7 +1,9 @@
 //! # rtchat-web
 //!
 //! The HTTP side of rtchat, on axum: the JSON API of the contract (every answer in the
-//! envelope), STOMP over WebSocket at `/ws` (run by [`rtchat_driver`]), and the embedded page.
+//! envelope), STOMP over WebSocket at `/ws` (run by [`rtchat_driver`]), SockJS at `/connect`
+//! ([`rtchat_sockjs`], with plain STOMP over WebSocket at `/connect/websocket` as Spring
+//! offers), and the embedded page.
 //! Build the [`Router`] with [`router`] and serve it with connect info
 //! (`into_make_service_with_connect_info::<SocketAddr>()`) so clients' addresses are known.
 
@@ -13,6 +15,7 @@ mod ws;
 
 pub use api::REFRESHES_PER_HOUR;
 pub use envelope::Envelope;
+pub use rtchat_sockjs::SockJsConfig;
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -42,6 +45,8 @@ pub struct WebConfig {
     /// Serve `GET /metrics` on this router (off when the metrics have a listener of their
     /// own, see [`metrics_router`]).
     pub serve_metrics: bool,
+    /// The SockJS endpoint (at its prefix, `/connect`).
+    pub sockjs: SockJsConfig,
 }
 
 impl Default for WebConfig {
@@ -57,6 +62,7 @@ impl Default for WebConfig {
             tokens_per_hour: 60,
             cors_origins: Vec::new(),
             serve_metrics: true,
+            sockjs: SockJsConfig::default(),
         }
     }
 }
@@ -130,11 +136,32 @@ pub fn metrics_router(service: ChatService) -> Router {
         .with_state(service)
 }
 
+/// SockJS at its prefix, on the same service, driver and connection count as `/ws`.
+fn sockjs_router(state: &AppState) -> Router {
+    let trust_forwarded_for = state.config.trust_forwarded_for;
+    let sockjs = rtchat_sockjs::SockJs::new(
+        state.service.clone(),
+        state.config.driver.clone(),
+        state.config.sockjs.clone(),
+        state.shutdown.clone(),
+        Arc::new(move |peer, headers: &axum::http::HeaderMap| {
+            client_addr::client_addr(peer, headers, trust_forwarded_for)
+        }),
+        state.config.max_connections,
+    );
+    rtchat_sockjs::router(sockjs)
+}
+
 fn routes(state: AppState) -> Router {
     let metrics = state
         .config
         .serve_metrics
         .then(|| metrics_router(state.service.clone()));
+    let sockjs = sockjs_router(&state);
+    let raw_websocket = format!(
+        "{}/websocket",
+        state.config.sockjs.prefix.trim_end_matches('/')
+    );
     let router = Router::new()
         .route("/", get(assets::index))
         .route("/assets/{file}", get(assets::asset))
@@ -146,8 +173,10 @@ fn routes(state: AppState) -> Router {
         .route("/rooms", get(api::list_rooms).post(api::create_room))
         .route("/chatroom/private", post(api::private_room))
         .route("/ws", get(ws::upgrade))
+        .route(&raw_websocket, get(ws::upgrade))
         .fallback(api::not_found)
-        .with_state(state);
+        .with_state(state)
+        .merge(sockjs);
     match metrics {
         Some(metrics) => router.merge(metrics),
         None => router,

@@ -28,7 +28,7 @@ use rtchat_postgres::PostgresStore;
 use rtchat_redis::{PresenceConfig, RedisBroker, RedisPresence, SweepListener, SweepOutcome};
 use rtchat_sqlite::SqliteStore;
 use rtchat_stomp::{HeartBeat, SessionConfig};
-use rtchat_web::{AppState, WebConfig};
+use rtchat_web::{AppState, SockJsConfig, WebConfig};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -180,6 +180,17 @@ pub struct ServerConfig {
     /// the public cannot reach).
     #[arg(long, env = "RTCHAT_METRICS_BIND")]
     pub metrics_bind: Option<SocketAddr>,
+    /// A SockJS session (at `/connect`) that no request receives for this long is ended and
+    /// its STOMP connection closed, e.g. `5s`.
+    #[arg(long, env = "RTCHAT_SOCKJS_DISCONNECT_DELAY", default_value = "5s", value_parser = parse_timeout)]
+    pub sockjs_disconnect_delay: Duration,
+    /// How often a quiet SockJS receiver gets a heartbeat frame, e.g. `25s`.
+    #[arg(long, env = "RTCHAT_SOCKJS_HEARTBEAT", default_value = "25s", value_parser = parse_timeout)]
+    pub sockjs_heartbeat: Duration,
+    /// Bytes one SockJS streaming answer (xhr-streaming, eventsource) carries before it ends
+    /// and the client opens the next, so browsers free what they hold.
+    #[arg(long, env = "RTCHAT_SOCKJS_STREAM_BYTES", default_value_t = 128 * 1024, value_parser = clap::value_parser!(u32).range(1..))]
+    pub sockjs_stream_bytes: u32,
     /// This node's name: the token issuer and the `server` of CONNECTED.
     #[arg(long, env = "RTCHAT_NODE_NAME", default_value = "rtchat")]
     pub node_name: String,
@@ -415,8 +426,21 @@ pub async fn assemble(config: &ServerConfig) -> Result<Node, StartError> {
         );
     }
     let max_connections = caps.websockets;
+    let max_ws_message_bytes = driver.session.limits.max_frame_bytes * 2;
+    let sockjs = SockJsConfig {
+        heartbeat: config.sockjs_heartbeat,
+        disconnect_delay: config.sockjs_disconnect_delay,
+        stream_bytes: config.sockjs_stream_bytes as usize,
+        // A streaming answer must end before the idle timeout would cut it off.
+        max_response_time: (config.idle_timeout * 3 / 4).min(Duration::from_secs(45)),
+        // JSON escaping grows a STOMP frame (a NUL becomes six bytes).
+        max_send_bytes: max_ws_message_bytes * 2,
+        max_buffered_bytes: (max_ws_message_bytes * 2).max(256 * 1024),
+        ..SockJsConfig::default()
+    };
     let web = WebConfig {
-        max_ws_message_bytes: driver.session.limits.max_frame_bytes * 2,
+        max_ws_message_bytes,
+        sockjs,
         driver,
         trust_forwarded_for: config.trust_forwarded_for,
         max_connections,

@@ -28,13 +28,25 @@ pub enum TransportKind {
     WebTransport,
     /// The in-process pair tests and the conformance suite use.
     Memory,
+    /// SockJS's `websocket` transport (`/connect/{server}/{session}/websocket`).
+    SockJsWebSocket,
+    /// SockJS's `xhr_streaming` transport.
+    SockJsXhrStreaming,
+    /// SockJS's `xhr` polling transport.
+    SockJsXhrPolling,
+    /// SockJS's `eventsource` transport.
+    SockJsEventSource,
 }
 
 impl TransportKind {
-    const ALL: [TransportKind; 3] = [
+    const ALL: [TransportKind; 7] = [
         TransportKind::WebSocket,
         TransportKind::WebTransport,
         TransportKind::Memory,
+        TransportKind::SockJsWebSocket,
+        TransportKind::SockJsXhrStreaming,
+        TransportKind::SockJsXhrPolling,
+        TransportKind::SockJsEventSource,
     ];
 
     /// The label value.
@@ -43,6 +55,10 @@ impl TransportKind {
             TransportKind::WebSocket => "websocket",
             TransportKind::WebTransport => "webtransport",
             TransportKind::Memory => "memory",
+            TransportKind::SockJsWebSocket => "sockjs-websocket",
+            TransportKind::SockJsXhrStreaming => "sockjs-xhr-streaming",
+            TransportKind::SockJsXhrPolling => "sockjs-xhr-polling",
+            TransportKind::SockJsEventSource => "sockjs-eventsource",
         }
     }
 
@@ -150,7 +166,7 @@ type Sampled = Arc<AtomicU64>;
 
 /// What `/metrics` exports. One per node, held by its [`crate::Hub`].
 pub struct Metrics {
-    connections: [Gauge; 3],
+    connections: [Gauge; TransportKind::ALL.len()],
     sends_stored: Counter,
     sends_duplicate: Counter,
     sends_refused: [Counter; CHAT_ERROR_CODES.len()],
