@@ -1,7 +1,8 @@
 //! # rtchat-web
 //!
 //! The HTTP side of rtchat, on axum: the JSON API of the contract (every answer in the
-//! envelope), STOMP over WebSocket at `/ws` (run by [`rtchat_driver`]), and the embedded page.
+//! envelope), STOMP over WebSocket at `/ws` (run by [`rtchat_driver`]), the embedded page, and
+//! `GET /webtransport` (where a node's WebTransport endpoint is, see [`AppState::with_webtransport`]).
 //! Build the [`Router`] with [`router`] and serve it with connect info
 //! (`into_make_service_with_connect_info::<SocketAddr>()`) so clients' addresses are known.
 
@@ -9,10 +10,12 @@ mod api;
 mod assets;
 mod client_addr;
 mod envelope;
+mod webtransport;
 mod ws;
 
 pub use api::REFRESHES_PER_HOUR;
 pub use envelope::Envelope;
+pub use webtransport::{WebTransportOffer, WebTransportOffers};
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -68,6 +71,8 @@ pub struct AppState {
     config: Arc<WebConfig>,
     shutdown: Shutdown,
     limits: Arc<api::AbuseLimits>,
+    /// What `GET /webtransport` tells; `None` when WebTransport is off.
+    webtransport: Option<WebTransportOffers>,
 }
 
 impl AppState {
@@ -79,7 +84,14 @@ impl AppState {
             config: Arc::new(config),
             shutdown,
             limits,
+            webtransport: None,
         }
+    }
+
+    /// Answers `GET /webtransport` from `offers` (a node that also serves WebTransport).
+    pub fn with_webtransport(mut self, offers: WebTransportOffers) -> Self {
+        self.webtransport = Some(offers);
+        self
     }
 }
 
@@ -146,6 +158,7 @@ fn routes(state: AppState) -> Router {
         .route("/rooms", get(api::list_rooms).post(api::create_room))
         .route("/chatroom/private", post(api::private_room))
         .route("/ws", get(ws::upgrade))
+        .route("/webtransport", get(webtransport::offer))
         .fallback(api::not_found)
         .with_state(state);
     match metrics {
