@@ -594,25 +594,28 @@
   }
 
   function showTransport() {
-    var name = transport.kind === 'webtransport' ? 'WebTransport' : transport.kind === 'websocket' ? 'WebSocket' : '–';
+    var name = transport.kind === 'webtransport' ? 'WT' : transport.kind === 'websocket' ? 'WS' : '–';
     var text = name + (transport.rtt !== null ? ' · ' + Math.round(transport.rtt) + ' ms' : '');
     el.transport.textContent = text;
     el.transport.setAttribute('data-kind', transport.kind || '');
-    el.transport.title = 'Transport in use' + (transport.rtt !== null ? ', last receipt round trip ' + transport.rtt.toFixed(1) + ' ms' : '') +
+    el.transport.title = (transport.kind === 'webtransport' ? 'WebTransport' : 'WebSocket') + (transport.rtt !== null ? ', last receipt round trip ' + transport.rtt.toFixed(1) + ' ms' : '') +
       (transport.note ? ' (WebTransport not used: ' + transport.note + ')' : '');
   }
 
-  // A receipt's round trip: UNSUBSCRIBE of an id never subscribed is answered with a
-  // RECEIPT and nothing else (docs/protocol.md).
+  // A receipt's round trip: a SUBSCRIBE with a receipt to the entry count (a session is
+  // counted once however many subscriptions it has), dropped as soon as it is answered.
   function probeRtt() {
     if (!client || !client.connected) return;
+    var probe = client;
     var id = 'rtt-' + (++rttProbe);
     var sentAt = performance.now();
-    client.watchForReceipt(id, function () {
+    var subscription = null;
+    probe.watchForReceipt(id, function () {
       transport.rtt = performance.now() - sentAt;
       showTransport();
+      if (subscription && probe.connected) subscription.unsubscribe();
     });
-    client.unsubscribe('rtt-probe', { receipt: id });
+    subscription = probe.subscribe('/sub/channel/entry', function () {}, { id: id, receipt: id });
   }
 
   function startRttProbes() {

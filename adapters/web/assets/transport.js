@@ -17,8 +17,6 @@
   'use strict';
 
   var CONNECTING = 0, OPEN = 1, CLOSING = 2, CLOSED = 3;
-  // How long a closing socket waits for the server to end the session before ending it itself.
-  var CLOSE_WAIT_MS = 3000;
 
   function base64ToBytes(text) {
     var raw = atob(text);
@@ -115,18 +113,18 @@
     this._writer.write(bytes).catch(function () { /* `closed` reports the failure */ });
   };
 
-  /** Finishes the STOMP stream; the server then ends the session (CLOSE_WEBTRANSPORT_SESSION). */
+  /**
+   * Ends the session with CLOSE_WEBTRANSPORT_SESSION (code 0) from this side: stompjs closes
+   * the socket once DISCONNECT's RECEIPT is in, so nothing is left to read. (Chromium 156
+   * reports a session the server ends with its own CLOSE_WEBTRANSPORT_SESSION as "Connection
+   * lost": see docs/protocol.md.)
+   */
   WtSocket.prototype.close = function () {
-    var self = this;
-    if (self.readyState === CLOSING || self.readyState === CLOSED) return;
-    var wasOpen = self.readyState === OPEN;
-    self.readyState = CLOSING;
-    if (wasOpen && self._writer) self._writer.close().catch(function () {});
-    setTimeout(function () {
-      if (self.readyState !== CLOSED && self._wt) {
-        try { self._wt.close({ closeCode: 0, reason: 'client closing' }); } catch (e) { /* gone */ }
-      }
-    }, wasOpen ? CLOSE_WAIT_MS : 0);
+    if (this.readyState === CLOSING || this.readyState === CLOSED) return;
+    this.readyState = CLOSING;
+    if (this._wt) {
+      try { this._wt.close({ closeCode: 0, reason: 'client closing' }); } catch (e) { /* gone */ }
+    }
   };
 
   /**
@@ -149,6 +147,10 @@
         return ws;
       }
       offer = env.response;
+      if (!offer) {
+        ws.note = 'the server does not offer WebTransport';
+        return ws;
+      }
     } catch (e) {
       ws.note = 'cannot read /webtransport: ' + e.message;
       return ws;

@@ -4,7 +4,7 @@
 use crate::AppState;
 use crate::envelope::Envelope;
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use base64::Engine as _;
 use serde::Serialize;
 use std::net::IpAddr;
@@ -49,11 +49,9 @@ struct Hash {
 /// `GET /webtransport`.
 pub(crate) async fn offer(State(state): State<AppState>, headers: HeaderMap) -> Envelope {
     let Some(offers) = &state.webtransport else {
-        return Envelope::error(
-            StatusCode::NOT_FOUND,
-            "WEBTRANSPORT_OFF",
-            "this server does not serve WebTransport (start it with --webtransport)",
-        );
+        // A success with no offer, not a 404: a page asks on every start, and a browser
+        // reports every 404 as an error in its console.
+        return Envelope::ok("WEBTRANSPORT_OFF", serde_json::Value::Null);
     };
     let offer = offers();
     let host = match offer.ip {

@@ -178,7 +178,7 @@ async fn open_link(api: &Api, args: &Args, pins: Vec<CertificateHash>) -> Result
 /// The URL and hashes of `GET /webtransport`.
 async fn webtransport_offer(api: &Api) -> Result<(String, Vec<CertificateHash>), CliError> {
     let answer = api.get("/webtransport", None).await?;
-    if answer.status == 404 {
+    if answer.kind() == "WEBTRANSPORT_OFF" || answer.status == 404 {
         return Err(CliError::NoWebTransport);
     }
     let bad = |what: &str| CliError::BadAnswer {

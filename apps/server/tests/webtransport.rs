@@ -70,11 +70,12 @@ async fn the_offer_names_the_endpoint_and_one_pinnable_hash() {
 }
 
 #[tokio::test]
-async fn without_the_flag_the_offer_is_a_404() {
+async fn without_the_flag_there_is_no_offer() {
     let server = TestServer::start().await;
     let response = server.get("/webtransport").await;
-    assert_eq!(response.status, 404);
-    assert_eq!(response.body["success"], false);
+    assert_eq!(response.status, 200);
+    assert_eq!(response.body["success"], true);
+    assert_eq!(response.body["response"], Value::Null);
     assert_eq!(response.body["type"], "WEBTRANSPORT_OFF");
     assert_eq!(server.wt_addr, None);
     server.stop().await;
