@@ -6,14 +6,11 @@ use crate::combination::{Client, Combination, Node};
 use async_trait::async_trait;
 use rtchat_driver::Shutdown;
 use rtchat_server::{ServerConfig, assemble};
-use rtchat_webtransport::{
-    DEFAULT_PATH, Sha256Digest, WebTransportConfig, WebTransportServer, self_signed_identity,
-};
+use rtchat_webtransport::client::{ClientStream, connect};
+use rtchat_webtransport::{CertificateHash, DEFAULT_PATH, WebTransportConfig, WebTransportServer};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
 use tokio::task::JoinHandle;
-use wtransport::endpoint::endpoint_side;
-use wtransport::{ClientConfig, Connection, Endpoint, RecvStream, SendStream, VarInt};
 
 /// How long a node may take to finish its sessions when a transcript is over.
 const DRAIN: Duration = Duration::from_secs(2);
@@ -26,7 +23,7 @@ pub struct WebTransport;
 
 struct WebTransportNode {
     address: SocketAddr,
-    hash: Sha256Digest,
+    hashes: Vec<CertificateHash>,
     shutdown: Shutdown,
     server: JoinHandle<()>,
 }
@@ -41,25 +38,19 @@ impl Combination for WebTransport {
         let node = assemble(config)
             .await
             .map_err(|error| format!("cannot assemble the node: {error}"))?;
-        let identity = self_signed_identity(&[]).map_err(|error| error.to_string())?;
-        let mut wt_config = WebTransportConfig::new(
-            SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0),
-            identity,
-        );
+        let mut wt_config =
+            WebTransportConfig::new(SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), 0));
         wt_config.drain = DRAIN;
         let server = WebTransportServer::bind(wt_config).map_err(|error| error.to_string())?;
         let address = server
             .local_addr()
             .map_err(|error| format!("no local address: {error}"))?;
-        let hash = server
-            .certificate_hash()
-            .cloned()
-            .ok_or("the identity has no certificate")?;
+        let hashes = server.offer().borrow().hashes.clone();
         let shutdown = Shutdown::new();
         let server = tokio::spawn(server.serve(node.service, node.web.driver, shutdown.clone()));
         Ok(Box::new(WebTransportNode {
             address,
-            hash,
+            hashes,
             shutdown,
             server,
         }))
@@ -69,69 +60,38 @@ impl Combination for WebTransport {
 #[async_trait]
 impl Node for WebTransportNode {
     async fn connect(&mut self) -> Result<Box<dyn Client>, String> {
-        let config = ClientConfig::builder()
-            .with_bind_default()
-            .with_server_certificate_hashes([self.hash.clone()])
-            .build();
-        let endpoint =
-            Endpoint::client(config).map_err(|error| format!("no client endpoint: {error}"))?;
         let url = format!("https://{}{DEFAULT_PATH}", self.address);
-        let opening = async {
-            let connection = endpoint
-                .connect(url)
-                .await
-                .map_err(|error| format!("the WebTransport session failed: {error}"))?;
-            let (send, recv) = connection
-                .open_bi()
-                .await
-                .map_err(|error| format!("cannot open the STOMP stream: {error}"))?
-                .await
-                .map_err(|error| format!("cannot open the STOMP stream: {error}"))?;
-            Ok::<_, String>((connection, send, recv))
-        };
-        let (connection, send, recv) = tokio::time::timeout(HANDSHAKE, opening)
+        let stream = tokio::time::timeout(HANDSHAKE, connect(&url, &self.hashes))
             .await
-            .map_err(|_| "the WebTransport handshake timed out".to_owned())??;
+            .map_err(|_| "the WebTransport handshake timed out".to_owned())?
+            .map_err(|error| error.to_string())?;
         Ok(Box::new(WebTransportClient {
-            session: Some(Session {
-                _endpoint: endpoint,
-                connection,
-                send,
-                recv,
-            }),
+            stream: Some(stream),
         }))
     }
 
     async fn stop(self: Box<Self>) {
         self.shutdown.trigger();
         let mut server = self.server;
-        if tokio::time::timeout(DRAIN * 2, &mut server).await.is_err() {
+        if tokio::time::timeout(DRAIN * 3, &mut server).await.is_err() {
             server.abort();
         }
     }
 }
 
-struct Session {
-    /// Kept so the client's UDP socket lives as long as the session.
-    _endpoint: Endpoint<endpoint_side::Client>,
-    connection: Connection,
-    send: SendStream,
-    recv: RecvStream,
-}
-
 struct WebTransportClient {
     /// `None` once closed.
-    session: Option<Session>,
+    stream: Option<ClientStream>,
 }
 
 #[async_trait]
 impl Client for WebTransportClient {
     async fn send(&mut self, bytes: Vec<u8>) -> Result<(), String> {
-        let session = self
-            .session
+        let stream = self
+            .stream
             .as_mut()
             .ok_or("the client already closed its connection")?;
-        session
+        stream
             .send
             .write_all(&bytes)
             .await
@@ -139,23 +99,18 @@ impl Client for WebTransportClient {
     }
 
     async fn recv(&mut self) -> Option<Vec<u8>> {
-        let session = self.session.as_mut()?;
+        let stream = self.stream.as_mut()?;
         // quinn documents `read_chunk` as cancel-safe: a timed-out call loses no bytes.
-        match session
-            .recv
-            .quic_stream_mut()
-            .read_chunk(64 * 1024, true)
-            .await
-        {
+        match stream.recv.read_chunk(64 * 1024, true).await {
             Ok(Some(chunk)) => Some(chunk.bytes.to_vec()),
             Ok(None) | Err(_) => None,
         }
     }
 
     async fn close(&mut self) {
-        if let Some(mut session) = self.session.take() {
-            let _ = session.send.finish().await;
-            session.connection.close(VarInt::from_u32(0), b"");
+        if let Some(mut stream) = self.stream.take() {
+            let _ = stream.send.finish();
+            stream.session.close(0, b"");
         }
     }
 }

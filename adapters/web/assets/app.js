@@ -7,7 +7,8 @@
  * `npm install --prefix e2e/browser`, copy the bundle again and update this line.
  *
  * Contract (docs/protocol.md): HTTP answers are envelopes
- * {success, response, error: {message}|null, type}; STOMP over WebSocket at /ws.
+ * {success, response, error: {message}|null, type}; STOMP over WebSocket at /ws, or over
+ * WebTransport where GET /webtransport says (transport.js: the transport switch).
  * Message text is only ever put in the DOM through textContent.
  */
 (function () {
@@ -40,7 +41,9 @@
     newRoom: $('new-room'),
     newRoomForm: $('new-room-form'),
     newRoomName: $('new-room-name'),
-    newRoomCancel: $('new-room-cancel')
+    newRoomCancel: $('new-room-cancel'),
+    transport: $('transport'),
+    transportSelect: $('transport-select')
   };
 
   // ---- state ---------------------------------------------------------------
@@ -63,6 +66,12 @@
   var refreshTimer = null;       // when the token is refreshed next
   var refreshRetry = 0;          // failed refreshes in a row (for the back-off)
   var unseenFrom = null;         // name in the "new message" alert
+  var TRANSPORT_KEY = 'rtchat.transport';
+  var transportSetting = readTransportSetting(); // "auto" | "websocket" | "webtransport"
+  var transport = { kind: null, rtt: null, lastClose: null, note: '' };
+  var wtUnreachable = false;     // "auto" gave up on WebTransport (it never opened)
+  var rttTimer = null;
+  var rttProbe = 0;
 
   function readRoomFromUrl() {
     var r = new URLSearchParams(location.search).get('room');
@@ -572,10 +581,76 @@
     });
   }
 
+  // ---- transport: WebSocket or WebTransport, and the round trip -----------------
+  function readTransportSetting() {
+    var valid = ['auto', 'websocket', 'webtransport'];
+    var fromUrl = new URLSearchParams(location.search).get('transport');
+    if (valid.indexOf(fromUrl) >= 0) return fromUrl;
+    try {
+      var kept = localStorage.getItem(TRANSPORT_KEY);
+      if (valid.indexOf(kept) >= 0) return kept;
+    } catch (e) { /* storage off */ }
+    return 'auto';
+  }
+
+  function showTransport() {
+    var name = transport.kind === 'webtransport' ? 'WT' : transport.kind === 'websocket' ? 'WS' : '–';
+    var text = name + (transport.rtt !== null ? ' · ' + Math.round(transport.rtt) + ' ms' : '');
+    el.transport.textContent = text;
+    el.transport.setAttribute('data-kind', transport.kind || '');
+    el.transport.title = (transport.kind === 'webtransport' ? 'WebTransport' : 'WebSocket') + (transport.rtt !== null ? ', last receipt round trip ' + transport.rtt.toFixed(1) + ' ms' : '') +
+      (transport.note ? ' (WebTransport not used: ' + transport.note + ')' : '');
+  }
+
+  // A receipt's round trip: a SUBSCRIBE with a receipt to the entry count (a session is
+  // counted once however many subscriptions it has), dropped as soon as it is answered.
+  function probeRtt() {
+    if (!client || !client.connected) return;
+    var probe = client;
+    var id = 'rtt-' + (++rttProbe);
+    var sentAt = performance.now();
+    var subscription = null;
+    probe.watchForReceipt(id, function () {
+      transport.rtt = performance.now() - sentAt;
+      showTransport();
+      if (subscription && probe.connected) subscription.unsubscribe();
+    });
+    subscription = probe.subscribe('/sub/channel/entry', function () {}, { id: id, receipt: id });
+  }
+
+  function startRttProbes() {
+    clearInterval(rttTimer);
+    probeRtt();
+    rttTimer = setInterval(probeRtt, 5000);
+  }
+
+  var chosen = null; // the transport the (re)connect under way uses
+
+  function socketFor(choice) {
+    if (choice.kind === 'webtransport') {
+      var socket = new RtchatTransport.WtSocket(choice.url, choice.hashes, function (info) {
+        transport.lastClose = info;
+        if (!socket.opened && transportSetting === 'auto') wtUnreachable = true;
+      });
+      return socket;
+    }
+    return new WebSocket(choice.url, ['v12.stomp', 'v11.stomp', 'v10.stomp']);
+  }
+
+  el.transportSelect.value = transportSetting;
+  el.transportSelect.addEventListener('change', async function () {
+    transportSetting = el.transportSelect.value;
+    wtUnreachable = false;
+    try { localStorage.setItem(TRANSPORT_KEY, transportSetting); } catch (e) { /* storage off */ }
+    if (client) await client.deactivate();
+    connect();
+  });
+
   function connect() {
     var proto = location.protocol === 'https:' ? 'wss://' : 'ws://';
+    var wsUrl = proto + location.host + '/ws';
     client = new StompJs.Client({
-      brokerURL: proto + location.host + '/ws',
+      webSocketFactory: function () { return socketFor(chosen); },
       connectHeaders: { Authorization: 'Bearer ' + token },
       reconnectDelay: 1000,
       maxReconnectDelay: 15000,
@@ -589,6 +664,15 @@
         }
         connectingWith = token;
         c.connectHeaders = { Authorization: 'Bearer ' + token };
+        var setting = transportSetting === 'auto' && wtUnreachable ? 'websocket' : transportSetting;
+        chosen = await RtchatTransport.choose(setting, wsUrl);
+        transport.kind = chosen.kind;
+        transport.rtt = null;
+        transport.note = chosen.note;
+        if (transportSetting === 'webtransport' && chosen.kind !== 'webtransport') {
+          toast('WebTransport is not available (' + chosen.note + '): using WebSocket', 'error');
+        }
+        showTransport();
       },
       onConnect: function (frame) {
         var first = !everConnected;
@@ -600,6 +684,7 @@
         if (epoch) knownEpoch = epoch;
         if (newLog) resetRoomView();
         setStatus('connected', 'live');
+        startRttProbes();
         sessionExp = claimSeconds(connectingWith, 'exp');
         subscribeAll(client);
         // Refreshed while connecting: the session runs on the older token.
@@ -617,6 +702,7 @@
         if (!/token|auth/i.test(msg + ' ' + frame.body)) toast('Server: ' + msg, 'error');
       },
       onWebSocketClose: function () {
+        clearInterval(rttTimer);
         if (client && client.active) setStatus('reconnecting', 'reconnecting…');
         else setStatus('offline', 'offline');
         // A socket that closes before CONNECTED may be a rejected token too.
@@ -737,7 +823,12 @@
     get roomId() { return roomId; },
     get unacked() { return unacked.size; },
     get epoch() { return knownEpoch; },
-    get me() { return { randId: me.randId, sub: me.sub }; }
+    get me() { return { randId: me.randId, sub: me.sub }; },
+    get transport() {
+      return { kind: transport.kind, rtt: transport.rtt, lastClose: transport.lastClose, note: transport.note, setting: transportSetting };
+    },
+    /** Leaves: DISCONNECT (with its receipt) and the transport's close; resolves when closed. */
+    disconnect: function () { return client ? client.deactivate() : Promise.resolve(); }
   };
 
   start();

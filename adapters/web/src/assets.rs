@@ -8,11 +8,13 @@ const INDEX_HTML: &str = include_str!("../assets/index.html");
 const APP_JS: &str = include_str!("../assets/app.js");
 const STYLE_CSS: &str = include_str!("../assets/style.css");
 const STOMP_JS: &str = include_str!("../assets/stomp.umd.min.js");
+const TRANSPORT_JS: &str = include_str!("../assets/transport.js");
 
-/// Scripts and connections only from this origin: a message that slipped into the DOM as
-/// HTML still could not run script.
+/// Scripts only from this origin: a message that slipped into the DOM as HTML still could not
+/// run script. Connections: this origin, WebSockets, and `https:` for WebTransport (its
+/// endpoint is another port, and CSP's `connect-src` governs WebTransport too).
 const CONTENT_SECURITY_POLICY: &str = "default-src 'self'; script-src 'self'; style-src 'self'; \
-     img-src 'self' data:; connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
+     img-src 'self' data:; connect-src 'self' ws: wss: https:; object-src 'none'; base-uri 'none'; frame-ancestors 'none'";
 
 fn respond(body: &'static str, content_type: &'static str) -> Response {
     (
@@ -44,6 +46,7 @@ pub async fn asset(Path(file): Path<String>) -> Response {
         "app.js" => respond(APP_JS, "text/javascript; charset=utf-8"),
         "style.css" => respond(STYLE_CSS, "text/css; charset=utf-8"),
         "stomp.umd.min.js" => respond(STOMP_JS, "text/javascript; charset=utf-8"),
+        "transport.js" => respond(TRANSPORT_JS, "text/javascript; charset=utf-8"),
         _ => crate::envelope::Envelope::error(StatusCode::NOT_FOUND, "NOT_FOUND", "no such asset")
             .into_response(),
     }

@@ -3,7 +3,8 @@
 //! The HTTP side of rtchat, on axum: the JSON API of the contract (every answer in the
 //! envelope), STOMP over WebSocket at `/ws` (run by [`rtchat_driver`]), SockJS at `/connect`
 //! ([`rtchat_sockjs`], with plain STOMP over WebSocket at `/connect/websocket` as Spring
-//! offers), and the embedded page.
+//! offers), the embedded page, and `GET /webtransport` (where a node's WebTransport endpoint
+//! is, see [`AppState::with_webtransport`]).
 //! Build the [`Router`] with [`router`] and serve it with connect info
 //! (`into_make_service_with_connect_info::<SocketAddr>()`) so clients' addresses are known.
 
@@ -11,11 +12,13 @@ mod api;
 mod assets;
 mod client_addr;
 mod envelope;
+mod webtransport;
 mod ws;
 
 pub use api::REFRESHES_PER_HOUR;
 pub use envelope::Envelope;
 pub use rtchat_sockjs::SockJsConfig;
+pub use webtransport::{WebTransportOffer, WebTransportOffers};
 
 use axum::Router;
 use axum::routing::{get, post};
@@ -74,6 +77,8 @@ pub struct AppState {
     config: Arc<WebConfig>,
     shutdown: Shutdown,
     limits: Arc<api::AbuseLimits>,
+    /// What `GET /webtransport` tells; `None` when WebTransport is off.
+    webtransport: Option<WebTransportOffers>,
 }
 
 impl AppState {
@@ -85,7 +90,14 @@ impl AppState {
             config: Arc::new(config),
             shutdown,
             limits,
+            webtransport: None,
         }
+    }
+
+    /// Answers `GET /webtransport` from `offers` (a node that also serves WebTransport).
+    pub fn with_webtransport(mut self, offers: WebTransportOffers) -> Self {
+        self.webtransport = Some(offers);
+        self
     }
 }
 
@@ -174,6 +186,7 @@ fn routes(state: AppState) -> Router {
         .route("/chatroom/private", post(api::private_room))
         .route("/ws", get(ws::upgrade))
         .route(&raw_websocket, get(ws::upgrade))
+        .route("/webtransport", get(webtransport::offer))
         .fallback(api::not_found)
         .with_state(state)
         .merge(sockjs);

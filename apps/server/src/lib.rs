@@ -1,7 +1,8 @@
 //! # rtchat-server
 //!
 //! Assembles a node from adapters chosen by flags and environment ([`ServerConfig`]) and
-//! serves the page, the HTTP API and STOMP over WebSocket. The default is embedded: memory
+//! serves the page, the HTTP API and STOMP over WebSocket (and over WebTransport with
+//! `--webtransport`). The default is embedded: memory
 //! store and in-process broker, so it runs with no services. The binary is a thin `main`
 //! around [`Server::bind`] and [`Server::run`]; tests and the conformance suite use the same
 //! two calls.
@@ -10,6 +11,7 @@ pub mod accept;
 pub mod data_dir;
 pub mod http_deadlines;
 pub mod open_files;
+mod webtransport;
 
 use accept::HttpLimits;
 use clap::{Parser, ValueEnum};
@@ -194,6 +196,25 @@ pub struct ServerConfig {
     /// This node's name: the token issuer and the `server` of CONNECTED.
     #[arg(long, env = "RTCHAT_NODE_NAME", default_value = "rtchat")]
     pub node_name: String,
+    /// Also serve STOMP over WebTransport on this UDP address (path `/stomp`), on the same
+    /// node; `GET /webtransport` tells clients the URL and the certificate hashes to pin.
+    #[arg(long, env = "RTCHAT_WEBTRANSPORT")]
+    pub webtransport: Option<SocketAddr>,
+    /// WebTransport certificate chain (PEM) instead of a self-signed one made at start and
+    /// rotated; needs `--wt-key`.
+    #[arg(long, env = "RTCHAT_WT_CERT", requires = "wt_key")]
+    pub wt_cert: Option<std::path::PathBuf>,
+    /// The private key (PEM) of `--wt-cert`.
+    #[arg(long, env = "RTCHAT_WT_KEY", requires = "wt_cert")]
+    pub wt_key: Option<std::path::PathBuf>,
+    /// Extra host name or address for the self-signed WebTransport certificate (besides
+    /// localhost, 127.0.0.1 and ::1); repeatable (comma-separated in the variable).
+    #[arg(
+        long = "wt-cert-name",
+        env = "RTCHAT_WT_CERT_NAMES",
+        value_delimiter = ','
+    )]
+    pub wt_cert_names: Vec<String>,
 }
 
 /// `ID` or `ID=NAME` (the name defaults to the id).
@@ -286,6 +307,8 @@ pub enum StartError {
     Assemble(rtchat_core::ChatError),
     /// A store or broker is misconfigured or unreachable.
     Backend(String),
+    /// The WebTransport endpoint could not start.
+    WebTransport(rtchat_webtransport::WebTransportError),
 }
 
 impl std::fmt::Display for StartError {
@@ -294,6 +317,7 @@ impl std::fmt::Display for StartError {
             StartError::Bind(error) => write!(f, "cannot listen: {error}"),
             StartError::Assemble(error) => write!(f, "cannot start the chat: {error}"),
             StartError::Backend(error) => write!(f, "{error}"),
+            StartError::WebTransport(error) => write!(f, "cannot serve WebTransport: {error}"),
         }
     }
 }
@@ -640,6 +664,8 @@ pub struct Server {
     metrics_listener: Option<TcpListener>,
     node: Node,
     shutdown: Shutdown,
+    /// `--webtransport`'s endpoint.
+    webtransport: Option<webtransport::Bound>,
 }
 
 impl Server {
@@ -653,11 +679,13 @@ impl Server {
             Some(address) => Some(TcpListener::bind(address).await.map_err(StartError::Bind)?),
             None => None,
         };
+        let webtransport = webtransport::bind(config, &node)?;
         Ok(Server {
             listener,
             metrics_listener,
             node,
             shutdown: Shutdown::new(),
+            webtransport,
         })
     }
 
@@ -673,24 +701,35 @@ impl Server {
             .and_then(|listener| listener.local_addr().ok())
     }
 
+    /// The UDP address `--webtransport` bound, when given.
+    pub fn webtransport_addr(&self) -> Option<SocketAddr> {
+        self.webtransport
+            .as_ref()
+            .map(webtransport::Bound::local_addr)
+    }
+
     /// The assembled chat service (tests use it to look inside).
     pub fn service(&self) -> &ChatService {
         &self.node.service
     }
 
     /// Serves until `stop` resolves, then stops accepting, closes every WebSocket with "going
-    /// away", lets connections not yet upgraded finish their request, and waits (at most
+    /// away" (and every WebTransport session with "server shutting down"), lets connections not yet upgraded finish their request, and waits (at most
     /// `drain`) for all of them to finish.
     pub async fn run(
         self,
         stop: impl Future<Output = ()> + Send + 'static,
         drain: Duration,
     ) -> std::io::Result<()> {
-        let state = AppState::new(
+        let mut state = AppState::new(
             self.node.service.clone(),
             self.node.web.clone(),
             self.shutdown.clone(),
         );
+        if let Some(bound) = &self.webtransport {
+            state = state.with_webtransport(bound.offers());
+        }
+        let webtransport = self.webtransport.map(|bound| bound.serve(&self.node));
         let router = rtchat_web::router(state);
         if let Some(listener) = self.metrics_listener {
             let mut stop = self.shutdown.signal();
@@ -706,8 +745,16 @@ impl Server {
         }
         let pending = accept::serve(self.listener, router, self.node.http, stop).await;
         self.shutdown.trigger();
+        if let Some(webtransport) = &webtransport {
+            webtransport.trigger();
+        }
         let drained = async {
-            tokio::join!(pending.close(), self.shutdown.wait_idle());
+            let webtransport = async {
+                if let Some(webtransport) = webtransport {
+                    webtransport.finished().await;
+                }
+            };
+            tokio::join!(pending.close(), self.shutdown.wait_idle(), webtransport);
         };
         if tokio::time::timeout(drain, drained).await.is_err() {
             tracing::warn!(

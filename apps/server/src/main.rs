@@ -21,6 +21,10 @@ async fn main() -> ExitCode {
         Ok(addr) => println!("rtchat listening on http://{addr}/"),
         Err(error) => tracing::warn!(%error, "cannot read the bound address"),
     }
+    if let Some(addr) = server.webtransport_addr() {
+        // Clients take the URL and the certificate hashes from GET /webtransport.
+        println!("rtchat WebTransport on https://{addr}/stomp (hashes: GET /webtransport)");
+    }
     tracing::info!(store = ?config.store, broker = ?config.broker, heart_beat = ?config.heart_beat, "serving");
     // Connections drain their SENDs for up to --drain-seconds, then write their goodbyes.
     let drain = Duration::from_secs(config.drain_seconds.saturating_add(5));

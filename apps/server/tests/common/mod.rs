@@ -24,6 +24,8 @@ pub struct TestServer {
     pub addr: SocketAddr,
     /// `--metrics-bind`'s address, when the config had one.
     pub metrics_addr: Option<SocketAddr>,
+    /// `--webtransport`'s UDP address, when the config had one.
+    pub wt_addr: Option<SocketAddr>,
     pub service: rtchat_core::ChatService,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
@@ -45,6 +47,7 @@ impl TestServer {
         let server = Server::bind(&config).await.expect("server starts");
         let addr = server.local_addr().expect("bound address");
         let metrics_addr = server.metrics_addr();
+        let wt_addr = server.webtransport_addr();
         let service = server.service().clone();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(server.run(
@@ -56,6 +59,7 @@ impl TestServer {
         TestServer {
             addr,
             metrics_addr,
+            wt_addr,
             service,
             stop: Some(stop),
             task: Some(task),
@@ -97,6 +101,11 @@ impl TestServer {
 
     /// A token for the identity with name tag `tag` (e.g. `#AAAAAA`), signed with [`SECRET`].
     pub fn token_for(&self, tag: &str) -> String {
+        Self::token_for_secret(tag)
+    }
+
+    /// [`TestServer::token_for`] without a server (for nodes a test assembles itself).
+    pub fn token_for_secret(tag: &str) -> String {
         use rtchat_core::Tokens;
         let tokens = rtchat_jwt::JwtTokens::new(
             SECRET.as_bytes(),
@@ -267,5 +276,102 @@ impl StompClient {
             "{connected:?}"
         );
         client
+    }
+}
+
+/// A STOMP-over-WebTransport client (the session's first bidirectional stream carries the
+/// STOMP bytes) that reads frames with the core parser.
+pub struct WtClient {
+    pub stream: rtchat_webtransport::client::ClientStream,
+    parser: Parser,
+}
+
+impl WtClient {
+    /// Opens a session on `url`, pinning `pins`.
+    pub async fn open(url: &str, pins: &[rtchat_webtransport::CertificateHash]) -> WtClient {
+        let stream = tokio::time::timeout(
+            Duration::from_secs(5),
+            rtchat_webtransport::client::connect(url, pins),
+        )
+        .await
+        .expect("the WebTransport session opens within 5 s")
+        .expect("the WebTransport session opens");
+        WtClient {
+            stream,
+            parser: Parser::new(Limits::default()),
+        }
+    }
+
+    /// Opens a session and CONNECTs with `token`.
+    pub async fn connect(
+        url: &str,
+        pins: &[rtchat_webtransport::CertificateHash],
+        token: &str,
+    ) -> WtClient {
+        let mut client = WtClient::open(url, pins).await;
+        client
+            .send(&format!(
+                "CONNECT\naccept-version:1.2\nhost:rtchat\nheart-beat:0,0\nAuthorization:Bearer {token}\n\n\0"
+            ))
+            .await;
+        let connected = client.frame().await;
+        assert_eq!(
+            connected.command,
+            rtchat_stomp::Command::Connected,
+            "{connected:?}"
+        );
+        client
+    }
+
+    pub async fn send(&mut self, frame: &str) {
+        tokio::time::timeout(
+            Duration::from_secs(5),
+            self.stream.send.write_all(frame.as_bytes()),
+        )
+        .await
+        .expect("written within 5 s")
+        .expect("written");
+    }
+
+    /// The next frame within 5 s (heart-beats skipped), or `None` once the stream ended.
+    pub async fn next_frame(&mut self) -> Option<Frame> {
+        loop {
+            match self.parser.next_item().expect("valid frame from server") {
+                Some(Item::Frame(frame)) => return Some(frame),
+                Some(Item::HeartBeat) => continue,
+                None => {}
+            }
+            let chunk = tokio::time::timeout(
+                Duration::from_secs(5),
+                self.stream.recv.read_chunk(64 * 1024, true),
+            )
+            .await
+            .expect("a frame within 5 s");
+            match chunk {
+                Ok(Some(chunk)) => self.parser.feed(&chunk.bytes),
+                Ok(None) | Err(_) => return None,
+            }
+        }
+    }
+
+    /// The next frame within 5 s; heart-beats are skipped.
+    pub async fn frame(&mut self) -> Frame {
+        self.next_frame()
+            .await
+            .expect("a frame before the stream ends")
+    }
+
+    /// Waits (5 s at most) for the session to close; the close code and reason the server
+    /// sent in its CLOSE_WEBTRANSPORT_SESSION capsule, or the error if it closed otherwise.
+    pub async fn closed(&self) -> Result<(u32, String), String> {
+        let error = tokio::time::timeout(Duration::from_secs(5), self.stream.session.closed())
+            .await
+            .expect("the session closes within 5 s");
+        match error {
+            rtchat_webtransport::web_transport_quinn::SessionError::WebTransportError(
+                rtchat_webtransport::web_transport_quinn::WebTransportError::Closed(code, reason),
+            ) => Ok((code, reason)),
+            other => Err(other.to_string()),
+        }
     }
 }

@@ -1,0 +1,151 @@
+// Headless-Chromium test of the page over WebTransport, against a real server binary started
+// with --webtransport: one user on WebTransport and one on WebSocket chat both ways, the
+// indicator shows the transport and a round trip, and a normal close (DISCONNECT, then the
+// page's close) resolves `WebTransport.closed` with code 0 instead of rejecting.
+//
+// Chromium needs no flag here: the page fetches GET /webtransport and passes the self-signed
+// certificate's hash as serverCertificateHashes, which Chromium accepts for an ECDSA P-256
+// certificate valid for at most 14 days (what the server makes).
+//
+//   RTCHAT_SERVER_BIN, CHROMIUM_PATH: as for chat.test.mjs. Run: scripts/browser-test.sh
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const targetDir = path.resolve(repoRoot, process.env.CARGO_TARGET_DIR || 'target');
+const SERVER_BIN = process.env.RTCHAT_SERVER_BIN || path.join(targetDir, 'debug', 'rtchat-server');
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const WAIT = 15_000;
+const WHOLE_RUN = 90_000;
+
+let server = null;
+let serverLog = '';
+let baseUrl = '';
+let browser = null;
+
+function killServer() {
+  if (server && server.exitCode === null && server.signalCode === null) {
+    try { server.kill('SIGKILL'); } catch { /* already gone */ }
+  }
+}
+process.on('exit', killServer);
+const watchdog = setTimeout(async () => {
+  console.error(`webtransport browser test: over ${WHOLE_RUN} ms, giving up\n--- server output ---\n${serverLog}`);
+  killServer();
+  try { await browser?.close(); } catch { /* ignore */ }
+  process.exit(1);
+}, WHOLE_RUN);
+watchdog.unref();
+
+function startServer() {
+  return new Promise((resolve, reject) => {
+    const child = spawn(SERVER_BIN, ['--bind', '127.0.0.1:0', '--webtransport', '127.0.0.1:0',
+      '--jwt-secret', 'rtchat-wt-browser-test-secret-0123456789', '--store', 'memory'], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' },
+    });
+    server = child;
+    let settled = false;
+    const timer = setTimeout(() => {
+      if (!settled) { settled = true; reject(new Error(`server did not start in 20 s:\n${serverLog}`)); }
+    }, 20_000);
+    const onData = (chunk) => {
+      serverLog += chunk.toString();
+      const http = /rtchat listening on (http:\/\/127\.0\.0\.1:\d+)\//.exec(serverLog);
+      const wt = /rtchat WebTransport on https:\/\/127\.0\.0\.1:\d+\/stomp/.exec(serverLog);
+      if (http && wt && !settled) {
+        settled = true;
+        clearTimeout(timer);
+        resolve(http[1]);
+      }
+    };
+    child.stdout.on('data', onData);
+    child.stderr.on('data', onData);
+    child.on('error', (e) => { if (!settled) { settled = true; clearTimeout(timer); reject(e); } });
+    child.on('exit', (code, signal) => {
+      if (!settled) {
+        settled = true;
+        clearTimeout(timer);
+        reject(new Error(`server exited early (code ${code}, signal ${signal}):\n${serverLog}`));
+      }
+    });
+  });
+}
+
+/** A new person with their own storage, on the page with `?transport=<setting>`. */
+async function newUser(label, setting) {
+  const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
+  context.setDefaultTimeout(WAIT);
+  const page = await context.newPage();
+  page.errors = [];
+  page.on('pageerror', (e) => page.errors.push(String(e)));
+  await page.goto(`${baseUrl}/?transport=${setting}`, { timeout: WAIT });
+  await page.waitForFunction(() =>
+    document.body.getAttribute('data-connection') === 'connected' &&
+    document.querySelector('[data-testid="me-tag"]').textContent.trim() !== '',
+  null, { timeout: WAIT });
+  page.label = label;
+  return page;
+}
+
+async function say(page, text) {
+  await page.fill('[data-testid="composer"]', text);
+  await page.press('[data-testid="composer"]', 'Enter');
+}
+
+async function waitForText(page, text) {
+  await page.waitForFunction((t) =>
+    [...document.querySelectorAll('[data-testid="message-text"]')].some((n) => n.textContent === t),
+  text, { timeout: WAIT });
+}
+
+before(async () => {
+  baseUrl = await startServer();
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    timeout: 30_000,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
+      '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'],
+  });
+}, { timeout: 45_000 });
+
+after(async () => {
+  try { await browser?.close(); } catch { /* ignore */ }
+  killServer();
+  clearTimeout(watchdog);
+});
+
+test('a WebTransport user and a WebSocket user chat both ways; a normal close resolves `closed`', { timeout: 60_000 }, async () => {
+  const quic = await newUser('quic', 'webtransport');
+  const tcp = await newUser('tcp', 'websocket');
+
+  const quicTransport = await quic.evaluate(() => window.rtchat.transport);
+  assert.equal(quicTransport.kind, 'webtransport', `the WebTransport page uses it (${quicTransport.note})`);
+  assert.equal((await tcp.evaluate(() => window.rtchat.transport)).kind, 'websocket');
+  assert.equal(await quic.getAttribute('[data-testid="transport"]', 'data-kind'), 'webtransport');
+
+  // The indicator shows a measured round trip (a receipt) once one came back.
+  await quic.waitForFunction(() => /WT · \d+ ms/.test(document.querySelector('[data-testid="transport"]').textContent),
+    null, { timeout: WAIT });
+
+  await say(quic, 'over QUIC to TCP');
+  await waitForText(tcp, 'over QUIC to TCP');
+  await say(tcp, 'over TCP to QUIC');
+  await waitForText(quic, 'over TCP to QUIC');
+
+  // Leaving: DISCONNECT, its RECEIPT, then the page ends the session with
+  // CLOSE_WEBTRANSPORT_SESSION code 0, and `closed` resolves (not "Connection lost").
+  await quic.evaluate(() => window.rtchat.disconnect());
+  await quic.waitForFunction(() => window.rtchat.transport.lastClose !== null, null, { timeout: WAIT });
+  const closed = await quic.evaluate(() => window.rtchat.transport.lastClose);
+  assert.equal(closed.clean, true, `closed resolved: ${JSON.stringify(closed)}`);
+  assert.equal(closed.closeCode, 0);
+  assert.equal(closed.reason, 'client closing');
+
+  for (const page of [quic, tcp]) assert.deepEqual(page.errors, [], `${page.label}: no page errors`);
+});
