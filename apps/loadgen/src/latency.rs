@@ -3,9 +3,11 @@
 //! sent to the moment a subscriber parsed it), the server's CPU per delivery, and this
 //! process's own CPU, since the two share the machine.
 //!
-//! The publisher is open-loop: message `n` is due at `start + n / rate`, and its latency is
-//! counted from then, not from when the publisher got round to sending it, so a stalled
-//! publisher or server shows up in the figures instead of hiding (coordinated omission).
+//! The publisher is open-loop: message `n` is due at `start + n / rate`, whatever happened to
+//! the ones before. Latency is counted from the moment the publisher wrote the message (the
+//! timer wakes it up to a millisecond after the due time, which is the load generator's delay,
+//! not the server's); the time from the due moment is reported too, so a publisher or server
+//! that stalls shows up instead of hiding (coordinated omission).
 //! Messages carry their number in the text (`probe #n`); the subscribers find it in the
 //! MESSAGE body, whatever JSON the server wraps it in.
 
@@ -13,6 +15,7 @@ use crate::{Client, Target, cpu_time, ensure_loopback, tokens};
 use futures_util::{SinkExt, StreamExt};
 use rtchat_stomp::Command;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite::Message;
 
@@ -51,28 +54,43 @@ pub async fn latency(target: &Target, run: LatencyRun) -> Result<(), String> {
     let start = Instant::now() + Duration::from_millis(200);
     let interval = Duration::from_secs_f64(1.0 / f64::from(run.rate.max(1)));
     let due = Arc::new(move |n: u64| start + interval.mul_f64(n as f64));
+    // When the publisher wrote message n, in nanoseconds after `start` (set before the write).
+    let sent_at: Arc<Vec<AtomicU64>> = Arc::new((0..total).map(|_| AtomicU64::new(0)).collect());
     let mut readers = Vec::with_capacity(subscribers.len());
     for mut client in subscribers {
         let due = due.clone();
+        let sent_at = sent_at.clone();
         readers.push(tokio::spawn(async move {
-            let mut latencies = Vec::with_capacity(counted_messages as usize);
+            let mut from_sent = Vec::with_capacity(counted_messages as usize);
+            let mut from_due = Vec::with_capacity(counted_messages as usize);
             let mut seen = 0u64;
             while seen < total {
                 let frame = client.next_frame().await?;
                 let received = Instant::now();
-                if frame.command != Command::Message {
-                    continue;
+                match frame.command {
+                    Command::Message => {}
+                    Command::Error => {
+                        return Err(format!(
+                            "a subscriber got an ERROR: {:?}",
+                            frame.get("message")
+                        ));
+                    }
+                    _ => continue,
                 }
                 seen += 1;
                 let Some(n) = probe_number(&frame.body) else {
                     return Err("a MESSAGE without its probe number".to_owned());
                 };
                 if n >= warmup_messages {
-                    let late = received.saturating_duration_since(due(n));
-                    latencies.push(u32::try_from(late.as_micros()).unwrap_or(u32::MAX));
+                    let sent = sent_at
+                        .get(n as usize)
+                        .map_or(0, |nanos| nanos.load(Ordering::Acquire));
+                    let sent = start + Duration::from_nanos(sent);
+                    from_sent.push(micros(received.saturating_duration_since(sent)));
+                    from_due.push(micros(received.saturating_duration_since(due(n))));
                 }
             }
-            Ok::<Vec<u32>, String>(latencies)
+            Ok::<_, String>((from_sent, from_due))
         }));
     }
 
@@ -100,6 +118,10 @@ pub async fn latency(target: &Target, run: LatencyRun) -> Result<(), String> {
             counted_from = Instant::now();
         }
         tokio::time::sleep_until(tokio::time::Instant::from_std(due(n))).await;
+        if let Some(slot) = sent_at.get(n as usize) {
+            let nanos = Instant::now().saturating_duration_since(start).as_nanos();
+            slot.store(u64::try_from(nanos).unwrap_or(u64::MAX), Ordering::Release);
+        }
         let body = serde_json::json!({"roomId": room, "message": format!("{PROBE}{n} latency probe of a typical chat length")}).to_string();
         sink.send(Message::text(format!(
             "SEND\ndestination:{send_destination}\ncontent-type:application/json\n\n{body}\0"
@@ -108,12 +130,14 @@ pub async fn latency(target: &Target, run: LatencyRun) -> Result<(), String> {
         .map_err(|error| format!("publishing: {error}"))?;
     }
     let mut latencies = Vec::new();
+    let mut late = Vec::new();
     for reader in readers {
-        let received = tokio::time::timeout(Duration::from_secs(30), reader)
+        let (from_sent, from_due) = tokio::time::timeout(Duration::from_secs(30), reader)
             .await
             .map_err(|_| "a subscriber missed messages for 30 s".to_owned())?
             .map_err(|error| error.to_string())??;
-        latencies.extend(received);
+        latencies.extend(from_sent);
+        late.extend(from_due);
     }
     let elapsed = counted_from.elapsed();
     let cpu_after = target.server_pid.and_then(cpu_time);
@@ -126,6 +150,7 @@ pub async fn latency(target: &Target, run: LatencyRun) -> Result<(), String> {
         drain.abort();
     }
     latencies.sort_unstable();
+    late.sort_unstable();
     let deliveries = latencies.len();
     println!(
         "latency: {} subscribers, {} msg/s for {:.1} s: {deliveries} deliveries; p50 {} p99 {} p99.9 {} max {} ms",
@@ -136,6 +161,11 @@ pub async fn latency(target: &Target, run: LatencyRun) -> Result<(), String> {
         millis(percentile(&latencies, 0.99)),
         millis(percentile(&latencies, 0.999)),
         millis(latencies.last().copied()),
+    );
+    println!(
+        "latency: from the due time (the publisher's timer included): p50 {} p99 {} ms",
+        millis(percentile(&late, 0.50)),
+        millis(percentile(&late, 0.99)),
     );
     let per_delivery = |before: Option<Duration>, after: Option<Duration>| {
         before.zip(after).map(|(before, after)| {
@@ -166,6 +196,10 @@ fn percentile(sorted: &[u32], fraction: f64) -> Option<u32> {
     }
     let rank = ((fraction * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
     sorted.get(rank - 1).copied()
+}
+
+fn micros(duration: Duration) -> u32 {
+    u32::try_from(duration.as_micros()).unwrap_or(u32::MAX)
 }
 
 fn millis(micros: Option<u32>) -> String {
