@@ -82,3 +82,16 @@ pub enum CliError {
     #[error("terminal: {0}")]
     Terminal(String),
 }
+
+impl From<rtchat_client::LinkError> for CliError {
+    fn from(error: rtchat_client::LinkError) -> Self {
+        match error {
+            rtchat_client::LinkError::WebSocket { url, error } => CliError::WebSocket {
+                url,
+                error: error.to_string(),
+            },
+            rtchat_client::LinkError::WebTransport(error) => CliError::WebTransport(error),
+            rtchat_client::LinkError::Io(error) => CliError::Io(error),
+        }
+    }
+}

@@ -160,7 +160,7 @@ pub(crate) struct Session {
 
 async fn open_link(api: &Api, args: &Args, pins: Vec<CertificateHash>) -> Result<Link, CliError> {
     match args.transport {
-        Transport::Ws => Link::websocket(&api.ws_url()).await,
+        Transport::Ws => Ok(Link::websocket(&api.ws_url()).await?),
         Transport::Wt => {
             let (url, pins) = match (&args.wt_url, pins.is_empty()) {
                 (Some(url), false) => (url.clone(), pins),
@@ -170,7 +170,7 @@ async fn open_link(api: &Api, args: &Args, pins: Vec<CertificateHash>) -> Result
                     (args.wt_url.clone().unwrap_or(offered_url), pins)
                 }
             };
-            Link::webtransport(&url, &pins).await
+            Ok(Link::webtransport(&url, &pins).await?)
         }
     }
 }

@@ -12,12 +12,10 @@
 //! MESSAGE body, whatever JSON the server wraps it in.
 
 use crate::{Client, Target, cpu_time, ensure_loopback, tokens};
-use futures_util::{SinkExt, StreamExt};
 use rtchat_stomp::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
-use tokio_tungstenite::tungstenite::Message;
 
 /// What to run.
 #[derive(Debug, Clone, Copy)]
@@ -49,7 +47,7 @@ pub async fn latency(target: &Target, run: LatencyRun) -> Result<(), String> {
         client.subscribe(&destination, "0").await?;
         subscribers.push(client);
     }
-    let publisher = Client::connect(target, &tokens, run.subscribers).await?;
+    let mut publisher = Client::connect(target, &tokens, run.subscribers).await?;
     // Every subscriber reads the due instants from here (set before the first send).
     let start = Instant::now() + Duration::from_millis(200);
     let interval = Duration::from_secs_f64(1.0 / f64::from(run.rate.max(1)));
@@ -94,18 +92,8 @@ pub async fn latency(target: &Target, run: LatencyRun) -> Result<(), String> {
         }));
     }
 
-    let (mut sink, mut stream) = publisher.socket.split();
-    // The publisher asks for no receipts; whatever the server says (an ERROR) is read here.
-    let drain = tokio::spawn(async move {
-        while let Some(message) = stream.next().await {
-            if let Ok(Message::Text(text)) = message
-                && text.starts_with("ERROR")
-            {
-                return Err(format!("the publisher got an ERROR: {text}"));
-            }
-        }
-        Ok(())
-    });
+    // The publisher asks for no receipts and reads nothing: an ERROR ends its connection,
+    // and the next send fails.
     let send_destination = target.send_destination().to_owned();
     let room = target.room.clone();
     let mut cpu_before = None;
@@ -123,11 +111,12 @@ pub async fn latency(target: &Target, run: LatencyRun) -> Result<(), String> {
             slot.store(u64::try_from(nanos).unwrap_or(u64::MAX), Ordering::Release);
         }
         let body = serde_json::json!({"roomId": room, "message": format!("{PROBE}{n} latency probe of a typical chat length")}).to_string();
-        sink.send(Message::text(format!(
-            "SEND\ndestination:{send_destination}\ncontent-type:application/json\n\n{body}\0"
-        )))
-        .await
-        .map_err(|error| format!("publishing: {error}"))?;
+        publisher
+            .send(format!(
+                "SEND\ndestination:{send_destination}\ncontent-type:application/json\n\n{body}\0"
+            ))
+            .await
+            .map_err(|error| format!("publishing: {error}"))?;
     }
     let mut latencies = Vec::new();
     let mut late = Vec::new();
@@ -142,13 +131,6 @@ pub async fn latency(target: &Target, run: LatencyRun) -> Result<(), String> {
     let elapsed = counted_from.elapsed();
     let cpu_after = target.server_pid.and_then(cpu_time);
     let own_cpu_after = cpu_time(std::process::id());
-    if drain.is_finished() {
-        if let Ok(Err(error)) = drain.await {
-            return Err(error);
-        }
-    } else {
-        drain.abort();
-    }
     latencies.sort_unstable();
     late.sort_unstable();
     let deliveries = latencies.len();
@@ -186,7 +168,10 @@ pub async fn latency(target: &Target, run: LatencyRun) -> Result<(), String> {
 fn probe_number(body: &[u8]) -> Option<u64> {
     let at = memchr::memmem::find(body, PROBE.as_bytes())? + PROBE.len();
     let digits = body[at..].iter().take_while(|b| b.is_ascii_digit()).count();
-    std::str::from_utf8(&body[at..at + digits]).ok()?.parse().ok()
+    std::str::from_utf8(&body[at..at + digits])
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// The value below which `fraction` of `sorted` lies (nearest rank).
@@ -203,7 +188,10 @@ fn micros(duration: Duration) -> u32 {
 }
 
 fn millis(micros: Option<u32>) -> String {
-    micros.map_or_else(|| "-".to_owned(), |us| format!("{:.2}", f64::from(us) / 1000.0))
+    micros.map_or_else(
+        || "-".to_owned(),
+        |us| format!("{:.2}", f64::from(us) / 1000.0),
+    )
 }
 
 #[cfg(test)]

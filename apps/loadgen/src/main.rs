@@ -13,21 +13,16 @@
 //! Tokens are minted with the server's JWT secret (`--jwt-secret`), so no HTTP client is needed.
 
 mod latency;
+mod link;
 
 use bytes::Bytes;
 use clap::{Args, Parser as CliParser, Subcommand};
-use futures_util::{SinkExt, StreamExt};
+use rtchat_client::Link;
 use rtchat_core::{Identity, Tokens};
 use rtchat_jwt::JwtTokens;
 use rtchat_stomp::{Command, Item, Limits, Parser};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 #[derive(Debug, CliParser)]
 #[command(
@@ -133,6 +128,13 @@ struct Target {
     login: String,
     #[arg(long, default_value = "guest")]
     passcode: String,
+    /// The transport: `ws` (`--url`), or `wt` (WebTransport: the endpoint and certificate
+    /// hashes the server's `GET /webtransport` gives; start it with `--webtransport`).
+    #[arg(long, value_enum, default_value = "ws")]
+    transport: link::Transport,
+    /// The WebTransport endpoint, found at start with `--transport wt`.
+    #[arg(skip)]
+    webtransport: Option<link::WebTransportTarget>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -159,7 +161,17 @@ impl Target {
 
 #[tokio::main]
 async fn main() -> Result<(), String> {
-    let cli = Cli::parse();
+    let mut cli = Cli::parse();
+    let target = match &mut cli.command {
+        Measure::Idle { target, .. }
+        | Measure::Fanout { target, .. }
+        | Measure::Latency { target, .. }
+        | Measure::Store { target, .. } => target,
+    };
+    if target.transport == link::Transport::Wt {
+        ensure_loopback(&target.url)?;
+        target.webtransport = Some(link::WebTransportTarget::discover(&target.url).await?);
+    }
     match cli.command {
         Measure::Idle {
             target,
@@ -229,7 +241,7 @@ fn ensure_loopback(url: &str) -> Result<(), String> {
 
 /// A STOMP client connection, reading frames with the core parser.
 struct Client {
-    socket: Socket,
+    link: Link,
     parser: Parser,
 }
 
@@ -244,12 +256,13 @@ impl Client {
         tokens: &JwtTokens,
         n: usize,
     ) -> Result<Client, String> {
-        let mut request = url.into_client_request().map_err(|e| e.to_string())?;
-        request.headers_mut().insert(
-            "Sec-WebSocket-Protocol",
-            HeaderValue::from_static("v12.stomp"),
-        );
-        let (socket, _) = tokio_tungstenite::connect_async(request)
+        // A publisher on another node (`--publish-url`) always comes over WebSocket.
+        let transport = if url == target.url {
+            target.transport
+        } else {
+            link::Transport::Ws
+        };
+        let link = link::open(transport, url, target.webtransport.as_ref())
             .await
             .map_err(|e| format!("connection {n}: {e}"))?;
         let identity = Identity {
@@ -257,7 +270,7 @@ impl Client {
             name_tag: format!("#{:06X}", n & 0xFF_FFFF),
         };
         let mut client = Client {
-            socket,
+            link,
             parser: Parser::new(Limits::default()),
         };
         let credentials = match target.dialect {
@@ -280,8 +293,8 @@ impl Client {
     }
 
     async fn send(&mut self, frame: String) -> Result<(), String> {
-        self.socket
-            .send(Message::text(frame))
+        self.link
+            .send(Bytes::from(frame))
             .await
             .map_err(|e| e.to_string())
     }
@@ -295,16 +308,12 @@ impl Client {
                 Ok(None) => {}
                 Err(error) => return Err(format!("bad frame from server: {error}")),
             }
-            let message = tokio::time::timeout(Duration::from_secs(30), self.socket.next())
+            let bytes = tokio::time::timeout(Duration::from_secs(30), self.link.recv())
                 .await
-                .map_err(|_| "server silent for 30 s".to_owned())?;
-            match message {
-                Some(Ok(Message::Text(text))) => self.parser.feed(Bytes::from(text).as_ref()),
-                Some(Ok(Message::Binary(bytes))) => self.parser.feed(&bytes),
-                Some(Ok(_)) => {}
-                Some(Err(error)) => return Err(error.to_string()),
-                None => return Err("server closed the connection".to_owned()),
-            }
+                .map_err(|_| "server silent for 30 s".to_owned())?
+                .map_err(|error| error.to_string())?
+                .ok_or("server closed the connection")?;
+            self.parser.feed(&bytes);
         }
     }
 
