@@ -10,6 +10,7 @@
 //! - [`session`]: the per-connection state machine ([`Session`]).
 
 pub mod encode;
+mod escape;
 pub mod frame;
 pub mod parse;
 pub mod rate;
