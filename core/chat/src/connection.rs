@@ -416,6 +416,7 @@ impl ChatConnection {
             // subscription could not start, as for a backend failure.
             (_, done) => {
                 debug_assert!(false, "job result {done:?} does not answer its job");
+                tracing::error!(?done, "a job result does not answer its job");
                 Err(ChatError::Unavailable)
             }
         }
@@ -1017,7 +1018,13 @@ impl ChatConnection {
     /// Sends `error` in the envelope to `/user/queue/errors`, if the client subscribed to it;
     /// otherwise it is dropped, and the session goes on either way.
     fn send_error(&self, session: &mut Session, error: &ChatError, now: Instant) {
-        self.to_error_queue(session, error, None, now);
+        if !self.to_error_queue(session, error, None, now) {
+            tracing::debug!(
+                connection = self.id.0,
+                code = error.code(),
+                "error not sent: no /user/queue/errors subscription"
+            );
+        }
     }
 
     /// A SEND that failed: the error goes to `/user/queue/errors` with the SEND's

@@ -95,7 +95,6 @@ impl Default for ChatConfig {
 /// An application error as the contract names it: the `type` code of the envelope and a
 /// message safe to show a user (never an internal cause).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum ChatError {
     /// No room with that id.
     #[error("unknown room")]
@@ -108,7 +107,10 @@ pub enum ChatError {
     EmptyMessage,
     /// Longer than the configured limit, in characters.
     #[error("message is too long (at most {max} characters)")]
-    MessageTooLong { max: usize },
+    MessageTooLong {
+        /// The limit.
+        max: usize,
+    },
     /// Too many SENDs per second on this connection.
     #[error("too many messages, slow down")]
     RateLimited,
@@ -124,6 +126,7 @@ pub enum ChatError {
     /// `POST /rooms` with a taken id.
     #[error("room already exists")]
     RoomExists,
+    /// The node holds as many rooms as it may (`--max-rooms`).
     #[error("no more rooms can be created on this server")]
     TooManyRooms,
     /// Malformed or badly signed token.
@@ -191,7 +194,12 @@ pub enum InitOutcome {
     /// `GET /init?refresh=true` with a valid token: a newly issued token for the same
     /// identity (`SUCCESS_TOKEN_REFRESHED`), and that identity (refreshes are limited per
     /// identity).
-    Refreshed { token: String, identity: Identity },
+    Refreshed {
+        /// The new token.
+        token: String,
+        /// Whose it is.
+        identity: Identity,
+    },
 }
 
 /// The ports a node is assembled from.

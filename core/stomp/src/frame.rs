@@ -49,21 +49,36 @@ impl fmt::Display for Version {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Command {
     // Client frames.
+    /// Opens a session.
     Connect,
+    /// CONNECT's 1.2 spelling.
     Stomp,
+    /// Sends a message to a destination.
     Send,
+    /// Subscribes to a destination.
     Subscribe,
+    /// Ends a subscription.
     Unsubscribe,
+    /// Acknowledges messages.
     Ack,
+    /// Refuses messages.
     Nack,
+    /// Opens a transaction.
     Begin,
+    /// Commits a transaction.
     Commit,
+    /// Rolls a transaction back.
     Abort,
+    /// Ends the session.
     Disconnect,
     // Server frames.
+    /// Accepts a CONNECT.
     Connected,
+    /// A message on a subscription.
     Message,
+    /// Confirms a frame that asked for a receipt.
     Receipt,
+    /// A fatal error; the server closes the connection after it.
     Error,
 }
 

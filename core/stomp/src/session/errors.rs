@@ -64,7 +64,10 @@ pub enum ProtocolError {
     TooMuchBeforeConnected,
     /// More frames than [`SessionConfig::max_frames_per_second`] allows.
     #[error("too many frames: at most {per_second} per second")]
-    TooManyFrames { per_second: u32 },
+    TooManyFrames {
+        /// The limit.
+        per_second: u32,
+    },
 }
 
 /// Why [`Session::deliver`] did not queue a message.
