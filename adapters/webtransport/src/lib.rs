@@ -340,7 +340,7 @@ impl Transport for WebTransportStream {
                 .quic_stream_mut()
                 .write_chunk(Bytes::clone(chunk))
                 .await
-                .map_err(|error| TransportError(error.to_string()))?;
+                .map_err(TransportError::failed)?;
         }
         Ok(())
     }

@@ -33,7 +33,7 @@ use crate::ip::ip_prefix;
 use crate::jobs::{Job, JobDone, Since};
 use crate::model::{Identity, MessageKey, NewMessage, RoomId, Seq};
 use crate::ports::{ConnectionSink, Delivery, PendingSend, SendOutcome, SessionKey};
-use crate::service::{ChatError, ChatService, MAX_TOKEN_BYTES};
+use crate::service::{BadRequest, ChatError, ChatService, MAX_TOKEN_BYTES};
 use crate::validation;
 use bytes::Bytes;
 use rtchat_stomp::{
@@ -801,11 +801,8 @@ impl ChatConnection {
         if !self.sends.try_take(now) {
             return Err(ChatError::RateLimited);
         }
-        let send: ChatSend = serde_json::from_slice(body).map_err(|_| {
-            ChatError::BadRequest(
-                "body must be JSON {\"roomId\": string, \"message\": string}".to_owned(),
-            )
-        })?;
+        let send: ChatSend = serde_json::from_slice(body)
+            .map_err(|_| ChatError::BadRequest(BadRequest::SendBody))?;
         let room_id = RoomId::parse(&send.room_id).ok_or(ChatError::InvalidRoomId)?;
         // The engine yields SEND only on an accepted session, so this is always set.
         let author = self.identity.as_ref().ok_or(ChatError::InvalidToken)?;
@@ -813,11 +810,8 @@ impl ChatConnection {
         let text =
             validation::message_text(&send.message, self.service.config().max_message_chars)?;
         let key = match headers.get(MESSAGE_KEY_HEADER) {
-            Some(key) => MessageKey::parse(key.trim()).ok_or_else(|| {
-                ChatError::BadRequest(
-                    "header 'message-key' must be 1 to 64 of [A-Za-z0-9_.:-]".to_owned(),
-                )
-            })?,
+            Some(key) => MessageKey::parse(key.trim())
+                .ok_or(ChatError::BadRequest(BadRequest::MessageKey))?,
             // Unique across nodes and restarts: the session key is.
             None => MessageKey::server_made(&format!("{}-{ticket}", self.key.0)),
         };
@@ -1154,7 +1148,7 @@ fn parse_number_header(headers: &Headers, name: &str) -> Result<Option<u64>, Cha
             value
                 .trim()
                 .parse()
-                .map_err(|_| ChatError::BadRequest(format!("header '{name}' must be a number")))
+                .map_err(|_| ChatError::BadRequest(BadRequest::NotANumber(name.to_owned())))
         })
         .transpose()
 }

@@ -122,7 +122,7 @@ pub enum ChatError {
     UnknownDestination(String),
     /// A malformed request (bad JSON, missing field, out-of-range limit).
     #[error("invalid request: {0}")]
-    BadRequest(String),
+    BadRequest(#[source] BadRequest),
     /// `POST /rooms` with a taken id.
     #[error("room already exists")]
     RoomExists,
@@ -178,6 +178,41 @@ impl ChatError {
             ChatError::NotStored => "NOT_STORED",
         }
     }
+}
+
+/// What is wrong with a request ([`ChatError::BadRequest`]); the text is the client's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadRequest {
+    /// A SEND's body is not the JSON the contract names.
+    #[error("body must be JSON {{\"roomId\": string, \"message\": string}}")]
+    SendBody,
+    /// A `message-key` header outside its alphabet or length.
+    #[error("header 'message-key' must be 1 to 64 of [A-Za-z0-9_.:-]")]
+    MessageKey,
+    /// A header that must be a non-negative integer is not.
+    #[error("header '{0}' must be a number")]
+    NotANumber(String),
+    /// A history page size out of range.
+    #[error("limit must be between 1 and {max}")]
+    Limit {
+        /// The largest page size.
+        max: usize,
+    },
+    /// A room name that is empty or too long.
+    #[error("room name must be 1 to {max} characters")]
+    RoomName {
+        /// The most characters.
+        max: usize,
+    },
+    /// A private room's member (`senderId` or `receiverId`) is not a name tag.
+    #[error("{0} must be a name tag like #A1B2C3")]
+    NotANameTag(&'static str),
+    /// A private room asked for between someone and themselves.
+    #[error("a private room is for two different people")]
+    SamePerson,
+    /// The HTTP API could not read the request (a query parameter or the body).
+    #[error("{0}")]
+    Http(String),
 }
 
 /// What `GET /init` answers.
@@ -374,9 +409,7 @@ impl ChatService {
         if (1..=max).contains(&limit) {
             Ok(())
         } else {
-            Err(ChatError::BadRequest(format!(
-                "limit must be between 1 and {max}"
-            )))
+            Err(ChatError::BadRequest(BadRequest::Limit { max }))
         }
     }
 
