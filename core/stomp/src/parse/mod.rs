@@ -3,7 +3,9 @@
 //! Two layers, in the style of httparse:
 //! - [`parse_frame`] takes a byte slice and answers [`Status::Complete`] with the frame and
 //!   the number of bytes it used, or [`Status::Partial`] when more bytes are needed. It
-//!   copies nothing it need not: the body is a slice of the caller's [`Bytes`].
+//!   copies nothing it need not: the body is a slice of the caller's [`Bytes`], and header
+//!   names and values are spans of the same bytes (only those holding an escape sequence are
+//!   unescaped into a buffer of their own).
 //! - [`Parser`] owns a bounded buffer for a stream that arrives in chunks of any size.
 //!
 //! Every limit in [`Limits`] is checked while bytes arrive, so a peer can never make the

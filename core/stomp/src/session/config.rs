@@ -63,18 +63,18 @@ pub struct SessionConfig {
     /// Active subscriptions per session.
     pub max_subscriptions: usize,
     /// Unacknowledged messages held per `client`/`client-individual` subscription;
-    /// a delivery past this bound fails with [`DeliverError::TooManyUnacked`].
+    /// a delivery past this bound fails with [`DeliverError::TooManyUnacked`](crate::DeliverError::TooManyUnacked).
     pub max_unacked_per_subscription: usize,
     /// Open transactions per session.
     pub max_transactions: usize,
     /// Frames held in one transaction.
     pub max_frames_per_transaction: usize,
     /// Client frames per second, in bursts of as many; more is a protocol error
-    /// ([`ProtocolError::TooManyFrames`]). Heart-beats do not count. 0 means unlimited.
+    /// ([`ProtocolError::TooManyFrames`](crate::ProtocolError::TooManyFrames)). Heart-beats do not count. 0 means unlimited.
     pub max_frames_per_second: u32,
     /// Whether a DISCONNECT waits for the application: the session yields
-    /// [`Event::Disconnect`], reads nothing more, and sends the RECEIPT and closes only at
-    /// [`Session::disconnect`], so the application can first answer the frames before it
+    /// [`Event::Disconnect`](crate::Event::Disconnect), reads nothing more, and sends the RECEIPT and closes only at
+    /// [`Session::disconnect`](crate::Session::disconnect), so the application can first answer the frames before it
     /// (RECEIPTs of SENDs still being stored). Off: the RECEIPT goes at once.
     pub defer_disconnect: bool,
 }

@@ -40,7 +40,7 @@ pub enum ProtocolError {
     /// UNSUBSCRIBE (or a 1.1 ACK) naming no active subscription.
     #[error("no subscription with id '{0}'")]
     UnknownSubscription(String),
-    /// SUBSCRIBE past [`SessionConfig::max_subscriptions`].
+    /// SUBSCRIBE past [`SessionConfig::max_subscriptions`](crate::SessionConfig::max_subscriptions).
     #[error("too many subscriptions")]
     TooManySubscriptions,
     /// ACK or NACK of a message that is not waiting for one.
@@ -52,17 +52,17 @@ pub enum ProtocolError {
     /// COMMIT, ABORT or a transactional frame naming no open transaction.
     #[error("no transaction '{0}'")]
     UnknownTransaction(String),
-    /// BEGIN past [`SessionConfig::max_transactions`].
+    /// BEGIN past [`SessionConfig::max_transactions`](crate::SessionConfig::max_transactions).
     #[error("too many transactions")]
     TooManyTransactions,
-    /// A frame past [`SessionConfig::max_frames_per_transaction`].
+    /// A frame past [`SessionConfig::max_frames_per_transaction`](crate::SessionConfig::max_frames_per_transaction).
     #[error("transaction too large")]
     TransactionTooLarge,
     /// The client sent more than the pipelining allowance while its CONNECT was being
-    /// decided (see [`Session::handle_input`]).
+    /// decided (see [`Session::handle_input`](crate::Session::handle_input)).
     #[error("too much data before CONNECTED")]
     TooMuchBeforeConnected,
-    /// More frames than [`SessionConfig::max_frames_per_second`] allows.
+    /// More frames than [`SessionConfig::max_frames_per_second`](crate::SessionConfig::max_frames_per_second) allows.
     #[error("too many frames: at most {per_second} per second")]
     TooManyFrames {
         /// The limit.
@@ -70,13 +70,13 @@ pub enum ProtocolError {
     },
 }
 
-/// Why [`Session::deliver`] did not queue a message.
+/// Why [`Session::deliver`](crate::Session::deliver) did not queue a message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeliverError {
     /// The session has no subscription with this id (it may have just unsubscribed).
     #[error("no subscription with id '{0}'")]
     UnknownSubscription(String),
-    /// The subscription already holds [`SessionConfig::max_unacked_per_subscription`]
+    /// The subscription already holds [`SessionConfig::max_unacked_per_subscription`](crate::SessionConfig::max_unacked_per_subscription)
     /// unacknowledged messages: the client is not keeping up.
     #[error("too many unacknowledged messages on subscription '{0}'")]
     TooManyUnacked(String),

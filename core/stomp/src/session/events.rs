@@ -30,7 +30,7 @@ pub enum AckMode {
 }
 
 /// A CONNECT (or STOMP) frame the application must answer with
-/// [`Session::accept`] or [`Session::refuse`].
+/// [`Session::accept`](crate::Session::accept) or [`Session::refuse`](crate::Session::refuse).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConnectRequest {
     /// The version negotiated from `accept-version`.
@@ -45,7 +45,7 @@ pub struct ConnectRequest {
     pub headers: Headers,
 }
 
-/// What the peer asked for, handed to the application by [`Session::poll_event`].
+/// What the peer asked for, handed to the application by [`Session::poll_event`](crate::Session::poll_event).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Event {
     /// The peer sent CONNECT or STOMP with a version we share; answer with accept or refuse.
@@ -102,10 +102,10 @@ pub enum Event {
         /// The RECEIPT the application owes (`None` inside a transaction).
         receipt: Option<ReceiptId>,
     },
-    /// The client sent DISCONNECT and [`SessionConfig::defer_disconnect`] is on: nothing more
-    /// is read; call [`Session::disconnect`] once every earlier frame is answered.
+    /// The client sent DISCONNECT and [`SessionConfig::defer_disconnect`](crate::SessionConfig::defer_disconnect) is on: nothing more
+    /// is read; call [`Session::disconnect`](crate::Session::disconnect) once every earlier frame is answered.
     Disconnect {
-        /// The RECEIPT [`Session::disconnect`] will send.
+        /// The RECEIPT [`Session::disconnect`](crate::Session::disconnect) will send.
         receipt: Option<ReceiptId>,
     },
     /// A COMMIT: its held SEND/ACK/NACK events came just before this one.
@@ -115,7 +115,7 @@ pub enum Event {
         /// The RECEIPT the application owes once the released frames took effect.
         receipt: Option<ReceiptId>,
     },
-    /// The connection is over (DISCONNECT, protocol error, timeout, or [`Session::close`]);
+    /// The connection is over (DISCONNECT, protocol error, timeout, or [`Session::close`](crate::Session::close));
     /// no event follows. Subscriptions and open transactions are gone.
     Closed(CloseReason),
 }
@@ -125,7 +125,7 @@ pub enum Event {
 pub enum CloseReason {
     /// The client sent DISCONNECT.
     Disconnect,
-    /// The application closed it (after [`Session::refuse`], [`Session::error`] or [`Session::close`]).
+    /// The application closed it (after [`Session::refuse`](crate::Session::refuse), [`Session::error`](crate::Session::error) or [`Session::close`](crate::Session::close)).
     Application,
     /// The peer broke the protocol; an ERROR was sent.
     ProtocolError(ProtocolError),
@@ -133,7 +133,7 @@ pub enum CloseReason {
     ConnectTimeout,
     /// The client went silent for longer than the negotiated heart-beat plus grace.
     HeartBeatTimeout,
-    /// The transport ended (the owner called [`Session::handle_transport_closed`]).
+    /// The transport ended (the owner called [`Session::handle_transport_closed`](crate::Session::handle_transport_closed)).
     TransportClosed,
 }
 
@@ -147,7 +147,7 @@ pub enum Transmit {
     Message {
         /// `MESSAGE`, `subscription` and (1.2 client modes) `ack`: encoded per delivery.
         head: Bytes,
-        /// The rest of the frame: a clone of [`SharedMessage::tail`], shared by every delivery.
+        /// The rest of the frame: a clone of [`SharedMessage::tail`](crate::SharedMessage::tail), shared by every delivery.
         tail: Bytes,
     },
 }
