@@ -61,18 +61,34 @@ pub struct Step {
 pub enum Action {
     /// `NAME >>>`: the client sends these bytes as one transport message (opening its
     /// connection first if it has none).
-    Send { client: String, chunk: Template },
+    Send {
+        /// The client's name in the transcript.
+        client: String,
+        /// What it sends.
+        chunk: Template,
+    },
     /// `NAME <<<`: the client must receive these, in order.
     Expect {
+        /// The client's name in the transcript.
         client: String,
+        /// What it must receive, in order.
         items: Vec<Expected>,
     },
     /// `NAME closed`: the server must close the client's connection.
-    Closed { client: String },
+    Closed {
+        /// The client's name in the transcript.
+        client: String,
+    },
     /// `NAME close`: the client closes its connection.
-    Close { client: String },
+    Close {
+        /// The client's name in the transcript.
+        client: String,
+    },
     /// `NAME silent`: no frame may arrive for a short while.
-    Silent { client: String },
+    Silent {
+        /// The client's name in the transcript.
+        client: String,
+    },
     /// `wait Nms`: let time pass (heart-beat transcripts only).
     Wait(Duration),
 }
@@ -104,7 +120,12 @@ pub enum Placeholder {
     /// `{bad-token}`: a well-formed token signed with another secret.
     BadToken,
     /// `{id-N}`, `{ack-N}`, `{msg-N}`: the real value the recording shows as `<id-N>`, ...
-    Seen { kind: String, index: usize },
+    Seen {
+        /// `id`, `ack` or `msg`.
+        kind: String,
+        /// Which of the values of that kind seen so far (from 1).
+        index: usize,
+    },
 }
 
 impl fmt::Display for Placeholder {
@@ -125,7 +146,10 @@ pub const SEEN_KINDS: [&str; 3] = ["id", "ack", "msg"];
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Expected {
     /// `(heart-beat)`: one or more heart-beat EOLs.
-    HeartBeat { line: usize },
+    HeartBeat {
+        /// The transcript line it was written on.
+        line: usize,
+    },
     /// A frame.
     Frame(ExpectedFrame),
 }

@@ -45,7 +45,7 @@ fn drain(session: &mut Session, now: Instant) {
             Event::Send {
                 receipt: Some(receipt),
                 ..
-            } => session.receipt(receipt),
+            } => session.receipt(receipt, now),
             Event::Subscribe { id, .. } => {
                 let message = SharedMessage::new(
                     "/sub/channel/lobby",
@@ -54,7 +54,7 @@ fn drain(session: &mut Session, now: Instant) {
                     &Headers::new(),
                     Bytes::from_static(b"hello"),
                 );
-                let _ = session.deliver(&id, &message);
+                let _ = session.deliver(&id, &message, now);
             }
             _ => {}
         }

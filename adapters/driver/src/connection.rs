@@ -170,6 +170,7 @@ pub async fn run_connection<T: Transport>(
                 "server shutting down",
                 "This server is going away; reconnect (with since-seq) to reach another.",
                 None,
+                now(),
             );
             close_log::server_closed(chat.id().0, client, "server shutting down", now());
             continue;
@@ -210,6 +211,7 @@ pub async fn run_connection<T: Transport>(
                         "frame too large",
                         "a message was larger than the server accepts; see --max-frame-bytes",
                         None,
+                now(),
                     );
                 }
                 Incoming::Closed => session.handle_transport_closed(),
@@ -225,18 +227,21 @@ pub async fn run_connection<T: Transport>(
                         "slow consumer",
                         "The connection fell too far behind the room and was closed; reconnect with since-id to catch up.",
                         None,
+                now(),
                     );
                 } else {
                     let mut delivered = 0;
+                    // One clock read per batch, not per MESSAGE.
+                    let at = now();
                     for item in batch {
                         match item {
                             Outbound::Delivery(delivery) => {
-                                if !chat.deliver(delivery, &mut session) {
+                                if !chat.deliver(delivery, &mut session, at) {
                                     break;
                                 }
                                 delivered += 1;
                             }
-                            Outbound::Outcome(outcome) => chat.on_outcome(outcome, &mut session),
+                            Outbound::Outcome(outcome) => chat.on_outcome(outcome, &mut session, at),
                         }
                     }
                     // One count per batch, not per MESSAGE.
@@ -245,7 +250,7 @@ pub async fn run_connection<T: Transport>(
             }
             done = run(&mut job) => {
                 job = None;
-                if !chat.on_job_done(done, &mut session) {
+                if !chat.on_job_done(done, &mut session, now()) {
                     close_log::server_closed(chat.id().0, client, "slow consumer", now());
                 }
             }

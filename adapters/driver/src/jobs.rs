@@ -30,8 +30,11 @@ pub async fn run_job(service: &ChatService, job: Job) -> JobDone {
         Job::History { room, limit } => JobDone::History(newest(service, &room, limit).await),
         Job::AnnounceConnected { session } => {
             // If presence is down the chat still works; only the counts are stale.
-            if let Ok(total) = service.ports().presence.connected(&session).await {
-                use_cases::publish(service, RoomEvent::Entry { count: total }).await;
+            match service.ports().presence.connected(&session).await {
+                Ok(total) => {
+                    use_cases::publish(service, RoomEvent::Entry { count: total }).await;
+                }
+                Err(error) => presence_failed(&error, "counting a new session in"),
             }
             JobDone::Done
         }
@@ -41,11 +44,14 @@ pub async fn run_job(service: &ChatService, job: Job) -> JobDone {
             JobDone::Done
         }
         Job::Disconnected { session } => {
-            if let Ok((total, rooms)) = service.ports().presence.disconnected(&session).await {
-                for (room_id, count) in rooms {
-                    use_cases::publish(service, RoomEvent::Presence { room_id, count }).await;
+            match service.ports().presence.disconnected(&session).await {
+                Ok((total, rooms)) => {
+                    for (room_id, count) in rooms {
+                        use_cases::publish(service, RoomEvent::Presence { room_id, count }).await;
+                    }
+                    use_cases::publish(service, RoomEvent::Entry { count: total }).await;
                 }
-                use_cases::publish(service, RoomEvent::Entry { count: total }).await;
+                Err(error) => presence_failed(&error, "taking a closed session out of"),
             }
             JobDone::Done
         }
@@ -136,23 +142,35 @@ async fn newest(
 /// Tells the room's presence subscribers its new count (when presence answered), and
 /// everyone on `/sub/channel/entry` the connection count.
 async fn announce_presence(service: &ChatService, room: &RoomId, count: Result<u64, BackendError>) {
-    if let Ok(count) = count {
-        let event = RoomEvent::Presence {
-            room_id: room.clone(),
-            count,
-        };
-        use_cases::publish(service, event).await;
+    match count {
+        Ok(count) => {
+            let event = RoomEvent::Presence {
+                room_id: room.clone(),
+                count,
+            };
+            use_cases::publish(service, event).await;
+        }
+        Err(error) => presence_failed(&error, "counting a room's sessions in"),
     }
     publish_entry(service).await;
 }
 
 /// The contract sends the connection count on every channel subscribe and leave.
 async fn publish_entry(service: &ChatService) {
-    if let Ok(count) = service.ports().presence.total().await {
-        use_cases::publish(service, RoomEvent::Entry { count }).await;
+    match service.ports().presence.total().await {
+        Ok(count) => use_cases::publish(service, RoomEvent::Entry { count }).await,
+        Err(error) => presence_failed(&error, "counting sessions in"),
     }
 }
 
-fn unavailable(_: BackendError) -> ChatError {
+/// Presence is best effort (the chat works without it; only the counts go stale), but a
+/// failure is worth a line in the log.
+fn presence_failed(error: &BackendError, doing: &str) {
+    tracing::warn!(%error, "{doing} presence failed; counts may be stale");
+}
+
+/// The client is told the backend is unavailable; the cause goes to the log only.
+fn unavailable(error: BackendError) -> ChatError {
+    tracing::warn!(%error, "a subscription's start could not be read");
     ChatError::Unavailable
 }

@@ -86,7 +86,7 @@ impl Transport for MemoryTransport {
             self.to_client
                 .send(message)
                 .await
-                .map_err(|_| TransportError("client end dropped".to_owned()))?;
+                .map_err(|_| TransportError::Gone)?;
         }
         Ok(())
     }

@@ -21,8 +21,21 @@ pub enum Incoming {
 
 /// The transport failed; the connection is over.
 #[derive(Debug, thiserror::Error)]
-#[error("transport failed: {0}")]
-pub struct TransportError(pub String);
+pub enum TransportError {
+    /// The other end is gone (an in-process client dropped its end).
+    #[error("transport failed: the other end is gone")]
+    Gone,
+    /// The transport's library reported an error.
+    #[error("transport failed: {0}")]
+    Failed(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl TransportError {
+    /// The transport's library failed with `error`.
+    pub fn failed(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        TransportError::Failed(Box::new(error))
+    }
+}
 
 /// A message-oriented byte transport: each [`Transmit`] is written as one message.
 #[async_trait]

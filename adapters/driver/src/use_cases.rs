@@ -88,21 +88,23 @@ impl ChatUseCases for ChatService {
                 service.known_rooms().remember(&lobby.room_id, now());
                 Ok(service)
             }
-            Err(CreateRoomError::Backend(_)) => Err(ChatError::Unavailable),
+            Err(CreateRoomError::Backend(error)) => Err(unavailable(error)),
         }
     }
 
     async fn ready(&self) -> Result<(), Vec<&'static str>> {
         let ports = self.ports();
         let mut down = Vec::new();
-        if ports.rooms.count().await.is_err() {
-            down.push("store");
-        }
-        if ports.broker.ready().await.is_err() {
-            down.push("broker");
-        }
-        if ports.presence.total().await.is_err() {
-            down.push("presence");
+        let checks = [
+            ("store", ports.rooms.count().await.err()),
+            ("broker", ports.broker.ready().await.err()),
+            ("presence", ports.presence.total().await.err()),
+        ];
+        for (name, error) in checks {
+            if let Some(error) = error {
+                tracing::warn!(%error, backend = name, "readiness check failed");
+                down.push(name);
+            }
         }
         if down.is_empty() { Ok(()) } else { Err(down) }
     }
@@ -177,7 +179,7 @@ impl ChatUseCases for ChatService {
                 // A generated id that is taken: another one.
                 Err(CreateRoomError::AlreadyExists) if room_id.is_none() => continue,
                 Err(CreateRoomError::AlreadyExists) => return Err(ChatError::RoomExists),
-                Err(CreateRoomError::Backend(_)) => return Err(ChatError::Unavailable),
+                Err(CreateRoomError::Backend(error)) => return Err(unavailable(error)),
             }
         }
         Err(ChatError::Unavailable)
@@ -206,7 +208,7 @@ impl ChatUseCases for ChatService {
                 self.known_rooms().remember(&room.room_id, now());
                 Ok(room)
             }
-            Err(CreateRoomError::Backend(_)) => Err(ChatError::Unavailable),
+            Err(CreateRoomError::Backend(error)) => Err(unavailable(error)),
         }
     }
 }
@@ -222,7 +224,7 @@ pub(crate) async fn ensure_room(service: &ChatService, room: &RoomId) -> Result<
             Ok(())
         }
         Ok(None) => Err(ChatError::UnknownRoom),
-        Err(_) => Err(ChatError::Unavailable),
+        Err(error) => Err(unavailable(error)),
     }
 }
 
@@ -241,10 +243,13 @@ async fn ensure_room_capacity(service: &ChatService) -> Result<(), ChatError> {
 /// notification; the store has the truth).
 pub(crate) async fn publish(service: &ChatService, event: RoomEvent) {
     if let Err(error) = service.ports().broker.publish(event).await {
-        tracing::debug!(%error, "publishing a room event failed");
+        // Subscribers on other nodes miss this event (their next replay brings messages).
+        tracing::warn!(%error, "publishing a room event failed");
     }
 }
 
-fn unavailable(_: BackendError) -> ChatError {
+/// The client is told the backend is unavailable; the cause goes to the log only.
+fn unavailable(error: BackendError) -> ChatError {
+    tracing::warn!(%error, "a backend failed; answered UNAVAILABLE");
     ChatError::Unavailable
 }

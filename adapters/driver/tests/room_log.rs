@@ -51,7 +51,7 @@ impl MessageStore for FlakyStore {
             .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
             .is_ok();
         if failing {
-            return Err(BackendError("store down".to_owned()));
+            return Err(BackendError::new("store down".to_owned()));
         }
         self.inner.append(room, batch).await
     }

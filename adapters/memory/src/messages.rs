@@ -96,7 +96,7 @@ impl MemoryMessageStore {
         batch: Vec<NewMessage>,
     ) -> Result<Vec<Appended>, BackendError> {
         if batch.iter().any(|message| &message.room_id != room) {
-            return Err(BackendError(
+            return Err(BackendError::new(
                 "a batch must hold one room's messages".to_owned(),
             ));
         }

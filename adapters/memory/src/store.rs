@@ -48,7 +48,7 @@ impl MessageStore for MemoryStore {
         // the check and the append.
         let mut rooms = self.rooms.write();
         if !rooms.contains(room) {
-            return Err(BackendError(format!("memory append: no room {room}")));
+            return Err(BackendError::new(format!("memory append: no room {room}")));
         }
         let appended = self.messages.append_now(room, batch)?;
         if appended

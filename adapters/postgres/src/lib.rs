@@ -229,8 +229,10 @@ impl PostgresStore {
 }
 
 /// Maps a sqlx error to a [`BackendError`] whose text says what was being done (for logs).
-fn backend<E: std::fmt::Display>(doing: &'static str) -> impl Fn(E) -> BackendError {
-    move |error| BackendError(format!("postgres {doing}: {error}"))
+fn backend<E: std::error::Error + Send + Sync + 'static>(
+    doing: &'static str,
+) -> impl Fn(E) -> BackendError {
+    move |error| BackendError::caused_by(format!("postgres {doing}"), error)
 }
 
 /// A caller's limit as a SQL `LIMIT`, clamped to `max`.
@@ -250,6 +252,6 @@ fn check_schema_name(schema: &str) -> Result<(), BackendError> {
     if valid {
         Ok(())
     } else {
-        Err(BackendError(format!("invalid schema name {schema:?}")))
+        Err(BackendError::new(format!("invalid schema name {schema:?}")))
     }
 }

@@ -52,12 +52,13 @@ type AppendRow = (
 
 /// A message id read from the database (a `bigserial`, so never negative unless damaged).
 fn message_id(id: i64) -> Result<MessageId, BackendError> {
-    MessageId::try_from(id).map_err(|_| BackendError(format!("postgres: negative message id {id}")))
+    MessageId::try_from(id)
+        .map_err(|_| BackendError::new(format!("postgres: negative message id {id}")))
 }
 
 /// A seq read from the database (checked `>= 0` by the schema).
 fn seq(seq: i64) -> Result<Seq, BackendError> {
-    Seq::try_from(seq).map_err(|_| BackendError(format!("postgres: negative seq {seq}")))
+    Seq::try_from(seq).map_err(|_| BackendError::new(format!("postgres: negative seq {seq}")))
 }
 
 /// The message of a row.
@@ -107,7 +108,7 @@ fn appended(
                 ip_address,
             }))
         }
-        _ => Err(BackendError(format!(
+        _ => Err(BackendError::new(format!(
             "postgres append: duplicate {id} came back without its fields"
         ))),
     }
@@ -181,7 +182,7 @@ impl MessageStore for PostgresStore {
         // The stored message's room is `room`: a message claiming another would come back
         // with a room it was not stored in.
         if let Some(stray) = batch.iter().find(|m| &m.room_id != room) {
-            return Err(BackendError(format!(
+            return Err(BackendError::new(format!(
                 "postgres append: a message for room {} in a batch for room {room}",
                 stray.room_id
             )));
@@ -206,7 +207,7 @@ impl MessageStore for PostgresStore {
                 .enumerate()
                 .all(|(index, row)| usize::try_from(row.0).is_ok_and(|ord| ord == index + 1));
         if !in_order {
-            return Err(BackendError(format!(
+            return Err(BackendError::new(format!(
                 "postgres append: {} result rows for a batch of {}, or out of order",
                 rows.len(),
                 batch.len()
@@ -299,6 +300,6 @@ impl MessageStore for PostgresStore {
             .await
             .map_err(backend("read the log epoch"))?;
         LogEpoch::parse(&epoch)
-            .ok_or_else(|| BackendError(format!("postgres: malformed log epoch {epoch:?}")))
+            .ok_or_else(|| BackendError::new(format!("postgres: malformed log epoch {epoch:?}")))
     }
 }

@@ -7,7 +7,7 @@
 //! Each test works in a schema of its own (`rtchat_test_<random>`, dropped at the end), so
 //! tests run in parallel with each other and with anyone else's runs on the same database.
 
-use rtchat_core::{BackendError, MessageStore, RoomStore, Seq};
+use rtchat_core::{MessageStore, RoomStore, Seq};
 use rtchat_postgres::{MAX_QUERY_LIMIT, PostgresStore};
 use rtchat_store_contract as contract;
 use rtchat_store_contract::helpers::{
@@ -189,7 +189,7 @@ async fn a_batch_failing_midway_stores_nothing_and_burns_no_seq() {
         ];
         let retried_key = failing[0].key.clone();
         match store.append(&a, failing).await {
-            Err(BackendError(text)) => assert!(text.contains("append"), "{text}"),
+            Err(error) => assert!(error.to_string().contains("append"), "{error}"),
             Ok(stored) => panic!("stored a poisoned batch: {stored:?}"),
         }
         assert_eq!(store.head(&a).await, Ok(3), "the head did not move");
@@ -390,7 +390,7 @@ async fn schema_names_are_checked_before_connecting() {
     ] {
         let result = PostgresStore::connect_in_schema("postgres://127.0.0.1:1/test", bad).await;
         match result {
-            Err(BackendError(text)) => assert!(text.contains("schema"), "{bad}: {text}"),
+            Err(error) => assert!(error.to_string().contains("schema"), "{bad}: {error}"),
             Ok(_) => panic!("{bad} accepted"),
         }
     }

@@ -70,7 +70,7 @@ impl RedisBroker {
         let channel = format!("{channel_prefix}:events");
         let subscription = subscribe(&client, &channel)
             .await
-            .map_err(|e| BackendError(format!("redis subscribe: {e}")))?;
+            .map_err(|e| BackendError::new(format!("redis subscribe: {e}")))?;
         let publisher = command_connection(client.clone()).await?;
         let reconnects = Arc::new(AtomicU64::new(0));
         let subscriber = tokio::spawn(run(
@@ -141,7 +141,7 @@ impl Broker for RedisBroker {
         {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(error)) => Err(backend("ping", error)),
-            Err(_) => Err(BackendError("redis ping: timed out".to_owned())),
+            Err(_) => Err(BackendError::new("redis ping: timed out".to_owned())),
         }
     }
 

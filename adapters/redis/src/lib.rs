@@ -41,7 +41,7 @@ pub const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// A Redis error as the ports' error (the text is for logs only).
 fn backend(context: &str, error: redis::RedisError) -> BackendError {
-    BackendError(format!("redis {context}: {error}"))
+    BackendError::caused_by(format!("redis {context}"), error)
 }
 
 /// A reconnecting command connection that fails fast: one attempt when Redis is down.

@@ -84,7 +84,7 @@ impl PresenceConfig {
     }
 
     fn validate(&self) -> Result<(), BackendError> {
-        let invalid = |why: &str| Err(BackendError(format!("invalid presence config: {why}")));
+        let invalid = |why: &str| Err(BackendError::new(format!("invalid presence config: {why}")));
         if self.node_id.is_empty() || self.node_id.contains('|') {
             return invalid("node_id must be non-empty and must not contain '|'");
         }

@@ -233,7 +233,10 @@ async fn invalid_configs_are_rejected() {
         let error = RedisPresence::connect_with(url, config)
             .await
             .expect_err("invalid config");
-        assert!(error.0.contains("invalid presence config"), "{error}");
+        assert!(
+            error.context().contains("invalid presence config"),
+            "{error}"
+        );
     }
     assert!(
         RedisPresence::connect(url, "p", "a").await.is_err(),

@@ -297,7 +297,7 @@ impl Transport for SessionTransport {
             {
                 let mut output = self.session.output();
                 if output.closed.is_some() {
-                    return Err(TransportError("the SockJS session is closed".to_owned()));
+                    return Err(TransportError::Gone);
                 }
                 if output.pending.is_empty()
                     || output.pending_bytes + message.len()

@@ -99,7 +99,7 @@ impl Transport for SockJsWebSocket {
         let frame = frame::messages(&std::mem::take(&mut self.batch));
         self.send_text(frame)
             .await
-            .map_err(|error| TransportError(error.to_string()))
+            .map_err(TransportError::failed)
     }
 
     async fn close(&mut self, _going_away: bool) {

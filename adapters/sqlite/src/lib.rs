@@ -145,8 +145,9 @@ impl SqliteStore {
     /// Errors: [`BackendError`] when the file cannot be created or opened (a missing
     /// directory, no permission, not a SQLite database, a path that is not UTF-8).
     pub async fn open(path: &Path) -> Result<Self, BackendError> {
-        let failed =
-            |error: sqlx::Error| BackendError(format!("sqlite open {}: {error}", path.display()));
+        let failed = |error: sqlx::Error| {
+            BackendError::caused_by(format!("sqlite open {}", path.display()), error)
+        };
         let common = SqliteConnectOptions::new()
             .filename(plain_file_name(path))
             .foreign_keys(true)
@@ -250,7 +251,7 @@ impl SqliteStore {
             .await
             .map_err(backend("checkpoint on close"))?;
         if blocked != 0 {
-            return Err(BackendError(
+            return Err(BackendError::new(
                 "sqlite checkpoint on close: another connection is reading the log".to_owned(),
             ));
         }
@@ -290,8 +291,10 @@ fn plain_file_name(path: &Path) -> PathBuf {
 }
 
 /// Maps a sqlx error to a [`BackendError`] whose text says what was being done (for logs).
-fn backend<E: std::fmt::Display>(doing: &'static str) -> impl Fn(E) -> BackendError {
-    move |error| BackendError(format!("sqlite {doing}: {error}"))
+fn backend<E: std::error::Error + Send + Sync + 'static>(
+    doing: &'static str,
+) -> impl Fn(E) -> BackendError {
+    move |error| BackendError::caused_by(format!("sqlite {doing}"), error)
 }
 
 /// A caller's limit as a SQL `LIMIT`, clamped to `max`.

@@ -64,12 +64,13 @@ type OriginalRow = (i64, i64, i64, String, String, String, String, String);
 /// A message id read from the database (an `AUTOINCREMENT` key, so never negative unless
 /// damaged).
 fn message_id(id: i64) -> Result<MessageId, BackendError> {
-    MessageId::try_from(id).map_err(|_| BackendError(format!("sqlite: negative message id {id}")))
+    MessageId::try_from(id)
+        .map_err(|_| BackendError::new(format!("sqlite: negative message id {id}")))
 }
 
 /// A seq read from the database (checked `>= 0` by the schema).
 fn seq(seq: i64) -> Result<Seq, BackendError> {
-    Seq::try_from(seq).map_err(|_| BackendError(format!("sqlite: negative seq {seq}")))
+    Seq::try_from(seq).map_err(|_| BackendError::new(format!("sqlite: negative seq {seq}")))
 }
 
 /// The message of a row.
@@ -95,7 +96,7 @@ fn original(
     (position, id, seq_in_room, message, rand_id, name_tag, created_at, ip_address): OriginalRow,
 ) -> Result<(usize, ChatMessage), BackendError> {
     let position = usize::try_from(position)
-        .map_err(|_| BackendError(format!("sqlite append: batch position {position}")))?;
+        .map_err(|_| BackendError::new(format!("sqlite append: batch position {position}")))?;
     let stored = ChatMessage {
         id: message_id(id)?,
         seq: seq(seq_in_room)?,
@@ -163,7 +164,7 @@ fn ids_in_seq_order(
             .all(|(&(_, seq), want)| seq == want)
         && inserted.windows(2).all(|pair| pair[0].0 < pair[1].0);
     if !expected {
-        return Err(BackendError(format!(
+        return Err(BackendError::new(format!(
             "sqlite append: inserting {count} messages from seq {first_seq} returned {inserted:?}"
         )));
     }
@@ -220,7 +221,7 @@ impl MessageStore for SqliteStore {
         // The stored message's room is `room`: a message claiming another would come back
         // with a room it was not stored in.
         if let Some(stray) = batch.iter().find(|m| &m.room_id != room) {
-            return Err(BackendError(format!(
+            return Err(BackendError::new(format!(
                 "sqlite append: a message for room {} in a batch for room {room}",
                 stray.room_id
             )));
@@ -253,7 +254,7 @@ impl MessageStore for SqliteStore {
         let mut new_ids = Vec::new();
         if !new_positions.is_empty() {
             let count = i64::try_from(new_positions.len())
-                .map_err(|_| BackendError("sqlite append: batch too large".to_owned()))?;
+                .map_err(|_| BackendError::new("sqlite append: batch too large".to_owned()))?;
             let last_seq: Option<i64> = sqlx::query_scalar(TAKE_SEQS)
                 .bind(room.as_str())
                 .bind(count)
@@ -261,7 +262,7 @@ impl MessageStore for SqliteStore {
                 .await
                 .map_err(backend("append: take seqs"))?;
             let Some(last_seq) = last_seq else {
-                return Err(BackendError(format!(
+                return Err(BackendError::new(format!(
                     "sqlite append: room {room} does not exist"
                 )));
             };
@@ -303,7 +304,7 @@ impl MessageStore for SqliteStore {
                 Fate::Original(original) => Ok(Appended::Duplicate(original)),
                 Fate::New(n) => {
                     let id = new_ids.get(n).copied().ok_or_else(|| {
-                        BackendError(format!("sqlite append: no id for new message {n}"))
+                        BackendError::new(format!("sqlite append: no id for new message {n}"))
                     })?;
                     let message = ChatMessage::stored(id, first_seq + n as Seq, posted);
                     stored_now.push(message.clone());
@@ -315,7 +316,9 @@ impl MessageStore for SqliteStore {
                     .cloned()
                     .map(Appended::Duplicate)
                     .ok_or_else(|| {
-                        BackendError(format!("sqlite append: repeat of unknown new message {n}"))
+                        BackendError::new(format!(
+                            "sqlite append: repeat of unknown new message {n}"
+                        ))
                     }),
             })
             .collect()
@@ -401,7 +404,7 @@ impl MessageStore for SqliteStore {
             .await
             .map_err(backend("read the log epoch"))?;
         LogEpoch::parse(&epoch)
-            .ok_or_else(|| BackendError(format!("sqlite: malformed log epoch {epoch:?}")))
+            .ok_or_else(|| BackendError::new(format!("sqlite: malformed log epoch {epoch:?}")))
     }
 }
 

@@ -54,7 +54,7 @@ fn room((room_id, name): Row) -> Result<Room, BackendError> {
 
 /// A room id read from the table; it was valid when stored, so a bad one means damage.
 fn stored_room_id(id: &str) -> Result<RoomId, BackendError> {
-    RoomId::parse(id).ok_or_else(|| BackendError(format!("sqlite: malformed room id {id:?}")))
+    RoomId::parse(id).ok_or_else(|| BackendError::new(format!("sqlite: malformed room id {id:?}")))
 }
 
 #[async_trait]

@@ -3,9 +3,7 @@
 //! (`rtchat-store-contract`, with its cross-check against the memory store), and what only
 //! SQLite or a file has: pragmas, JSON batches, reopening, a crash, two stores on one file.
 
-use rtchat_core::{
-    Appended, BackendError, ChatMessage, CreateRoomError, MessageStore, RoomStore, Seq,
-};
+use rtchat_core::{Appended, ChatMessage, CreateRoomError, MessageStore, RoomStore, Seq};
 use rtchat_sqlite::{MAX_QUERY_LIMIT, SqliteStore};
 use rtchat_store_contract as contract;
 use rtchat_store_contract::helpers::{
@@ -113,7 +111,7 @@ async fn the_read_pool_cannot_write() {
 async fn opening_what_is_not_a_database_fails() {
     let scratch = Scratch::new();
     match SqliteStore::open(&scratch.file("no/such/directory/rtchat.db")).await {
-        Err(BackendError(text)) => assert!(text.contains("sqlite open"), "{text}"),
+        Err(error) => assert!(error.to_string().contains("sqlite open"), "{error}"),
         Ok(_) => panic!("opened a file in a missing directory"),
     }
     let garbage = scratch.file("garbage.db");
@@ -123,7 +121,7 @@ async fn opening_what_is_not_a_database_fails() {
             // SQLite may only look at the file at the first statement.
             assert!(store.migrate().await.is_err(), "migrated a garbage file");
         }
-        Err(BackendError(text)) => assert!(text.contains("garbage.db"), "{text}"),
+        Err(error) => assert!(error.to_string().contains("garbage.db"), "{error}"),
     }
 }
 
@@ -287,7 +285,7 @@ async fn a_batch_failing_midway_stores_nothing_and_burns_no_seq() {
     ];
     let retried_key = failing[0].key.clone();
     match store.append(&a, failing).await {
-        Err(BackendError(text)) => assert!(text.contains("append"), "{text}"),
+        Err(error) => assert!(error.to_string().contains("append"), "{error}"),
         Ok(stored) => panic!("stored a poisoned batch: {stored:?}"),
     }
     assert_eq!(store.head(&a).await, Ok(3), "the head did not move");
@@ -511,7 +509,7 @@ async fn an_unmigrated_database_fails_with_a_backend_error() {
         .await
         .expect("open");
     match store.epoch().await {
-        Err(BackendError(text)) => assert!(text.contains("epoch"), "{text}"),
+        Err(error) => assert!(error.to_string().contains("epoch"), "{error}"),
         Ok(epoch) => panic!("an epoch without a log: {epoch}"),
     }
     assert!(store.count().await.is_err());

@@ -249,7 +249,9 @@ impl Params {
 }
 
 fn bad_request(message: String) -> Envelope {
-    Envelope::from(ChatError::BadRequest(message))
+    Envelope::from(ChatError::BadRequest(rtchat_core::BadRequest::Http(
+        message,
+    )))
 }
 
 fn messages(result: Result<Vec<rtchat_core::ChatMessage>, ChatError>) -> Envelope {

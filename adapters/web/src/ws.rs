@@ -84,7 +84,7 @@ fn is_too_large(error: &axum::Error) -> bool {
 }
 
 fn failed(error: axum::Error) -> TransportError {
-    TransportError(error.to_string())
+    TransportError::failed(error)
 }
 
 #[async_trait]

@@ -90,7 +90,7 @@ impl Transport for WebTransportStream {
             self.send
                 .write_chunk(Bytes::clone(chunk))
                 .await
-                .map_err(|error| TransportError(error.to_string()))?;
+                .map_err(TransportError::failed)?;
         }
         Ok(())
     }

@@ -299,30 +299,40 @@ impl ServerConfig {
 }
 
 /// Why the server could not start.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// The address could not be bound.
-    Bind(std::io::Error),
+    #[error("cannot listen: {0}")]
+    Bind(#[source] std::io::Error),
     /// The chat could not be assembled.
-    Assemble(rtchat_core::ChatError),
-    /// A store or broker is misconfigured or unreachable.
-    Backend(String),
+    #[error("cannot start the chat: {0}")]
+    Assemble(#[source] rtchat_core::ChatError),
+    /// A store or broker is unreachable or refused to start.
+    #[error("{doing}: {source}")]
+    Backend {
+        /// What the server was doing, e.g. `cannot connect to Redis`.
+        doing: String,
+        /// The adapter's error.
+        #[source]
+        source: BackendError,
+    },
+    /// A file or directory the server needs cannot be used.
+    #[error("{doing}: {source}")]
+    Io {
+        /// What the server was doing, naming the path.
+        doing: String,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The options name a backend without what it needs (e.g. `--store postgres` without
+    /// `--database-url`).
+    #[error("{0}")]
+    Config(&'static str),
     /// The WebTransport endpoint could not start.
-    WebTransport(rtchat_webtransport::WebTransportError),
+    #[error("cannot serve WebTransport: {0}")]
+    WebTransport(#[source] rtchat_webtransport::WebTransportError),
 }
-
-impl std::fmt::Display for StartError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            StartError::Bind(error) => write!(f, "cannot listen: {error}"),
-            StartError::Assemble(error) => write!(f, "cannot start the chat: {error}"),
-            StartError::Backend(error) => write!(f, "{error}"),
-            StartError::WebTransport(error) => write!(f, "cannot serve WebTransport: {error}"),
-        }
-    }
-}
-
-impl std::error::Error for StartError {}
 
 /// An assembled node: the chat service and how its connections are run, not yet bound to
 /// a socket (the conformance suite drives it in-process, with no sockets at all).
@@ -364,12 +374,12 @@ impl Node {
 pub async fn assemble(config: &ServerConfig) -> Result<Node, StartError> {
     let secret = match (&config.jwt_secret, config.store) {
         (Some(secret), _) => secret.as_bytes().to_vec(),
-        (None, StoreKind::Sqlite) => data_dir::jwt_secret(&config.data_dir).map_err(|error| {
-            StartError::Backend(format!(
-                "cannot keep a JWT secret in {}: {error}",
-                config.data_dir.display()
-            ))
-        })?,
+        (None, StoreKind::Sqlite) => {
+            data_dir::jwt_secret(&config.data_dir).map_err(|source| StartError::Io {
+                doing: format!("cannot keep a JWT secret in {}", config.data_dir.display()),
+                source,
+            })?
+        }
         (None, _) => {
             tracing::warn!(
                 "no RTCHAT_JWT_SECRET or --jwt-secret: using a random secret; tokens will not survive a restart"
@@ -536,18 +546,22 @@ fn private_room_key(jwt_secret: &[u8]) -> PrivateRoomKey {
 }
 
 fn backend(what: &str) -> impl Fn(BackendError) -> StartError + '_ {
-    move |error| StartError::Backend(format!("{what}: {error}"))
+    move |source| StartError::Backend {
+        doing: what.to_owned(),
+        source,
+    }
 }
 
 /// The message and room stores `--store` names.
 async fn store(config: &ServerConfig, metrics: &Metrics) -> Result<Stores, StartError> {
     match config.store {
         StoreKind::Sqlite => {
-            let cannot = |error: std::io::Error| {
-                StartError::Backend(format!(
-                    "cannot use the data directory {}: {error}",
+            let cannot = |source: std::io::Error| StartError::Io {
+                doing: format!(
+                    "cannot use the data directory {}",
                     config.data_dir.display()
-                ))
+                ),
+                source,
             };
             std::fs::create_dir_all(&config.data_dir).map_err(cannot)?;
             let path = config.data_dir.join(SQLITE_FILE);
@@ -567,11 +581,9 @@ async fn store(config: &ServerConfig, metrics: &Metrics) -> Result<Stores, Start
             Ok((store.clone(), store, None))
         }
         StoreKind::Postgres => {
-            let url = config.database_url.as_deref().ok_or_else(|| {
-                StartError::Backend(
-                    "--store postgres needs --database-url or RTCHAT_DATABASE_URL".to_owned(),
-                )
-            })?;
+            let url = config.database_url.as_deref().ok_or(StartError::Config(
+                "--store postgres needs --database-url or RTCHAT_DATABASE_URL",
+            ))?;
             let store = match &config.database_schema {
                 Some(schema) => PostgresStore::connect_in_schema(url, schema).await,
                 None => PostgresStore::connect(url).await,
@@ -612,11 +624,9 @@ async fn broker_and_presence(
             None,
         )),
         BrokerKind::Redis => {
-            let url = config.redis_url.as_deref().ok_or_else(|| {
-                StartError::Backend(
-                    "--broker redis needs --redis-url or RTCHAT_REDIS_URL".to_owned(),
-                )
-            })?;
+            let url = config.redis_url.as_deref().ok_or(StartError::Config(
+                "--broker redis needs --redis-url or RTCHAT_REDIS_URL",
+            ))?;
             let broker = Arc::new(
                 RedisBroker::connect_with_prefix(url, &config.redis_prefix, hub.clone())
                     .await

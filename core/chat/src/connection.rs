@@ -33,7 +33,7 @@ use crate::ip::ip_prefix;
 use crate::jobs::{Job, JobDone, Since};
 use crate::model::{Identity, MessageKey, NewMessage, RoomId, Seq};
 use crate::ports::{ConnectionSink, Delivery, PendingSend, SendOutcome, SessionKey};
-use crate::service::{ChatError, ChatService, MAX_TOKEN_BYTES};
+use crate::service::{BadRequest, ChatError, ChatService, MAX_TOKEN_BYTES};
 use crate::validation;
 use bytes::Bytes;
 use rtchat_stomp::{
@@ -312,7 +312,7 @@ impl ChatConnection {
 
     /// The result of the job [`ChatConnection::poll_job`] gave last. Returns false when the
     /// session refused what it had to send as a slow consumer; the driver then closes.
-    pub fn on_job_done(&mut self, done: JobDone, session: &mut Session) -> bool {
+    pub fn on_job_done(&mut self, done: JobDone, session: &mut Session, now: Instant) -> bool {
         // Not running: the connection closed meanwhile, and nothing waits for it any more.
         if !std::mem::take(&mut self.running) {
             return true;
@@ -320,7 +320,8 @@ impl ChatConnection {
         let Some(step) = self.waiting.pop_front() else {
             return true;
         };
-        let delivered = self.answer(step.then, Some(done), session) && self.answer_ready(session);
+        let delivered =
+            self.answer(step.then, Some(done), session, now) && self.answer_ready(session, now);
         // SENDs that waited for this job (and every job before them) may go now.
         self.submit_sends();
         self.finish_disconnect(session);
@@ -329,20 +330,20 @@ impl ChatConnection {
 
     /// Queues a frame's answer behind those before it; it goes at once if its turn has come
     /// and it needs no job.
-    fn push(&mut self, job: Option<Job>, then: Then, session: &mut Session) {
+    fn push(&mut self, job: Option<Job>, then: Then, session: &mut Session, now: Instant) {
         self.waiting.push_back(Step { job, then });
         // A slow consumer already has its ERROR; the driver sees the session close.
-        self.answer_ready(session);
+        self.answer_ready(session, now);
     }
 
     /// Answers the steps at the front that need no job, while no job is being run. Returns
     /// false when the session refused a message as a slow consumer.
-    fn answer_ready(&mut self, session: &mut Session) -> bool {
+    fn answer_ready(&mut self, session: &mut Session, now: Instant) -> bool {
         while !self.running && self.waiting.front().is_some_and(|s| s.job.is_none()) {
             let Some(step) = self.waiting.pop_front() else {
                 break;
             };
-            if !self.answer(step.then, None, session) {
+            if !self.answer(step.then, None, session, now) {
                 return false;
             }
         }
@@ -350,11 +351,17 @@ impl ChatConnection {
     }
 
     /// Answers one step with what its job (if any) found.
-    fn answer(&mut self, then: Then, done: Option<JobDone>, session: &mut Session) -> bool {
+    fn answer(
+        &mut self,
+        then: Then,
+        done: Option<JobDone>,
+        session: &mut Session,
+        now: Instant,
+    ) -> bool {
         match then {
             Then::Nothing => true,
             Then::Receipt(receipt) => {
-                send_receipt(session, receipt);
+                send_receipt(session, receipt, now);
                 true
             }
             Then::Subscribed {
@@ -364,7 +371,7 @@ impl ChatConnection {
                 start,
             } => {
                 let result = self.ready(start, done);
-                self.on_subscribed(&id, handle, receipt, result, session)
+                self.on_subscribed(&id, handle, receipt, result, session, now)
             }
         }
     }
@@ -409,6 +416,7 @@ impl ChatConnection {
             // subscription could not start, as for a backend failure.
             (_, done) => {
                 debug_assert!(false, "job result {done:?} does not answer its job");
+                tracing::error!(?done, "a job result does not answer its job");
                 Err(ChatError::Unavailable)
             }
         }
@@ -423,6 +431,7 @@ impl ChatConnection {
         receipt: Option<ReceiptId>,
         result: Result<Ready, ChatError>,
         session: &mut Session,
+        now: Instant,
     ) -> bool {
         let current = self
             .subscriptions
@@ -438,13 +447,13 @@ impl ChatConnection {
                     self.forget(id);
                     session.refuse_subscription(id);
                 }
-                self.send_error(session, &error);
+                self.send_error(session, &error, now);
                 return true;
             }
         };
         if !current {
             // Unsubscribed while its start was read: nothing to send on it.
-            send_receipt(session, receipt);
+            send_receipt(session, receipt, now);
             return true;
         }
         let Some(subscription) = self.subscriptions.get_mut(id) else {
@@ -454,22 +463,22 @@ impl ChatConnection {
         let held = subscription.starting.take().unwrap_or_default();
         let on = subscription.handle.clone();
         for message in &ready.messages {
-            if !put_on_wire(session, &on, message) {
+            if !put_on_wire(session, &on, message, now) {
                 return false;
             }
         }
         for delivery in held {
-            if !self.deliver(delivery, session) {
+            if !self.deliver(delivery, session, now) {
                 return false;
             }
         }
-        send_receipt(session, receipt);
+        send_receipt(session, receipt, now);
         true
     }
 
     /// The outcome of one of this connection's SENDs: answered (RECEIPT, or the error) as
     /// soon as every earlier SEND is answered.
-    pub fn on_outcome(&mut self, outcome: SendOutcome, session: &mut Session) {
+    pub fn on_outcome(&mut self, outcome: SendOutcome, session: &mut Session, now: Instant) {
         if let Some(waiting) = self
             .in_flight
             .iter_mut()
@@ -480,11 +489,11 @@ impl ChatConnection {
                 Err(error) => Answer::Failed(error),
             });
         }
-        self.answer_sends(session);
+        self.answer_sends(session, now);
     }
 
     /// Answers the SENDs at the front whose outcome is known.
-    fn answer_sends(&mut self, session: &mut Session) {
+    fn answer_sends(&mut self, session: &mut Session, now: Instant) {
         while self.in_flight.front().is_some_and(|w| w.result.is_some()) {
             let Some(InFlight {
                 receipt,
@@ -496,10 +505,10 @@ impl ChatConnection {
             };
             match result {
                 // The RECEIPT goes only now that the message is stored.
-                Answer::Done => send_receipt(session, receipt),
+                Answer::Done => send_receipt(session, receipt, now),
                 Answer::Failed(error) => {
                     self.service.hub().metrics().send_refused(&error);
-                    self.send_failed(session, &error, receipt);
+                    self.send_failed(session, &error, receipt, now);
                 }
             }
         }
@@ -547,7 +556,7 @@ impl ChatConnection {
                 receipt,
             } => {
                 self.on_send(&destination, &headers, &body, receipt, now);
-                self.answer_sends(session);
+                self.answer_sends(session, now);
             }
             Event::Subscribe {
                 id,
@@ -557,7 +566,7 @@ impl ChatConnection {
                 ..
             } => {
                 if self.subscribes.try_take(now) {
-                    self.on_subscribe(id.clone(), &destination, &headers, receipt, session);
+                    self.on_subscribe(id.clone(), &destination, &headers, receipt, session, now);
                 } else {
                     let refused = Then::Subscribed {
                         id: id.clone(),
@@ -565,7 +574,7 @@ impl ChatConnection {
                         receipt,
                         start: Start::Refused(ChatError::RateLimited),
                     };
-                    self.push(None, refused, session);
+                    self.push(None, refused, session, now);
                 }
                 // A refused SUBSCRIBE leaves the engine's count at once (its answer keeps its
                 // place in line), so the frames after it meet the same state however the
@@ -574,10 +583,12 @@ impl ChatConnection {
                     session.refuse_subscription(&id);
                 }
             }
-            Event::Unsubscribe { id, receipt, .. } => self.on_unsubscribe(&id, receipt, session),
+            Event::Unsubscribe { id, receipt, .. } => {
+                self.on_unsubscribe(&id, receipt, session, now)
+            }
             // Acks only matter to the engine's bookkeeping.
             Event::Ack { receipt, .. } | Event::Nack { receipt, .. } => {
-                send_receipt(session, receipt)
+                send_receipt(session, receipt, now)
             }
             // A COMMIT's SENDs were handled as the events before this one; its RECEIPT
             // means they took effect, so it waits for their answers.
@@ -587,15 +598,13 @@ impl ChatConnection {
                     receipt,
                     result: Some(Answer::Done),
                 });
-                self.answer_sends(session);
+                self.answer_sends(session, now);
             }
             Event::Disconnect { .. } => {
                 self.disconnecting = true;
                 self.finish_disconnect(session);
             }
             Event::Closed(_) => self.close(),
-            // Events added to the engine later have no meaning in the chat yet.
-            _ => {}
         }
     }
 
@@ -621,6 +630,7 @@ impl ChatConnection {
              (to keep a session open, SEND a fresh token from GET /init?refresh=true to \
              /pub/token before it expires)",
             None,
+            now,
         );
         true
     }
@@ -641,7 +651,7 @@ impl ChatConnection {
 
     /// Puts one queued delivery on the wire (dropping duplicates after a `since-id` replay).
     /// Returns false when the session refused it as a slow consumer; the driver then closes.
-    pub fn deliver(&mut self, delivery: Delivery, session: &mut Session) -> bool {
+    pub fn deliver(&mut self, delivery: Delivery, session: &mut Session, now: Instant) -> bool {
         // One lookup per delivery: this is the fan-out's hot path.
         let Some(subscription) = self.subscriptions.get_mut(&*delivery.subscription) else {
             // Unsubscribed while the delivery was queued.
@@ -652,7 +662,7 @@ impl ChatConnection {
         }
         if let Some(starting) = subscription.starting.as_mut() {
             if starting.len() >= MAX_HELD_WHILE_STARTING {
-                slow_consumer(session);
+                slow_consumer(session, now);
                 return false;
             }
             starting.push(delivery);
@@ -663,7 +673,7 @@ impl ChatConnection {
         {
             return true;
         }
-        put_on_wire(session, &delivery.subscription, &delivery.message)
+        put_on_wire(session, &delivery.subscription, &delivery.message, now)
     }
 
     /// The connection ended: its subscriptions are gone at once, and the answers still
@@ -715,7 +725,7 @@ impl ChatConnection {
                 let announce = Job::AnnounceConnected {
                     session: self.key.clone(),
                 };
-                self.push(Some(announce), Then::Nothing, session);
+                self.push(Some(announce), Then::Nothing, session, now);
             }
             Err(ChatError::ExpiredToken) => session.refuse(
                 "expired token",
@@ -791,11 +801,8 @@ impl ChatConnection {
         if !self.sends.try_take(now) {
             return Err(ChatError::RateLimited);
         }
-        let send: ChatSend = serde_json::from_slice(body).map_err(|_| {
-            ChatError::BadRequest(
-                "body must be JSON {\"roomId\": string, \"message\": string}".to_owned(),
-            )
-        })?;
+        let send: ChatSend = serde_json::from_slice(body)
+            .map_err(|_| ChatError::BadRequest(BadRequest::SendBody))?;
         let room_id = RoomId::parse(&send.room_id).ok_or(ChatError::InvalidRoomId)?;
         // The engine yields SEND only on an accepted session, so this is always set.
         let author = self.identity.as_ref().ok_or(ChatError::InvalidToken)?;
@@ -803,11 +810,8 @@ impl ChatConnection {
         let text =
             validation::message_text(&send.message, self.service.config().max_message_chars)?;
         let key = match headers.get(MESSAGE_KEY_HEADER) {
-            Some(key) => MessageKey::parse(key.trim()).ok_or_else(|| {
-                ChatError::BadRequest(
-                    "header 'message-key' must be 1 to 64 of [A-Za-z0-9_.:-]".to_owned(),
-                )
-            })?,
+            Some(key) => MessageKey::parse(key.trim())
+                .ok_or(ChatError::BadRequest(BadRequest::MessageKey))?,
             // Unique across nodes and restarts: the session key is.
             None => MessageKey::server_made(&format!("{}-{ticket}", self.key.0)),
         };
@@ -864,6 +868,7 @@ impl ChatConnection {
         headers: &Headers,
         receipt: Option<ReceiptId>,
         session: &mut Session,
+        now: Instant,
     ) {
         let (job, handle, start) = match self.start(&id, destination, headers) {
             Ok((handle, job, start)) => (job, Some(handle), start),
@@ -875,7 +880,7 @@ impl ChatConnection {
             receipt,
             start,
         };
-        self.push(job, then, session);
+        self.push(job, then, session, now);
     }
 
     /// Checks a SUBSCRIBE, registers it, and gives its handle, the job that reads its start
@@ -939,7 +944,13 @@ impl ChatConnection {
         })
     }
 
-    fn on_unsubscribe(&mut self, id: &str, receipt: Option<ReceiptId>, session: &mut Session) {
+    fn on_unsubscribe(
+        &mut self,
+        id: &str,
+        receipt: Option<ReceiptId>,
+        session: &mut Session,
+        now: Instant,
+    ) {
         let job = match self.forget(id) {
             // Presence counts sessions, not subscriptions: a second subscription to the
             // same room keeps this session in it.
@@ -949,7 +960,7 @@ impl ChatConnection {
             }),
             _ => None,
         };
-        self.push(job, Then::Receipt(receipt), session);
+        self.push(job, Then::Receipt(receipt), session, now);
     }
 
     /// Removes subscription `id` from the connection and the hub; its target, if it existed.
@@ -1000,16 +1011,28 @@ impl ChatConnection {
 
     /// Sends `error` in the envelope to `/user/queue/errors`, if the client subscribed to it;
     /// otherwise it is dropped, and the session goes on either way.
-    fn send_error(&self, session: &mut Session, error: &ChatError) {
-        self.to_error_queue(session, error, None);
+    fn send_error(&self, session: &mut Session, error: &ChatError, now: Instant) {
+        if !self.to_error_queue(session, error, None, now) {
+            tracing::debug!(
+                connection = self.id.0,
+                code = error.code(),
+                "error not sent: no /user/queue/errors subscription"
+            );
+        }
     }
 
     /// A SEND that failed: the error goes to `/user/queue/errors` with the SEND's
     /// `receipt-id` when the client subscribed to it; otherwise as an ERROR frame (with the
     /// `receipt-id`), which ends the session: a SEND is never left unanswered.
-    fn send_failed(&self, session: &mut Session, error: &ChatError, receipt: Option<ReceiptId>) {
-        if !self.to_error_queue(session, error, receipt.as_ref()) {
-            session.error(error.code(), &error.to_string(), receipt);
+    fn send_failed(
+        &self,
+        session: &mut Session,
+        error: &ChatError,
+        receipt: Option<ReceiptId>,
+        now: Instant,
+    ) {
+        if !self.to_error_queue(session, error, receipt.as_ref(), now) {
+            session.error(error.code(), &error.to_string(), receipt, now);
         }
     }
 
@@ -1019,13 +1042,14 @@ impl ChatConnection {
         session: &mut Session,
         error: &ChatError,
         receipt: Option<&ReceiptId>,
+        now: Instant,
     ) -> bool {
         let Some(queue) = &self.error_queue else {
             return false;
         };
         let mut headers = Headers::new();
         if let Some(receipt) = receipt {
-            headers.push(RECEIPT_ID_HEADER, receipt.0.as_str());
+            headers.push(RECEIPT_ID_HEADER, receipt.as_str());
         }
         self.service.hub().add_epoch(&mut headers);
         let message = SharedMessage::new(
@@ -1035,7 +1059,7 @@ impl ChatConnection {
             &headers,
             hub::to_json(&Envelope::<()>::failure(error)),
         );
-        put_on_wire(session, queue, &message);
+        put_on_wire(session, queue, &message, now);
         true
     }
 }
@@ -1054,11 +1078,16 @@ impl std::fmt::Debug for ChatConnection {
 
 /// Queues `message` on `subscription`; false (after sending an ERROR, which closes the
 /// session) when the client holds too many unacknowledged messages: a slow consumer.
-fn put_on_wire(session: &mut Session, subscription: &str, message: &SharedMessage) -> bool {
-    match session.deliver(subscription, message) {
+fn put_on_wire(
+    session: &mut Session,
+    subscription: &str,
+    message: &SharedMessage,
+    now: Instant,
+) -> bool {
+    match session.deliver(subscription, message, now) {
         Ok(()) => true,
         Err(DeliverError::TooManyUnacked(_)) => {
-            slow_consumer(session);
+            slow_consumer(session, now);
             false
         }
         // Raced with an UNSUBSCRIBE or the end of the session: nothing to send to.
@@ -1066,9 +1095,9 @@ fn put_on_wire(session: &mut Session, subscription: &str, message: &SharedMessag
     }
 }
 
-fn send_receipt(session: &mut Session, receipt: Option<ReceiptId>) {
+fn send_receipt(session: &mut Session, receipt: Option<ReceiptId>, now: Instant) {
     if let Some(receipt) = receipt {
-        session.receipt(receipt);
+        session.receipt(receipt, now);
     }
 }
 
@@ -1083,11 +1112,12 @@ impl Since {
 }
 
 /// The session refuses more: ERROR `slow consumer`, and the connection closes.
-fn slow_consumer(session: &mut Session) {
+fn slow_consumer(session: &mut Session, now: Instant) {
     session.error(
         "slow consumer",
         "too many unacknowledged messages; the connection is closed so the room does not wait",
         None,
+        now,
     );
 }
 
@@ -1118,7 +1148,7 @@ fn parse_number_header(headers: &Headers, name: &str) -> Result<Option<u64>, Cha
             value
                 .trim()
                 .parse()
-                .map_err(|_| ChatError::BadRequest(format!("header '{name}' must be a number")))
+                .map_err(|_| ChatError::BadRequest(BadRequest::NotANumber(name.to_owned())))
         })
         .transpose()
 }

@@ -25,11 +25,15 @@ pub enum Job {
     /// every channel subscribe). Presence failures only leave counts stale.
     /// Answered with [`JobDone::ChannelStarted`].
     StartChannel {
+        /// The subscribing session.
         session: SessionKey,
+        /// The room subscribed to.
         room: RoomId,
+        /// Where the replay starts (`since-seq` or `since-id`), if asked for.
         since: Option<Since>,
         /// The session is not in the room yet (presence counts sessions, not subscriptions).
         join: bool,
+        /// The most messages the replay brings.
         max_replay: usize,
     },
     /// `/sub/channel/entry`: the number of connected sessions. Answered with
@@ -37,20 +41,39 @@ pub enum Job {
     CountConnections,
     /// `/sub/presence/{room}`: the room must exist; its count of sessions. Answered with
     /// [`JobDone::Count`].
-    CountRoom { room: RoomId },
+    CountRoom {
+        /// The room.
+        room: RoomId,
+    },
     /// `/pub/history/{room}`: the room must exist; its newest `limit` messages, newest first.
     /// Answered with [`JobDone::History`].
-    History { room: RoomId, limit: usize },
+    History {
+        /// The room.
+        room: RoomId,
+        /// How many messages.
+        limit: usize,
+    },
     /// CONNECT accepted: the session counts as connected, and the new connection count is
     /// published. Answered with [`JobDone::Done`].
-    AnnounceConnected { session: SessionKey },
+    AnnounceConnected {
+        /// The session.
+        session: SessionKey,
+    },
     /// The session's last subscription to `room` ended: it leaves the room; the room's count
     /// and the connection count are published. Answered with [`JobDone::Done`].
-    LeaveRoom { session: SessionKey, room: RoomId },
+    LeaveRoom {
+        /// The session.
+        session: SessionKey,
+        /// The room it leaves.
+        room: RoomId,
+    },
     /// The session ended (from [`crate::ChatConnection::closed`]): it leaves every room, and
     /// the changed room counts and the connection count are published. Nothing is handed
     /// back: the connection is over.
-    Disconnected { session: SessionKey },
+    Disconnected {
+        /// The session.
+        session: SessionKey,
+    },
 }
 
 /// What a [`Job`] found.

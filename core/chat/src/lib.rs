@@ -66,4 +66,6 @@ pub use ports::{
 };
 pub use private_room::PrivateRoomKey;
 pub use room_log::{Repair, RoomLog, RoomLogConfig};
-pub use service::{ChatConfig, ChatError, ChatService, InitOutcome, MAX_TOKEN_BYTES, Ports};
+pub use service::{
+    BadRequest, ChatConfig, ChatError, ChatService, InitOutcome, MAX_TOKEN_BYTES, Ports,
+};

@@ -568,7 +568,7 @@ mod tests {
             ChatError::RateLimited,
             ChatError::ForbiddenDestination(String::new()),
             ChatError::UnknownDestination(String::new()),
-            ChatError::BadRequest(String::new()),
+            ChatError::BadRequest(crate::BadRequest::SendBody),
             ChatError::RoomExists,
             ChatError::TooManyRooms,
             ChatError::InvalidToken,

@@ -8,11 +8,51 @@ use rtchat_stomp::SharedMessage;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-/// A store or broker that failed for reasons of its own (connection lost, ...). The text is
-/// for logs only; clients see a generic message.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("backend failure: {0}")]
-pub struct BackendError(pub String);
+/// A store or broker that failed for reasons of its own (connection lost, ...): what was
+/// being done and, when a library reported it, that library's error as the source. For logs
+/// only (its text includes the source's); clients see a generic message.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("backend failure: {context}{}", self.source.as_ref().map(|source| format!(": {source}")).unwrap_or_default())]
+pub struct BackendError {
+    context: String,
+    #[source]
+    source: Option<Arc<dyn std::error::Error + Send + Sync>>,
+}
+
+impl BackendError {
+    /// A failure found by the adapter itself (a malformed row, a missing room, ...).
+    pub fn new(context: impl Into<String>) -> Self {
+        BackendError {
+            context: context.into(),
+            source: None,
+        }
+    }
+
+    /// A failure reported by a library (a driver's error), while doing `context`.
+    pub fn caused_by(
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        BackendError {
+            context: context.into(),
+            source: Some(Arc::new(source)),
+        }
+    }
+
+    /// What was being done, without the source.
+    pub fn context(&self) -> &str {
+        &self.context
+    }
+}
+
+impl PartialEq for BackendError {
+    /// Equal when they read the same (sources are compared by their text).
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl Eq for BackendError {}
 
 /// What became of one message of an [`MessageStore::append`] batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,8 +133,10 @@ pub trait MessageStore: Send + Sync + 'static {
 /// Why a room could not be created.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CreateRoomError {
+    /// A room with that id exists: nothing was created.
     #[error("room already exists")]
     AlreadyExists,
+    /// The store failed: the room may not exist.
     #[error(transparent)]
     Backend(#[from] BackendError),
 }
@@ -134,9 +176,17 @@ pub enum RoomEvent {
     /// A stored message, for `/sub/channel/{roomId}`.
     Message(ChatMessage),
     /// A room's live count changed, for `/sub/presence/{roomId}`.
-    Presence { room_id: RoomId, count: u64 },
+    Presence {
+        /// The room.
+        room_id: RoomId,
+        /// Its sessions now.
+        count: u64,
+    },
     /// The number of connected sessions changed, for `/sub/channel/entry`.
-    Entry { count: u64 },
+    Entry {
+        /// Connected sessions now.
+        count: u64,
+    },
 }
 
 /// Receives the room events the broker fans out (on every node: its local hub).

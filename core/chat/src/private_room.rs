@@ -7,7 +7,7 @@
 
 use crate::identity::is_valid_name_tag;
 use crate::model::{Identity, PRIVATE_ROOM_PREFIX, RoomId};
-use crate::service::ChatError;
+use crate::service::{BadRequest, ChatError};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -31,15 +31,11 @@ impl PrivateRoomKey {
     pub fn room_id(&self, a: &str, b: &str) -> Result<RoomId, ChatError> {
         for (field, tag) in [("senderId", a), ("receiverId", b)] {
             if !is_valid_name_tag(tag) {
-                return Err(ChatError::BadRequest(format!(
-                    "{field} must be a name tag like #A1B2C3"
-                )));
+                return Err(ChatError::BadRequest(BadRequest::NotANameTag(field)));
             }
         }
         if a == b {
-            return Err(ChatError::BadRequest(
-                "a private room is for two different people".to_owned(),
-            ));
+            return Err(ChatError::BadRequest(BadRequest::SamePerson));
         }
         let (first, second) = if a < b { (a, b) } else { (b, a) };
         let (first, second) = (&first[1..], &second[1..]);

@@ -95,7 +95,6 @@ impl Default for ChatConfig {
 /// An application error as the contract names it: the `type` code of the envelope and a
 /// message safe to show a user (never an internal cause).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
 pub enum ChatError {
     /// No room with that id.
     #[error("unknown room")]
@@ -108,7 +107,10 @@ pub enum ChatError {
     EmptyMessage,
     /// Longer than the configured limit, in characters.
     #[error("message is too long (at most {max} characters)")]
-    MessageTooLong { max: usize },
+    MessageTooLong {
+        /// The limit.
+        max: usize,
+    },
     /// Too many SENDs per second on this connection.
     #[error("too many messages, slow down")]
     RateLimited,
@@ -120,10 +122,11 @@ pub enum ChatError {
     UnknownDestination(String),
     /// A malformed request (bad JSON, missing field, out-of-range limit).
     #[error("invalid request: {0}")]
-    BadRequest(String),
+    BadRequest(#[source] BadRequest),
     /// `POST /rooms` with a taken id.
     #[error("room already exists")]
     RoomExists,
+    /// The node holds as many rooms as it may (`--max-rooms`).
     #[error("no more rooms can be created on this server")]
     TooManyRooms,
     /// Malformed or badly signed token.
@@ -177,6 +180,41 @@ impl ChatError {
     }
 }
 
+/// What is wrong with a request ([`ChatError::BadRequest`]); the text is the client's.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BadRequest {
+    /// A SEND's body is not the JSON the contract names.
+    #[error("body must be JSON {{\"roomId\": string, \"message\": string}}")]
+    SendBody,
+    /// A `message-key` header outside its alphabet or length.
+    #[error("header 'message-key' must be 1 to 64 of [A-Za-z0-9_.:-]")]
+    MessageKey,
+    /// A header that must be a non-negative integer is not.
+    #[error("header '{0}' must be a number")]
+    NotANumber(String),
+    /// A history page size out of range.
+    #[error("limit must be between 1 and {max}")]
+    Limit {
+        /// The largest page size.
+        max: usize,
+    },
+    /// A room name that is empty or too long.
+    #[error("room name must be 1 to {max} characters")]
+    RoomName {
+        /// The most characters.
+        max: usize,
+    },
+    /// A private room's member (`senderId` or `receiverId`) is not a name tag.
+    #[error("{0} must be a name tag like #A1B2C3")]
+    NotANameTag(&'static str),
+    /// A private room asked for between someone and themselves.
+    #[error("a private room is for two different people")]
+    SamePerson,
+    /// The HTTP API could not read the request (a query parameter or the body).
+    #[error("{0}")]
+    Http(String),
+}
+
 /// What `GET /init` answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum InitOutcome {
@@ -191,7 +229,12 @@ pub enum InitOutcome {
     /// `GET /init?refresh=true` with a valid token: a newly issued token for the same
     /// identity (`SUCCESS_TOKEN_REFRESHED`), and that identity (refreshes are limited per
     /// identity).
-    Refreshed { token: String, identity: Identity },
+    Refreshed {
+        /// The new token.
+        token: String,
+        /// Whose it is.
+        identity: Identity,
+    },
 }
 
 /// The ports a node is assembled from.
@@ -365,9 +408,7 @@ impl ChatService {
         if (1..=max).contains(&limit) {
             Ok(())
         } else {
-            Err(ChatError::BadRequest(format!(
-                "limit must be between 1 and {max}"
-            )))
+            Err(ChatError::BadRequest(BadRequest::Limit { max }))
         }
     }
 

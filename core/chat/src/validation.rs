@@ -2,7 +2,7 @@
 //! name tags, checked by [`crate::PrivateRoomKey::room_id`]).
 //! Each returns the cleaned value, so callers cannot forget to use it.
 
-use crate::service::ChatError;
+use crate::service::{BadRequest, ChatError};
 
 /// Longest room name, in characters, after trimming.
 pub const MAX_ROOM_NAME_CHARS: usize = 100;
@@ -26,9 +26,9 @@ pub fn room_name(name: &str) -> Result<&str, ChatError> {
     let name = name.trim();
     let chars = name.chars().take(MAX_ROOM_NAME_CHARS + 1).count();
     if chars == 0 || chars > MAX_ROOM_NAME_CHARS {
-        return Err(ChatError::BadRequest(format!(
-            "room name must be 1 to {MAX_ROOM_NAME_CHARS} characters"
-        )));
+        return Err(ChatError::BadRequest(BadRequest::RoomName {
+            max: MAX_ROOM_NAME_CHARS,
+        }));
     }
     Ok(name)
 }

@@ -808,7 +808,11 @@ fn ack_nack_and_commit_are_receipted() {
 
 /// Feeds `done` as the result of the job the connection gave last.
 fn answer(client: &mut Client, done: JobDone) {
-    assert!(client.connection.on_job_done(done, &mut client.session));
+    assert!(
+        client
+            .connection
+            .on_job_done(done, &mut client.session, client.now)
+    );
 }
 
 #[test]

@@ -173,7 +173,8 @@ fn fan_out(c: &mut Criterion) {
     });
 
     // The same through a connected Session: deliver to each subscription, then drain.
-    let mut session = connected_session(&subscriptions);
+    let now = Instant::now();
+    let mut session = connected_session(&subscriptions, now);
     group.bench_function("session_deliver_1000_subscriptions", |b| {
         b.iter(|| {
             let message = SharedMessage::new(
@@ -185,7 +186,7 @@ fn fan_out(c: &mut Criterion) {
             );
             for subscription in &subscriptions {
                 session
-                    .deliver(subscription, &message)
+                    .deliver(subscription, &message, now)
                     .expect("an auto-ack subscription");
             }
             let mut drained = 0;
@@ -200,8 +201,7 @@ fn fan_out(c: &mut Criterion) {
 }
 
 /// A session connected in 1.2 with one auto-ack subscription per id.
-fn connected_session(subscriptions: &[String]) -> Session {
-    let now = Instant::now();
+fn connected_session(subscriptions: &[String], now: Instant) -> Session {
     let config = SessionConfig {
         max_subscriptions: subscriptions.len(),
         // The set-up sends a thousand SUBSCRIBEs at one instant.

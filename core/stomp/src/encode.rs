@@ -11,8 +11,8 @@
 //! name or value would end the header line and let the value inject headers of its own,
 //! so it is written as a space.
 
+use crate::escape::{Escaping, SpecialBytes, put_escaped};
 use crate::frame::{Command, Frame, Headers, Version};
-use crate::parse::Escaping;
 use bytes::{BufMut, Bytes, BytesMut};
 
 /// Appends the wire form of `frame` for `version` to `out`, adding a
@@ -136,10 +136,11 @@ impl SharedMessage {
 }
 
 /// Writes `MESSAGE\nsubscription:<id>\n` and, when `ack` is given, `ack:<ack>\n`:
-/// the head that goes in front of [`SharedMessage::tail`].
+/// the head that goes in front of [`SharedMessage::tail`]. Ack ids are the session's
+/// numbers, written in decimal (no escaping needed).
 pub fn encode_message_head(
     subscription: &str,
-    ack: Option<&str>,
+    ack: Option<u64>,
     version: Version,
     out: &mut BytesMut,
 ) {
@@ -147,37 +148,14 @@ pub fn encode_message_head(
     out.reserve(
         "MESSAGE\nsubscription:\n".len()
             + subscription.len()
-            + ack.map_or(0, |ack| "ack:\n".len() + ack.len()),
+            + ack.map_or(0, |_| "ack:\n".len() + MAX_DIGITS),
     );
     out.put_slice(b"MESSAGE\n");
     put_header(out, "subscription", subscription, escaping);
     if let Some(ack) = ack {
-        put_header(out, "ack", ack, escaping);
-    }
-}
-
-/// Which bytes that some version escapes occur in a set of header strings.
-#[derive(Debug, Default)]
-struct SpecialBytes {
-    /// `\n`, `:` or `\`: escaped from 1.1 on (and `\n` made safe in 1.0).
-    escaped_from_v1_1: bool,
-    /// `\r`: escaped in 1.2 only.
-    carriage_return: bool,
-}
-
-impl SpecialBytes {
-    fn note(&mut self, text: &str) {
-        for byte in text.bytes() {
-            match byte {
-                b'\n' | b':' | b'\\' => self.escaped_from_v1_1 = true,
-                b'\r' => self.carriage_return = true,
-                _ => {}
-            }
-        }
-    }
-
-    fn any(&self) -> bool {
-        self.escaped_from_v1_1 || self.carriage_return
+        out.put_slice(b"ack:");
+        put_decimal(out, ack);
+        out.put_u8(b'\n');
     }
 }
 
@@ -189,34 +167,22 @@ fn put_header(out: &mut BytesMut, name: &str, value: &str, escaping: Escaping) {
     out.put_u8(b'\n');
 }
 
-/// Writes `text` escaped; runs of bytes that need nothing are copied in one go.
-fn put_escaped(out: &mut BytesMut, text: &str, escaping: Escaping) {
-    let bytes = text.as_bytes();
-    let mut copied = 0;
-    for (at, &byte) in bytes.iter().enumerate() {
-        let replacement: &[u8] = match (escaping, byte) {
-            // No escaping exists: keep the line intact (see the module docs).
-            (Escaping::None, b'\n') => b" ",
-            (Escaping::None, _) => continue,
-            (_, b'\n') => b"\\n",
-            (_, b':') => b"\\c",
-            (_, b'\\') => b"\\\\",
-            (Escaping::V1_2, b'\r') => b"\\r",
-            _ => continue,
-        };
-        out.put_slice(&bytes[copied..at]);
-        out.put_slice(replacement);
-        copied = at + 1;
-    }
-    out.put_slice(&bytes[copied..]);
-}
-
 /// Writes `content-length:<length>\n` without going through `fmt`.
 fn put_content_length(out: &mut BytesMut, length: usize) {
     out.put_slice(b"content-length:");
-    let mut digits = [0u8; 20];
+    // usize is at most 64 bits.
+    put_decimal(out, length as u64);
+    out.put_u8(b'\n');
+}
+
+/// The digits of `u64::MAX`.
+const MAX_DIGITS: usize = 20;
+
+/// Writes `number` in decimal without going through `fmt`.
+fn put_decimal(out: &mut BytesMut, number: u64) {
+    let mut digits = [0u8; MAX_DIGITS];
     let mut start = digits.len();
-    let mut rest = length;
+    let mut rest = number;
     loop {
         start -= 1;
         digits[start] = b'0' + (rest % 10) as u8;
@@ -226,7 +192,6 @@ fn put_content_length(out: &mut BytesMut, length: usize) {
         }
     }
     out.put_slice(&digits[start..]);
-    out.put_u8(b'\n');
 }
 
 #[cfg(test)]
@@ -392,8 +357,8 @@ mod tests {
     #[test]
     fn message_head_names_the_subscription_and_the_ack_id() {
         let mut out = BytesMut::new();
-        encode_message_head("sub-1", Some("ack:9"), Version::V1_2, &mut out);
-        assert_eq!(out.as_ref(), b"MESSAGE\nsubscription:sub-1\nack:ack\\c9\n");
+        encode_message_head("sub:1", Some(9), Version::V1_2, &mut out);
+        assert_eq!(out.as_ref(), b"MESSAGE\nsubscription:sub\\c1\nack:9\n");
         let mut out = BytesMut::new();
         encode_message_head("sub-1", None, Version::V1_0, &mut out);
         assert_eq!(out.as_ref(), b"MESSAGE\nsubscription:sub-1\n");
@@ -411,12 +376,12 @@ mod tests {
         );
         for version in Version::ALL {
             let mut wire = BytesMut::new();
-            encode_message_head("s\\1", Some("a1"), version, &mut wire);
+            encode_message_head("s\\1", Some(41), version, &mut wire);
             wire.extend_from_slice(message.tail(version));
             let frame = parse_back(wire.freeze(), version);
             let expected = Frame::new(Command::Message)
                 .header("subscription", "s\\1")
-                .header("ack", "a1")
+                .header("ack", "41")
                 .header("destination", "/sub/channel/r")
                 .header("message-id", "m-1")
                 .header("content-type", "text/plain")

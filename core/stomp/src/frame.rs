@@ -1,6 +1,7 @@
 //! STOMP frames as values: the command, ordered headers and the body.
 
 use bytes::Bytes;
+use bytestring::ByteString;
 use std::fmt;
 
 /// A STOMP protocol version.
@@ -48,21 +49,36 @@ impl fmt::Display for Version {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Command {
     // Client frames.
+    /// Opens a session.
     Connect,
+    /// CONNECT's 1.2 spelling.
     Stomp,
+    /// Sends a message to a destination.
     Send,
+    /// Subscribes to a destination.
     Subscribe,
+    /// Ends a subscription.
     Unsubscribe,
+    /// Acknowledges messages.
     Ack,
+    /// Refuses messages.
     Nack,
+    /// Opens a transaction.
     Begin,
+    /// Commits a transaction.
     Commit,
+    /// Rolls a transaction back.
     Abort,
+    /// Ends the session.
     Disconnect,
     // Server frames.
+    /// Accepts a CONNECT.
     Connected,
+    /// A message on a subscription.
     Message,
+    /// Confirms a frame that asked for a receipt.
     Receipt,
+    /// A fatal error; the server closes the connection after it.
     Error,
 }
 
@@ -107,21 +123,9 @@ impl Command {
         }
     }
 
-    /// Parses a command line (without its EOL). Case-sensitive, as the spec says.
-    pub fn from_bytes(line: &[u8]) -> Option<Command> {
-        Command::ALL
-            .into_iter()
-            .find(|command| command.as_str().as_bytes() == line)
-    }
-
     /// CONNECT, STOMP and CONNECTED headers are never escaped (spec 1.1+).
     pub fn escapes_headers(self) -> bool {
         !matches!(self, Command::Connect | Command::Stomp | Command::Connected)
-    }
-
-    /// Whether the spec allows this command to carry a body.
-    pub fn allows_body(self) -> bool {
-        matches!(self, Command::Send | Command::Message | Command::Error)
     }
 }
 
@@ -133,9 +137,35 @@ impl fmt::Display for Command {
 
 /// Ordered frame headers. Repeated names are kept; lookups return the first,
 /// as the spec requires ("only the first header entry SHOULD be used").
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// The headers of a parsed frame are slices of the bytes it was read from (a [`ByteString`]
+/// sharing the receive buffer, like the body): parsing copies no header text, except the
+/// few names and values that hold an escape sequence, which are unescaped into a side buffer.
+/// Headers added with [`Headers::push`] go to that side buffer too.
+#[derive(Clone, Default)]
 pub struct Headers {
-    entries: Vec<(String, String)>,
+    /// The head of the frame the headers were parsed from (empty for built headers).
+    source: ByteString,
+    /// Text that is not in `source`: unescaped names and values, and pushed headers.
+    owned: String,
+    entries: Vec<Entry>,
+}
+
+/// One header line: where its name and value are.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Entry {
+    pub(crate) name: Span,
+    pub(crate) value: Span,
+}
+
+/// A byte range of [`Headers::source`] or, when `owned`, of [`Headers::owned`]. Ranges always
+/// start and end at ASCII delimiters (or at the ends of the owned text), so they are on
+/// `char` boundaries.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Span {
+    pub(crate) start: usize,
+    pub(crate) end: usize,
+    pub(crate) owned: bool,
 }
 
 impl Headers {
@@ -148,36 +178,46 @@ impl Headers {
     pub fn with_capacity(capacity: usize) -> Self {
         Self {
             entries: Vec::with_capacity(capacity),
+            ..Self::default()
         }
     }
 
     /// The value of the first header called `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.entries
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.find(name).map(|entry| self.text(entry.value))
+    }
+
+    /// Like [`Headers::get`], as a [`ByteString`] that shares the frame's buffer (a
+    /// reference-count bump, not a copy) when the value was not unescaped. Keeping it keeps
+    /// that buffer alive: a value held for long should be copied.
+    pub fn get_shared(&self, name: &str) -> Option<ByteString> {
+        let entry = self.find(name)?;
+        let value = self.text(entry.value);
+        Some(if entry.value.owned {
+            ByteString::from(value)
+        } else {
+            self.source.slice_ref(value)
+        })
     }
 
     /// Appends a header (after any with the same name).
-    pub fn push(&mut self, name: impl Into<String>, value: impl Into<String>) {
-        self.entries.push((name.into(), value.into()));
+    pub fn push(&mut self, name: impl AsRef<str>, value: impl AsRef<str>) {
+        let name = self.own(name.as_ref());
+        let value = self.own(value.as_ref());
+        self.entries.push(Entry { name, value });
     }
 
     /// Builder form of [`Headers::push`].
-    pub fn with(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+    pub fn with(mut self, name: impl AsRef<str>, value: impl AsRef<str>) -> Self {
         self.push(name, value);
         self
     }
 
-    /// Removes every header called `name`.
-    pub fn remove(&mut self, name: &str) {
-        self.entries.retain(|(n, _)| n != name);
-    }
-
     /// All headers in wire order, repeats included.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = (&str, &str)> {
-        self.entries.iter().map(|(n, v)| (n.as_str(), v.as_str()))
+        self.entries
+            .iter()
+            .map(|entry| (self.text(entry.name), self.text(entry.value)))
     }
 
     /// Number of header lines, repeats included.
@@ -189,16 +229,66 @@ impl Headers {
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
     }
+
+    /// Headers whose source spans are ranges of `source`, as the parser found them.
+    pub(crate) fn parsed(source: ByteString, owned: String, entries: Vec<Entry>) -> Self {
+        Headers {
+            source,
+            owned,
+            entries,
+        }
+    }
+
+    fn find(&self, name: &str) -> Option<&Entry> {
+        self.entries
+            .iter()
+            .find(|entry| self.text(entry.name) == name)
+    }
+
+    fn text(&self, span: Span) -> &str {
+        let text: &str = if span.owned {
+            &self.owned
+        } else {
+            &self.source
+        };
+        // Spans are made by `own` and the parser, on char boundaries of their text.
+        &text[span.start..span.end]
+    }
+
+    /// Copies `text` to the side buffer.
+    fn own(&mut self, text: &str) -> Span {
+        let start = self.owned.len();
+        self.owned.push_str(text);
+        Span {
+            start,
+            end: self.owned.len(),
+            owned: true,
+        }
+    }
 }
 
-impl<N: Into<String>, V: Into<String>> FromIterator<(N, V)> for Headers {
+impl PartialEq for Headers {
+    /// Equal when the same names and values come in the same order, wherever they are kept.
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Headers {}
+
+impl fmt::Debug for Headers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl<N: AsRef<str>, V: AsRef<str>> FromIterator<(N, V)> for Headers {
     fn from_iter<I: IntoIterator<Item = (N, V)>>(iter: I) -> Self {
-        Self {
-            entries: iter
-                .into_iter()
-                .map(|(n, v)| (n.into(), v.into()))
-                .collect(),
+        let mut headers = Headers::new();
+        for (name, value) in iter {
+            headers.push(name, value);
         }
+        headers
     }
 }
 
@@ -225,7 +315,7 @@ impl Frame {
     }
 
     /// Builder: adds a header.
-    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+    pub fn header(mut self, name: impl AsRef<str>, value: impl AsRef<str>) -> Self {
         self.headers.push(name, value);
         self
     }

@@ -10,11 +10,15 @@
 //! - [`session`]: the per-connection state machine ([`Session`]).
 
 pub mod encode;
+mod escape;
 pub mod frame;
 pub mod parse;
 pub mod rate;
 pub mod session;
 
+/// Header values shared with the buffer they were parsed from ([`Headers::get_shared`],
+/// [`ReceiptId`]).
+pub use bytestring::ByteString;
 pub use encode::{SharedMessage, encode_frame, encode_message_head, encode_to_bytes};
 pub use frame::{Command, Frame, Headers, Version};
 pub use parse::{Item, Limits, ParseError, Parser, Status, parse_frame};

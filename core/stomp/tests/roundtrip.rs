@@ -162,7 +162,7 @@ proptest! {
         content_type in prop::option::of(text()),
         extra in prop::collection::vec((text(), text()), 0..4),
         subscription in text(),
-        ack in prop::option::of(text()),
+        ack in prop::option::of(any::<u64>()),
         body in prop::collection::vec(any::<u8>(), 0..64),
     ) {
         let rules = escaping(Command::Message, version);
@@ -170,7 +170,6 @@ proptest! {
         let (destination, message_id, subscription) =
             (value(destination), value(message_id), value(subscription));
         let content_type = content_type.map(value);
-        let ack = ack.map(value);
         let extra: Headers = extra
             .into_iter()
             .map(|(name, value)| carriable(name, value, rules))
@@ -184,13 +183,13 @@ proptest! {
             Bytes::from(body.clone()),
         );
         let mut wire = BytesMut::new();
-        encode_message_head(&subscription, ack.as_deref(), version, &mut wire);
+        encode_message_head(&subscription, ack, version, &mut wire);
         wire.extend_from_slice(message.tail(version));
         let wire = wire.freeze();
 
         let mut expected = Frame::new(Command::Message).header("subscription", subscription);
         if let Some(ack) = ack {
-            expected = expected.header("ack", ack);
+            expected = expected.header("ack", ack.to_string());
         }
         expected = expected
             .header("destination", destination)

@@ -30,7 +30,7 @@ fn drive(session: &mut Session, now: Instant, run: &mut Run) {
                         &Headers::new(),
                         Bytes::from_static(b"body"),
                     );
-                    let _ = session.deliver(&id, &message);
+                    let _ = session.deliver(&id, &message, now);
                 }
             }
             _ => {}
@@ -301,7 +301,7 @@ fn play_deciding_application(input: &[u8], cuts: &[usize], config: SessionConfig
                     if subscribes % 3 == 0 {
                         session.refuse_subscription(&id);
                     } else if let Some(receipt) = receipt {
-                        session.receipt(receipt);
+                        session.receipt(receipt, now);
                     }
                 }
                 _ => {}

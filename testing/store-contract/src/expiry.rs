@@ -101,7 +101,7 @@ pub async fn removing_idle_rooms_takes_their_messages_and_nothing_else<S: Store>
         .append(&room_id("gone"), vec![new_message("gone", "anyone?")])
         .await
     {
-        Err(BackendError(_)) => {}
+        Err(BackendError { .. }) => {}
         Ok(stored) => panic!("stored into a removed room: {stored:?}"),
     }
     assert_eq!(whole_log(&store, "gone").await, Vec::new());

@@ -6,7 +6,7 @@ use crate::helpers::{
     append_one, assert_complete_log, create_rooms, ids, key, keyed_message, new_message, room_id,
     seqs, stored, whole_log,
 };
-use rtchat_core::{Appended, BackendError, ChatMessage, MessageId, Seq};
+use rtchat_core::{Appended, ChatMessage, MessageId, Seq};
 use std::collections::BTreeMap;
 
 /// Every append gets an id above all before it (across rooms) and its room's next seq, and
@@ -287,7 +287,7 @@ pub async fn a_batch_for_an_unknown_room_fails_and_stores_nothing<S, Rows, Count
     let ghost = room_id("ghost");
     let batch = vec![new_message("ghost", "boo"), new_message("ghost", "boo!")];
     match store.append(&ghost, batch).await {
-        Err(BackendError(text)) => assert!(text.contains("append"), "{text}"),
+        Err(error) => assert!(error.to_string().contains("append"), "{error}"),
         Ok(stored) => panic!("stored messages for an unknown room: {stored:?}"),
     }
     assert_eq!(message_rows(store.clone()).await, 0);
@@ -312,7 +312,7 @@ where
     create_rooms(&store, &["a", "b"]).await;
     let batch = vec![new_message("a", "fine"), new_message("b", "stray")];
     match store.append(&room_id("a"), batch).await {
-        Err(BackendError(text)) => assert!(text.contains("room b"), "{text}"),
+        Err(error) => assert!(error.to_string().contains("room b"), "{error}"),
         Ok(stored) => panic!("stored a mixed batch: {stored:?}"),
     }
     assert_eq!(store.head(&room_id("a")).await, Ok(0));

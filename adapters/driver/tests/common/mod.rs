@@ -71,7 +71,7 @@ pub struct TestStore {
 impl TestStore {
     fn check(&self) -> Result<(), BackendError> {
         if self.failing.load(Ordering::SeqCst) {
-            Err(BackendError("store down".to_owned()))
+            Err(BackendError::new("store down".to_owned()))
         } else {
             Ok(())
         }
@@ -141,7 +141,7 @@ pub struct RecordingBroker {
 impl Broker for RecordingBroker {
     async fn publish(&self, event: RoomEvent) -> Result<(), BackendError> {
         if self.failing.load(Ordering::SeqCst) {
-            return Err(BackendError("broker down".to_owned()));
+            return Err(BackendError::new("broker down".to_owned()));
         }
         let stored = match &event {
             RoomEvent::Message(m) => {

@@ -742,7 +742,8 @@ impl Client {
     pub fn run_jobs(&mut self) {
         while let Some(job) = self.connection.poll_job() {
             let done = self.backend.answer(job);
-            self.connection.on_job_done(done, &mut self.session);
+            self.connection
+                .on_job_done(done, &mut self.session, self.now);
         }
     }
 
@@ -816,9 +817,14 @@ impl Client {
         while let Some(item) = self.sink.pop() {
             match item {
                 Queued::Delivery(delivery) => {
-                    all_ok &= self.connection.deliver(delivery, &mut self.session);
+                    all_ok &= self
+                        .connection
+                        .deliver(delivery, &mut self.session, self.now);
                 }
-                Queued::Outcome(outcome) => self.connection.on_outcome(outcome, &mut self.session),
+                Queued::Outcome(outcome) => {
+                    self.connection
+                        .on_outcome(outcome, &mut self.session, self.now)
+                }
             }
         }
         all_ok

@@ -71,10 +71,6 @@ impl Subscriptions {
             .map(|s| s.id.as_str())
     }
 
-    pub(super) fn clear(&mut self) {
-        self.entries.clear();
-    }
-
     /// Records a delivery on subscription `id` and returns its ack id, or `None` when the
     /// subscription acknowledges automatically. Fails when `max_pending` are already waiting.
     pub(super) fn track(

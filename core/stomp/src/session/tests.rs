@@ -1,7 +1,7 @@
 //! The session's behaviour, one scenario per rule of the spec.
 
 use super::*;
-use crate::parse::{Status, parse_frame};
+use crate::parse::{Limits, Status, parse_frame};
 
 const SECOND: Duration = Duration::from_secs(1);
 
@@ -117,7 +117,7 @@ impl Harness {
 
     fn deliver(&mut self, subscription: &str, message_id: &str) {
         self.session
-            .deliver(subscription, &message(message_id))
+            .deliver(subscription, &message(message_id), self.now)
             .expect("delivered");
     }
 }
@@ -454,7 +454,7 @@ fn any_transmit_postpones_the_heart_beat() {
     h.advance(3 * SECOND);
     h.send("SUBSCRIBE\nid:0\ndestination:/a\nreceipt:r\n\n\0");
     h.events();
-    h.session.receipt(ReceiptId("r".into()));
+    h.session.receipt(ReceiptId("r".into()), h.now);
     assert_eq!(h.session.poll_timeout(), Some(h.now + 5 * SECOND));
 }
 
@@ -481,8 +481,8 @@ fn nothing_follows_an_error() {
     let mut h = Harness::connected("1.2");
     h.send("SUBSCRIBE\nid:0\ndestination:/a\nreceipt:r\n\n\0");
     h.events();
-    h.session.error("slow consumer", "closing", None);
-    h.session.receipt(ReceiptId("r".into()));
+    h.session.error("slow consumer", "closing", None, h.now);
+    h.session.receipt(ReceiptId("r".into()), h.now);
     let frames = h.frames();
     assert_eq!(frames.len(), 1, "{frames:?}");
     assert_eq!(frames[0].command, Command::Error);
@@ -652,7 +652,7 @@ fn a_subscription_the_application_refused_frees_its_id() {
     assert_eq!(h.session.subscription("0"), None);
     assert_eq!(h.session.subscription_count(), 0);
     assert_eq!(
-        h.session.deliver("0", &message("m-1")),
+        h.session.deliver("0", &message("m-1"), h.now),
         Err(DeliverError::UnknownSubscription("0".into()))
     );
     // The same id may be used again, without a protocol error.
@@ -717,7 +717,7 @@ fn unsubscribe_forgets_the_subscription_and_reports_its_destination() {
     );
     assert_eq!(h.session.subscription("0"), None);
     assert_eq!(
-        h.session.deliver("0", &message("m")),
+        h.session.deliver("0", &message("m"), h.now),
         Err(DeliverError::UnknownSubscription("0".into()))
     );
 }
@@ -760,7 +760,7 @@ fn v10_may_unsubscribe_by_destination() {
 fn deliver_before_connected_fails() {
     let mut h = Harness::new();
     assert_eq!(
-        h.session.deliver("0", &message("m")),
+        h.session.deliver("0", &message("m"), h.now),
         Err(DeliverError::NotConnected)
     );
 }
@@ -769,7 +769,7 @@ fn deliver_before_connected_fails() {
 fn deliver_to_unknown_subscription_fails() {
     let mut h = Harness::connected("1.2");
     assert_eq!(
-        h.session.deliver("nope", &message("m")),
+        h.session.deliver("nope", &message("m"), h.now),
         Err(DeliverError::UnknownSubscription("nope".into()))
     );
 }
@@ -779,7 +779,7 @@ fn deliver_shares_the_tail_without_copying() {
     let mut h = Harness::connected("1.2");
     h.subscribe("0", "auto");
     let shared = message("m-1");
-    h.session.deliver("0", &shared).unwrap();
+    h.session.deliver("0", &shared, h.now).unwrap();
     let transmits = h.transmits();
     let [Transmit::Message { tail, .. }] = transmits.as_slice() else {
         panic!("{transmits:?}")
@@ -963,7 +963,7 @@ fn unacked_bound_refuses_further_deliveries() {
     h.deliver("0", "m-1");
     h.deliver("0", "m-2");
     assert_eq!(
-        h.session.deliver("0", &message("m-3")),
+        h.session.deliver("0", &message("m-3"), h.now),
         Err(DeliverError::TooManyUnacked("0".into()))
     );
     let acks = ack_ids(&mut h);
@@ -1031,7 +1031,7 @@ fn receipts_are_left_to_the_application() {
         h.frames().is_empty(),
         "the chat answers once it stored the message"
     );
-    h.session.receipt(ReceiptId("s-1".into()));
+    h.session.receipt(ReceiptId("s-1".into()), h.now);
     let frames = h.frames();
     assert_eq!(frames[0].command, Command::Receipt);
     assert_eq!(frames[0].get("receipt-id"), Some("s-1"));
@@ -1271,7 +1271,7 @@ fn a_deferred_disconnect_waits_for_the_application_then_receipts_last() {
     assert_eq!(events.len(), 2, "nothing after DISCONNECT is read");
     assert_eq!(h.session.state(), State::Connected);
     // The application answers the SEND, then lets the DISCONNECT finish.
-    h.session.receipt(ReceiptId("s".into()));
+    h.session.receipt(ReceiptId("s".into()), h.now);
     h.session.disconnect();
     assert_eq!(h.events(), vec![Event::Closed(CloseReason::Disconnect)]);
     let receipts: Vec<_> = h
@@ -1308,7 +1308,7 @@ fn receipts_for_frames_before_disconnect_still_go_out() {
             ..
         } = event
         {
-            h.session.receipt(receipt);
+            h.session.receipt(receipt, h.now);
         }
     }
     let receipts: Vec<_> = h
@@ -1345,13 +1345,18 @@ fn malformed_input_is_an_error() {
 
 #[test]
 fn server_frames_from_the_client_are_rejected() {
-    for command in ["CONNECTED", "MESSAGE", "RECEIPT", "ERROR"] {
+    for command in [
+        Command::Connected,
+        Command::Message,
+        Command::Receipt,
+        Command::Error,
+    ] {
         let mut h = Harness::connected("1.2");
         h.send(&format!("{command}\n\n\0"));
         assert_eq!(
             protocol_error(&h.events()),
             Some(&ProtocolError::UnexpectedCommand {
-                command: Command::from_bytes(command.as_bytes()).unwrap().as_str()
+                command: command.as_str()
             })
         );
     }
@@ -1385,7 +1390,7 @@ fn closed_is_emitted_exactly_once_whatever_the_path() {
     let mut h = Harness::connected("1.2");
     h.send("BOGUS\n\n\0");
     h.session.close();
-    h.session.error("late", "", None);
+    h.session.error("late", "", None, h.now);
     h.session.handle_transport_closed();
     h.fire_timeout_if_any();
     let closed = h
@@ -1425,6 +1430,7 @@ fn application_error_sends_error_and_closes() {
         "slow consumer",
         "You are too slow.",
         Some(ReceiptId("x".into())),
+        h.now,
     );
     let error = h.error_frame();
     assert_eq!(error.get("message"), Some("slow consumer"));
@@ -1441,7 +1447,7 @@ fn close_keeps_queued_frames_until_drained() {
     h.session.close();
     assert_eq!(h.session.state(), State::Closing);
     assert_eq!(
-        h.session.deliver("0", &message("m-2")),
+        h.session.deliver("0", &message("m-2"), h.now),
         Err(DeliverError::NotConnected)
     );
     assert_eq!(h.frames().len(), 1);

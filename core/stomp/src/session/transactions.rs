@@ -80,8 +80,4 @@ impl Transactions {
             .ok_or(TransactionError::Unknown)?;
         Ok(self.open.remove(index).held)
     }
-
-    pub(super) fn clear(&mut self) {
-        self.open.clear();
-    }
 }
