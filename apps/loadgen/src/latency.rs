@@ -76,7 +76,7 @@ pub async fn latency(target: &Target, run: LatencyRun) -> Result<(), String> {
         }));
     }
 
-    let (mut sink, mut stream) = publisher.socket.split();
+    let (mut sink, mut stream) = publisher.socket.into_plain()?.split();
     // The publisher asks for no receipts; whatever the server says (an ERROR) is read here.
     let drain = tokio::spawn(async move {
         while let Some(message) = stream.next().await {
@@ -156,7 +156,10 @@ pub async fn latency(target: &Target, run: LatencyRun) -> Result<(), String> {
 fn probe_number(body: &[u8]) -> Option<u64> {
     let at = memchr::memmem::find(body, PROBE.as_bytes())? + PROBE.len();
     let digits = body[at..].iter().take_while(|b| b.is_ascii_digit()).count();
-    std::str::from_utf8(&body[at..at + digits]).ok()?.parse().ok()
+    std::str::from_utf8(&body[at..at + digits])
+        .ok()?
+        .parse()
+        .ok()
 }
 
 /// The value below which `fraction` of `sorted` lies (nearest rank).
@@ -169,7 +172,10 @@ fn percentile(sorted: &[u32], fraction: f64) -> Option<u32> {
 }
 
 fn millis(micros: Option<u32>) -> String {
-    micros.map_or_else(|| "-".to_owned(), |us| format!("{:.2}", f64::from(us) / 1000.0))
+    micros.map_or_else(
+        || "-".to_owned(),
+        |us| format!("{:.2}", f64::from(us) / 1000.0),
+    )
 }
 
 #[cfg(test)]

@@ -11,23 +11,19 @@
 //!   messages per second (a RECEIPT means stored), the room writers' group commit at work.
 //!
 //! Tokens are minted with the server's JWT secret (`--jwt-secret`), so no HTTP client is needed.
+//! Every measurement runs over plain STOMP over WebSocket (`/ws`) or over SockJS (`/connect`,
+//! its `websocket` or `xhr_streaming` transport): `--transport`, see [`sockjs`].
 
 mod latency;
+mod sockjs;
 
 use bytes::Bytes;
 use clap::{Args, Parser as CliParser, Subcommand};
-use futures_util::{SinkExt, StreamExt};
 use rtchat_core::{Identity, Tokens};
 use rtchat_jwt::JwtTokens;
 use rtchat_stomp::{Command, Item, Limits, Parser};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
-use tokio_tungstenite::tungstenite::Message;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
-
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 #[derive(Debug, CliParser)]
 #[command(
@@ -105,9 +101,14 @@ enum Measure {
 
 #[derive(Debug, Args)]
 struct Target {
-    /// The server's WebSocket URL (loopback only).
+    /// The server's WebSocket URL, or its SockJS base (`http://127.0.0.1:8080/connect`) with a
+    /// SockJS `--transport` (loopback only).
     #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
     url: String,
+    /// How to reach the server: `ws` (STOMP over WebSocket), `sockjs-websocket` or
+    /// `sockjs-xhr-streaming` (STOMP over SockJS, as sockjs-client pages do).
+    #[arg(long, value_enum, default_value = "ws")]
+    transport: sockjs::Transport,
     /// The server's JWT secret, to mint tokens (rtchat dialect).
     #[arg(long, env = "RTCHAT_JWT_SECRET", default_value = "")]
     jwt_secret: String,
@@ -219,7 +220,14 @@ async fn main() -> Result<(), String> {
 }
 
 fn ensure_loopback(url: &str) -> Result<(), String> {
-    let loopback = ["ws://127.", "ws://localhost", "ws://[::1]"];
+    let loopback = [
+        "ws://127.",
+        "ws://localhost",
+        "ws://[::1]",
+        "http://127.",
+        "http://localhost",
+        "http://[::1]",
+    ];
     if loopback.iter().any(|prefix| url.starts_with(prefix)) {
         Ok(())
     } else {
@@ -229,7 +237,7 @@ fn ensure_loopback(url: &str) -> Result<(), String> {
 
 /// A STOMP client connection, reading frames with the core parser.
 struct Client {
-    socket: Socket,
+    socket: sockjs::Link,
     parser: Parser,
 }
 
@@ -244,14 +252,7 @@ impl Client {
         tokens: &JwtTokens,
         n: usize,
     ) -> Result<Client, String> {
-        let mut request = url.into_client_request().map_err(|e| e.to_string())?;
-        request.headers_mut().insert(
-            "Sec-WebSocket-Protocol",
-            HeaderValue::from_static("v12.stomp"),
-        );
-        let (socket, _) = tokio_tungstenite::connect_async(request)
-            .await
-            .map_err(|e| format!("connection {n}: {e}"))?;
+        let socket = sockjs::Link::open(url, target.transport, n).await?;
         let identity = Identity {
             rand_id: format!("Load{}", n % 100),
             name_tag: format!("#{:06X}", n & 0xFF_FFFF),
@@ -280,10 +281,7 @@ impl Client {
     }
 
     async fn send(&mut self, frame: String) -> Result<(), String> {
-        self.socket
-            .send(Message::text(frame))
-            .await
-            .map_err(|e| e.to_string())
+        self.socket.send(frame).await
     }
 
     /// The next frame (heart-beats skipped).
@@ -295,16 +293,10 @@ impl Client {
                 Ok(None) => {}
                 Err(error) => return Err(format!("bad frame from server: {error}")),
             }
-            let message = tokio::time::timeout(Duration::from_secs(30), self.socket.next())
+            let received: Bytes = tokio::time::timeout(Duration::from_secs(30), self.socket.recv())
                 .await
-                .map_err(|_| "server silent for 30 s".to_owned())?;
-            match message {
-                Some(Ok(Message::Text(text))) => self.parser.feed(Bytes::from(text).as_ref()),
-                Some(Ok(Message::Binary(bytes))) => self.parser.feed(&bytes),
-                Some(Ok(_)) => {}
-                Some(Err(error)) => return Err(error.to_string()),
-                None => return Err("server closed the connection".to_owned()),
-            }
+                .map_err(|_| "server silent for 30 s".to_owned())??;
+            self.parser.feed(&received);
         }
     }
 
@@ -492,6 +484,7 @@ async fn create_room(ws_url: &str, token: &str, room: &str) -> Result<(), String
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let host = ws_url
         .trim_start_matches("ws://")
+        .trim_start_matches("http://")
         .split('/')
         .next()
         .unwrap_or_default();
