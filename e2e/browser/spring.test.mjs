@@ -2,8 +2,9 @@
 // static server here) using jQuery 3, sockjs-client 1.5.2 and stompjs 2.3.3 exactly as the
 // Spring Boot chat's own frontend does (e2e/browser/spring/), against a real rtchat server
 // started with --cors-origin and --room. Two users chat in the fixed-id room, see the count,
-// page back through history and keep their identity after a reload; all of it three times:
-// SockJS's default transports (websocket), ['xhr-streaming'] and ['xhr-polling'].
+// page back through history and keep their identity after a reload; all of it once per
+// transport: SockJS's default transports (websocket), ['xhr-streaming'], ['xhr-polling'], and
+// ['eventsource'].
 //
 //   RTCHAT_SERVER_BIN  the server (default: <repo>/$CARGO_TARGET_DIR|target/debug/rtchat-server)
 //   CHROMIUM_PATH      the browser (default /usr/bin/chromium)
@@ -26,7 +27,7 @@ const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const JWT_SECRET = 'rtchat-spring-test-secret-0123456789abcdef';
 const ROOM = '723a2a33-577b-4380-8116-a1aa8e5868d3';
 const WAIT = 15_000; // bound on every single wait
-const WHOLE_RUN = 300_000; // the whole file: three runs
+const WHOLE_RUN = 300_000; // the whole file: four runs
 
 // Each run: SockJS transports given to the page (none: sockjs-client's default order) and
 // the transport it must end up on.
@@ -34,6 +35,7 @@ const RUNS = [
   { transports: null, expect: 'websocket' },
   { transports: 'xhr-streaming', expect: 'xhr-streaming' },
   { transports: 'xhr-polling', expect: 'xhr-polling' },
+  { transports: 'eventsource', expect: 'eventsource' },
 ];
 
 let browser = null;
@@ -248,7 +250,9 @@ for (const run of RUNS) {
     before(async () => {
       base = await startServer();
       assert.notEqual(new URL(base).origin, pageOrigin, 'the page and the server are two origins');
-      pageUrl = `${pageOrigin}/index.html?server=${encodeURIComponent(base)}` +
+      // As the Spring frontend does: the page on 127.0.0.1, its backend named `localhost`.
+      const pageServer = base.replace('http://127.0.0.1:', 'http://localhost:');
+      pageUrl = `${pageOrigin}/index.html?server=${encodeURIComponent(pageServer)}` +
         (run.transports ? `&transports=${encodeURIComponent(run.transports)}` : '');
     }, { timeout: 30_000 });
 
