@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the headless-Chromium test of the chat page against a built server binary.
+# Runs the headless-Chromium tests against a built server binary: the chat page (chat.test.mjs)
+# and the Spring frontend over SockJS from a second origin, three transports (spring.test.mjs).
 # Builds nothing: run `cargo build -p rtchat-server` (and scripts/install-browser-test-deps.sh) first.
 #   RTCHAT_SERVER_BIN  server binary (default: $CARGO_TARGET_DIR/debug/rtchat-server, else target/debug/rtchat-server)
 #   CHROMIUM_PATH      browser (default /usr/bin/chromium)

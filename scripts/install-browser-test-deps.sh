@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the headless-browser test needs, idempotently:
 #   - Chromium from Debian (only when /usr/bin/chromium is missing; needs root or sudo),
-#   - playwright-core (driver only, no browser download) and @stomp/stompjs into e2e/browser.
+#   - playwright-core (driver only, no browser download) and @stomp/stompjs into e2e/browser,
+#   - the Spring frontend's libraries for spring.test.mjs: sockjs-client 1.5.2, stompjs 2.3.3
+#     and jQuery 3 (stompjs's optional `websocket` dependency is for Node only: omitted).
 # Never `npx playwright install`: the test uses the system Chromium.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,8 +21,8 @@ fi
 # playwright-core must not try to download browsers.
 export PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1
 if [ -f e2e/browser/package-lock.json ]; then
-  npm ci --prefix e2e/browser --no-audit --no-fund
+  npm ci --prefix e2e/browser --no-audit --no-fund --omit=optional
 else
-  npm install --prefix e2e/browser --no-audit --no-fund
+  npm install --prefix e2e/browser --no-audit --no-fund --omit=optional
 fi
 echo "install-browser-test-deps: done"

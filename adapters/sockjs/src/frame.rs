@@ -83,24 +83,49 @@ fn must_escape(c: char) -> bool {
         | '\u{fff0}'..='\u{ffff}')
 }
 
-/// Appends `value` as a JSON string with SockJS's escaping.
+/// Appends `value` as a JSON string with SockJS's escaping. Every delivery over a SockJS
+/// transport goes through here, so runs of printable ASCII (nearly all of a STOMP frame) are
+/// copied whole; only the bytes that may need escaping are looked at one character at a time.
 fn push_json_string(out: &mut String, value: &str) {
+    out.reserve(value.len() + 2);
     out.push('"');
-    for c in value.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if must_escape(c) => {
-                // Writing to a String cannot fail.
-                let _ = write!(out, "\\u{:04x}", u32::from(c));
-            }
-            c => out.push(c),
+    let bytes = value.as_bytes();
+    let mut copied = 0;
+    let mut at = 0;
+    while at < bytes.len() {
+        let byte = bytes[at];
+        if (0x20..0x7f).contains(&byte) && byte != b'"' && byte != b'\\' {
+            at += 1;
+            continue;
         }
+        out.push_str(&value[copied..at]);
+        // `at` is on a character boundary: every byte before it was ASCII or a whole
+        // character stepped over below.
+        let Some(c) = value[at..].chars().next() else {
+            break;
+        };
+        push_json_char(out, c);
+        at += c.len_utf8();
+        copied = at;
     }
+    out.push_str(&value[copied..]);
     out.push('"');
+}
+
+/// Appends one character of a JSON string: escaped when JSON or SockJS asks for it.
+fn push_json_char(out: &mut String, c: char) {
+    match c {
+        '"' => out.push_str("\\\""),
+        '\\' => out.push_str("\\\\"),
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        c if must_escape(c) => {
+            // Writing to a String cannot fail.
+            let _ = write!(out, "\\u{:04x}", u32::from(c));
+        }
+        c => out.push(c),
+    }
 }
 
 /// Why a client's payload was refused. The texts are SockJS's own: clients and tests look
@@ -315,6 +340,33 @@ mod tests {
             prop_assert_eq!(&decoded, &items);
             prop_assert!(!body.chars().any(must_escape));
             prop_assert_eq!(decode_send(body.as_bytes()), Ok(items));
+        }
+
+        /// Copying runs of plain ASCII whole writes exactly what escaping each character on
+        /// its own would.
+        #[test]
+        fn escaping_in_runs_equals_escaping_each_character(
+            chars in proptest::collection::vec(
+                prop_oneof![
+                    any::<char>(),
+                    proptest::sample::select(vec![
+                        'a', ' ', '~', '"', '\\', '\n', '\r', '\t', '\u{0}', '\u{1f}', '\u{7f}',
+                        '\u{80}', '\u{9f}', '\u{a0}', 'é', '\u{200b}', '\u{200c}', '\u{200f}',
+                        '\u{2028}', '\u{202f}', '\u{2060}', '\u{206f}', '\u{fff0}', '\u{ffff}', '✓', '😀',
+                    ]),
+                ],
+                0..40,
+            )
+        ) {
+            let value: String = chars.iter().collect();
+            let mut expected = String::from('"');
+            for &c in &chars {
+                push_json_char(&mut expected, c);
+            }
+            expected.push('"');
+            let mut escaped = String::new();
+            push_json_string(&mut escaped, &value);
+            prop_assert_eq!(escaped, expected);
         }
 
         /// No body, however broken, makes decoding panic.

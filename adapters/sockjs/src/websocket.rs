@@ -97,9 +97,7 @@ impl Transport for SockJsWebSocket {
             return Ok(());
         }
         let frame = frame::messages(&std::mem::take(&mut self.batch));
-        self.send_text(frame)
-            .await
-            .map_err(TransportError::failed)
+        self.send_text(frame).await.map_err(TransportError::failed)
     }
 
     async fn close(&mut self, _going_away: bool) {

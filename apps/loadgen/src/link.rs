@@ -3,25 +3,32 @@
 //! offers.
 
 use base64::Engine;
-use rtchat_client::Link;
 use rtchat_webtransport::CertificateHash;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Which transport the clients use.
+/// How the load generator reaches the server.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Transport {
-    /// STOMP over WebSocket at `--url`.
+    /// Plain STOMP over WebSocket: `--url` is the WebSocket URL (`ws://127.0.0.1:8080/ws`).
     Ws,
-    /// STOMP over WebTransport at the URL the server's `GET /webtransport` gives.
+    /// STOMP over WebTransport at the URL the server's `GET /webtransport` gives (`--url` is
+    /// the server's WebSocket URL, to find it).
     Wt,
+    /// SockJS's `websocket` transport: `--url` is the SockJS base (`http://127.0.0.1:8080/connect`).
+    SockjsWebsocket,
+    /// SockJS's `xhr_streaming` transport (receive on a streaming POST, send with `xhr_send`):
+    /// `--url` is the SockJS base.
+    SockjsXhrStreaming,
 }
 
 /// Where and how to connect over WebTransport (read once, used by every client).
 #[derive(Debug, Clone)]
 pub struct WebTransportTarget {
-    url: String,
-    pins: Vec<CertificateHash>,
+    /// The session URL (`https://host:port/stomp`).
+    pub url: String,
+    /// The certificate hashes to pin.
+    pub pins: Vec<CertificateHash>,
 }
 
 impl WebTransportTarget {
@@ -69,18 +76,4 @@ impl WebTransportTarget {
             .collect();
         Ok(WebTransportTarget { url, pins })
     }
-}
-
-/// Opens `transport` to the server at `ws_url` (or the WebTransport endpoint of `wt`).
-pub async fn open(
-    transport: Transport,
-    ws_url: &str,
-    wt: Option<&WebTransportTarget>,
-) -> Result<Link, String> {
-    let link = match (transport, wt) {
-        (Transport::Wt, Some(wt)) => Link::webtransport(&wt.url, &wt.pins).await,
-        (Transport::Wt, None) => return Err("no WebTransport endpoint was found".to_owned()),
-        (Transport::Ws, _) => Link::websocket(ws_url).await,
-    };
-    link.map_err(|error| error.to_string())
 }

@@ -11,13 +11,16 @@
 //!   messages per second (a RECEIPT means stored), the room writers' group commit at work.
 //!
 //! Tokens are minted with the server's JWT secret (`--jwt-secret`), so no HTTP client is needed.
+//! Every measurement runs over plain STOMP over WebSocket (`/ws`), over WebTransport, or over
+//! SockJS (`/connect`, its `websocket` or `xhr_streaming` transport): `--transport`, see
+//! [`link`] and [`sockjs`].
 
 mod latency;
 mod link;
+mod sockjs;
 
 use bytes::Bytes;
 use clap::{Args, Parser as CliParser, Subcommand};
-use rtchat_client::Link;
 use rtchat_core::{Identity, Tokens};
 use rtchat_jwt::JwtTokens;
 use rtchat_stomp::{Command, Item, Limits, Parser};
@@ -100,9 +103,16 @@ enum Measure {
 
 #[derive(Debug, Args)]
 struct Target {
-    /// The server's WebSocket URL (loopback only).
+    /// The server's WebSocket URL, or its SockJS base (`http://127.0.0.1:8080/connect`) with a
+    /// SockJS `--transport` (loopback only).
     #[arg(long, default_value = "ws://127.0.0.1:8080/ws")]
     url: String,
+    /// How to reach the server: `ws` (STOMP over WebSocket), `wt` (WebTransport: the endpoint
+    /// and certificate hashes the server's `GET /webtransport` gives, with `--url` its
+    /// WebSocket URL; start it with `--webtransport`), `sockjs-websocket` or
+    /// `sockjs-xhr-streaming` (STOMP over SockJS, as sockjs-client pages do).
+    #[arg(long, value_enum, default_value = "ws")]
+    transport: link::Transport,
     /// The server's JWT secret, to mint tokens (rtchat dialect).
     #[arg(long, env = "RTCHAT_JWT_SECRET", default_value = "")]
     jwt_secret: String,
@@ -128,10 +138,6 @@ struct Target {
     login: String,
     #[arg(long, default_value = "guest")]
     passcode: String,
-    /// The transport: `ws` (`--url`), or `wt` (WebTransport: the endpoint and certificate
-    /// hashes the server's `GET /webtransport` gives; start it with `--webtransport`).
-    #[arg(long, value_enum, default_value = "ws")]
-    transport: link::Transport,
     /// The WebTransport endpoint, found at start with `--transport wt`.
     #[arg(skip)]
     webtransport: Option<link::WebTransportTarget>,
@@ -231,7 +237,14 @@ async fn main() -> Result<(), String> {
 }
 
 fn ensure_loopback(url: &str) -> Result<(), String> {
-    let loopback = ["ws://127.", "ws://localhost", "ws://[::1]"];
+    let loopback = [
+        "ws://127.",
+        "ws://localhost",
+        "ws://[::1]",
+        "http://127.",
+        "http://localhost",
+        "http://[::1]",
+    ];
     if loopback.iter().any(|prefix| url.starts_with(prefix)) {
         Ok(())
     } else {
@@ -241,7 +254,7 @@ fn ensure_loopback(url: &str) -> Result<(), String> {
 
 /// A STOMP client connection, reading frames with the core parser.
 struct Client {
-    link: Link,
+    link: sockjs::Link,
     parser: Parser,
 }
 
@@ -262,9 +275,7 @@ impl Client {
         } else {
             link::Transport::Ws
         };
-        let link = link::open(transport, url, target.webtransport.as_ref())
-            .await
-            .map_err(|e| format!("connection {n}: {e}"))?;
+        let link = sockjs::Link::open(url, transport, target.webtransport.as_ref(), n).await?;
         let identity = Identity {
             rand_id: format!("Load{}", n % 100),
             name_tag: format!("#{:06X}", n & 0xFF_FFFF),
@@ -293,10 +304,7 @@ impl Client {
     }
 
     async fn send(&mut self, frame: String) -> Result<(), String> {
-        self.link
-            .send(Bytes::from(frame))
-            .await
-            .map_err(|e| e.to_string())
+        self.link.send(frame).await
     }
 
     /// The next frame (heart-beats skipped).
@@ -308,12 +316,10 @@ impl Client {
                 Ok(None) => {}
                 Err(error) => return Err(format!("bad frame from server: {error}")),
             }
-            let bytes = tokio::time::timeout(Duration::from_secs(30), self.link.recv())
+            let received: Bytes = tokio::time::timeout(Duration::from_secs(30), self.link.recv())
                 .await
-                .map_err(|_| "server silent for 30 s".to_owned())?
-                .map_err(|error| error.to_string())?
-                .ok_or("server closed the connection")?;
-            self.parser.feed(&bytes);
+                .map_err(|_| "server silent for 30 s".to_owned())??;
+            self.parser.feed(&received);
         }
     }
 
@@ -501,6 +507,7 @@ async fn create_room(ws_url: &str, token: &str, room: &str) -> Result<(), String
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let host = ws_url
         .trim_start_matches("ws://")
+        .trim_start_matches("http://")
         .split('/')
         .next()
         .unwrap_or_default();
