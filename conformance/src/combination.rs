@@ -79,7 +79,7 @@ pub fn all() -> Vec<Box<dyn Combination>> {
 pub struct InProcess;
 
 struct InProcessNode {
-    service: rtchat_core::ChatService,
+    service: rtchat_chat::ChatService,
     driver: DriverConfig,
     shutdown: Shutdown,
     connections: Vec<JoinHandle<()>>,

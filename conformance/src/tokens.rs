@@ -2,7 +2,7 @@
 //! also checks that what it issues, it accepts): good ones as the server would issue them,
 //! expired ones with the adapter's clock set two hours back, bad ones with another secret.
 
-use rtchat_core::{Identity, Tokens};
+use rtchat_chat::{Identity, Tokens};
 use rtchat_jwt::JwtTokens;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -111,9 +111,9 @@ mod tests {
         let other = identity("zed");
         assert_eq!(other, identity("zed"));
         assert_eq!(other.rand_id, "Zed");
-        assert!(rtchat_core::is_valid_name_tag(&other.name_tag));
+        assert!(rtchat_chat::is_valid_name_tag(&other.name_tag));
         for (name, _, _) in KNOWN {
-            assert!(rtchat_core::is_valid_name_tag(&identity(name).name_tag));
+            assert!(rtchat_chat::is_valid_name_tag(&identity(name).name_tag));
         }
     }
 }

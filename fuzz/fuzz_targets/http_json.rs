@@ -18,7 +18,7 @@
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode, header};
 use libfuzzer_sys::fuzz_target;
-use rtchat_core::PRIVATE_ROOM_PREFIX;
+use rtchat_chat::PRIVATE_ROOM_PREFIX;
 use rtchat_fuzz::{Auth, CALLER_TAG, Node, Reply, runtime};
 use serde_json::{Value, json};
 

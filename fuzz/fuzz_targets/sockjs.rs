@@ -32,9 +32,7 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(messages) = decoded {
         let encoded = frame::messages(&messages);
         let array = encoded.strip_prefix('a').expect("an array frame");
-        let mangled = |c: char| {
-            matches!(c, '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{2028}' | '\u{2029}' | '\u{fff0}'..='\u{ffff}')
-        };
+        let mangled = |c: char| matches!(c, '\u{0}'..='\u{1f}' | '\u{7f}'..='\u{9f}' | '\u{2028}' | '\u{2029}' | '\u{fff0}'..='\u{ffff}');
         assert!(!array.chars().any(mangled), "{array:?}");
         assert_eq!(frame::decode_send(array.as_bytes()), Ok(messages));
     }

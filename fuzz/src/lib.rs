@@ -14,7 +14,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use axum::http::{HeaderValue, Method, Request, StatusCode, header};
-use rtchat_core::{
+use rtchat_chat::{
     ChatConfig, ChatService, Clock, Hub, Identity, MessageId, Ports, PrivateRoomKey, Tokens,
 };
 use rtchat_driver::{ChatUseCases, RoomWriters, Shutdown, WriterConfig};

@@ -50,7 +50,7 @@ pub fn server_closed(connection: u64, client: IpAddr, reason: &str, now: Instant
     }
     let dropped = log.dropped.swap(0, Ordering::Relaxed);
     // Only the address prefix: the log is not a place for full client addresses.
-    let client = rtchat_core::ip_prefix(client);
+    let client = rtchat_chat::ip_prefix(client);
     tracing::info!(
         connection,
         %client,

@@ -4,7 +4,7 @@ use crate::close_log;
 use crate::jobs::run_job;
 use crate::sink::{ChannelSink, Outbound};
 use crate::transport::{Incoming, Transport, TransportError};
-use rtchat_core::{ChatService, ErrorReason, JobDone};
+use rtchat_chat::{ChatService, ErrorReason, JobDone};
 use rtchat_stomp::{CloseReason, Event, Session, SessionConfig};
 use std::future::Future;
 use std::net::IpAddr;

@@ -3,14 +3,14 @@
 //! connection decides what to send from the [`JobDone`] this hands back.
 
 use crate::use_cases;
-use rtchat_core::{
+use rtchat_chat::{
     BackendError, ChannelStart, ChatError, ChatService, Job, JobDone, RoomEvent, RoomId, Seq,
     SessionKey, Since, replay_window,
 };
 
 /// Runs `job` to completion. A connection's jobs are run one at a time, in the order
-/// [`rtchat_core::ChatConnection::poll_job`] gives them; the result goes to
-/// [`rtchat_core::ChatConnection::on_job_done`] (except [`Job::Disconnected`]'s, which is for
+/// [`rtchat_chat::ChatConnection::poll_job`] gives them; the result goes to
+/// [`rtchat_chat::ChatConnection::on_job_done`] (except [`Job::Disconnected`]'s, which is for
 /// nobody: the connection is over).
 pub async fn run_job(service: &ChatService, job: Job) -> JobDone {
     match job {
@@ -97,7 +97,7 @@ async fn replay(
     since: Since,
     head: Seq,
     max_replay: usize,
-) -> Result<Vec<rtchat_core::ChatMessage>, ChatError> {
+) -> Result<Vec<rtchat_chat::ChatMessage>, ChatError> {
     let store = &service.ports().messages;
     let first_after_id = match since.needs_first_after_id() {
         Some(id) => store.after(room, id, 1).await.map_err(unavailable)?,
@@ -129,7 +129,7 @@ async fn newest(
     service: &ChatService,
     room: &RoomId,
     limit: usize,
-) -> Result<Vec<rtchat_core::ChatMessage>, ChatError> {
+) -> Result<Vec<rtchat_chat::ChatMessage>, ChatError> {
     use_cases::ensure_room(service, room).await?;
     service
         .ports()

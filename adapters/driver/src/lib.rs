@@ -1,18 +1,18 @@
 //! # rtchat-driver
 //!
 //! Runs one STOMP connection on tokio. The protocol lives in the sans-IO
-//! [`rtchat_stomp::Session`] and the chat in [`rtchat_core::ChatConnection`]; this crate only
+//! [`rtchat_stomp::Session`] and the chat in [`rtchat_chat::ChatConnection`]; this crate only
 //! moves things between them and the world: bytes from a [`Transport`], deliveries from the
 //! hub's bounded queue, and time. Every transport (WebSocket, WebTransport, the in-memory pair
 //! used by tests and the conformance suite) runs this same loop, so they behave the same.
 //!
 //! The I/O a connection's frames need from the store, presence and broker comes out of the
-//! core as plain [`rtchat_core::Job`]s; [`run_job`] runs each against the ports and hands back
+//! core as plain [`rtchat_chat::Job`]s; [`run_job`] runs each against the ports and hands back
 //! what it found.
 //!
 //! The use cases that wait on the ports (assembling a node, the HTTP API's reads and room
 //! creation, posting from outside a connection) are [`ChatUseCases`], on the core's
-//! [`rtchat_core::ChatService`].
+//! [`rtchat_chat::ChatService`].
 //!
 //! It also runs the node's own tasks: the room writers ([`RoomWriters`], group commit), the
 //! room-log repair task ([`spawn_room_log_repairs`]) and the room sweeper

@@ -67,8 +67,8 @@ impl MemoryClient {
 
 #[async_trait]
 impl Transport for MemoryTransport {
-    fn kind(&self) -> rtchat_core::TransportKind {
-        rtchat_core::TransportKind::Memory
+    fn kind(&self) -> rtchat_chat::TransportKind {
+        rtchat_chat::TransportKind::Memory
     }
 
     async fn recv(&mut self) -> Incoming {

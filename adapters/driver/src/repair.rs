@@ -1,7 +1,7 @@
 //! The node's room-log repair task: waits for the hub's room log deadlines and makes the
 //! store reads it asks for (holes the broker left, catch-up after a broker outage).
 
-use rtchat_core::ChatService;
+use rtchat_chat::ChatService;
 use std::sync::Arc;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;

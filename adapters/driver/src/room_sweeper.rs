@@ -3,7 +3,7 @@
 //! room cap for good. It works through the ports only: the store knows each room's last
 //! activity ([`RoomStore::idle`]), presence who is in it ([`Presence::room_count`]).
 
-use rtchat_core::{BackendError, KnownRooms, LOBBY, Presence, RoomId, RoomStore};
+use rtchat_chat::{BackendError, KnownRooms, LOBBY, Presence, RoomId, RoomStore};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::task::JoinHandle;

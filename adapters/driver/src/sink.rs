@@ -1,6 +1,6 @@
 //! The bounded outbound queue between the hub and one connection.
 
-use rtchat_core::{ConnectionSink, Delivery, OfferError, SendOutcome};
+use rtchat_chat::{ConnectionSink, Delivery, OfferError, SendOutcome};
 use std::collections::VecDeque;
 use std::sync::Mutex;
 use tokio::sync::Notify;
@@ -230,7 +230,7 @@ mod tests {
         for ticket in 1..=3 {
             sink.outcome(SendOutcome {
                 ticket,
-                result: Err(rtchat_core::ChatError::Unavailable),
+                result: Err(rtchat_chat::ChatError::Unavailable),
             });
         }
         let mut taken = Vec::new();

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use rtchat_core::TransportKind;
+use rtchat_chat::TransportKind;
 use rtchat_stomp::Transmit;
 
 /// What arrived from the peer.

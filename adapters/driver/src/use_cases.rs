@@ -4,7 +4,7 @@
 //! [`ChatService::check_room_capacity`], ...) around the store, presence and broker calls,
 //! run here on tokio so that `core/chat` never waits.
 
-use rtchat_core::{
+use rtchat_chat::{
     BackendError, ChatConfig, ChatError, ChatMessage, ChatService, CreateRoomError, Hub, Identity,
     LOBBY, LOBBY_NAME, MessageId, Ports, Room, RoomEvent, RoomId,
 };
@@ -21,7 +21,7 @@ const GENERATED_ROOM_ID_ATTEMPTS: usize = 4;
 pub trait ChatUseCases: Sized {
     /// Assembles a service: reads the store's log epoch, and makes sure `lobby` exists. `hub`
     /// is the node's local fan-out, the same one given to the broker adapter as its
-    /// [`rtchat_core::RoomEventSink`].
+    /// [`rtchat_chat::RoomEventSink`].
     fn new(
         ports: Ports,
         hub: Arc<Hub>,

@@ -3,7 +3,7 @@
 //! answers each sender, then publishes the batch in order. A room's writer exists only while
 //! the room has SENDs waiting.
 
-use rtchat_core::{
+use rtchat_chat::{
     Appended, BackendError, Broker, ChatError, ChatMessage, KnownRooms, MessageStore, Metrics,
     NewMessage, PendingSend, RoomEvent, RoomId, RoomStore, SendOutcome,
 };
@@ -26,7 +26,7 @@ pub struct WriterConfig {
     /// Longest pause between two attempts.
     pub max_retry_pause: Duration,
     /// Where batch sizes, append and publish latencies are counted (the node's, from
-    /// [`rtchat_core::Hub::metrics`]).
+    /// [`rtchat_chat::Hub::metrics`]).
     pub metrics: Arc<Metrics>,
 }
 
@@ -42,7 +42,7 @@ impl Default for WriterConfig {
     }
 }
 
-/// The node's room writers: the [`rtchat_core::Appender`] of a node running on tokio.
+/// The node's room writers: the [`rtchat_chat::Appender`] of a node running on tokio.
 /// Cheap to clone. `submit` must be called within a tokio runtime (it spawns a room's writer
 /// when the room has none).
 #[derive(Clone)]
@@ -103,7 +103,7 @@ impl fmt::Debug for RoomWriters {
     }
 }
 
-impl rtchat_core::Appender for RoomWriters {
+impl rtchat_chat::Appender for RoomWriters {
     fn submit(&self, sends: Vec<PendingSend>) {
         let mut start = Vec::new();
         let mut waiting = lock(&self.inner.waiting);

@@ -2,7 +2,7 @@
 //! heart-beats in time, transport-level liveness, and shutdown.
 
 use bytes::Bytes;
-use rtchat_core::{ChatConfig, ChatService, Hub, Identity, Ports, Tokens};
+use rtchat_chat::{ChatConfig, ChatService, Hub, Identity, Ports, Tokens};
 use rtchat_driver::{
     ChatUseCases, DriverConfig, MemoryClient, RoomWriters, Shutdown, WriterConfig, memory_pair,
     run_connection,

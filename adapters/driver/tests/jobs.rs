@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use rtchat_core::{
+use rtchat_chat::{
     ChannelStart, ChatError, ChatMessage, ConnectionId, ConnectionSink, Delivery, Job, JobDone,
     OfferError, Presence, RoomEvent, RoomId, SendOutcome, SessionKey, Since,
 };

@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use rtchat_core::{
+use rtchat_chat::{
     Appended, BackendError, Broker, ChatConfig, ChatMessage, ChatService, Hub, Identity, MessageId,
     MessageStore, NewMessage, Ports, RoomEvent, RoomEventSink, RoomId, Seq, Tokens,
 };
@@ -93,7 +93,7 @@ impl MessageStore for FlakyStore {
     ) -> Result<Vec<ChatMessage>, BackendError> {
         self.inner.after_seq(room, after, limit).await
     }
-    async fn epoch(&self) -> Result<rtchat_core::LogEpoch, BackendError> {
+    async fn epoch(&self) -> Result<rtchat_chat::LogEpoch, BackendError> {
         self.inner.epoch().await
     }
 }

@@ -1,7 +1,7 @@
 //! The room sweeper over the memory store and presence: which rooms a sweep removes, and that
 //! the task sweeps by itself.
 
-use rtchat_core::{
+use rtchat_chat::{
     Appender, ChatError, ChatMessage, ConnectionSink, Delivery, Hub, Identity, KnownRooms,
     MessageKey, MessageStore, NewMessage, OfferError, PendingSend, Presence, Room, RoomId,
     RoomStore, SendOutcome, SessionKey,

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use rtchat_core::{ChatConfig, ChatError, RoomEvent};
+use rtchat_chat::{ChatConfig, ChatError, RoomEvent};
 use rtchat_driver::ChatUseCases;
 use std::sync::atomic::Ordering;
 
@@ -108,7 +108,7 @@ async fn history_pages_newest_first_by_keyset() {
             .expect("posted");
     }
     let ids =
-        |messages: Vec<rtchat_core::ChatMessage>| messages.iter().map(|m| m.id).collect::<Vec<_>>();
+        |messages: Vec<rtchat_chat::ChatMessage>| messages.iter().map(|m| m.id).collect::<Vec<_>>();
     let first = ids(node
         .service
         .history(&alice(), "lobby", 10, None)

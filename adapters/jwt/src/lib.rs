@@ -12,7 +12,7 @@
 
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use rand::RngCore;
-use rtchat_core::{Identity, TokenError, Tokens, VerifiedToken};
+use rtchat_chat::{Identity, TokenError, Tokens, VerifiedToken};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::sync::Arc;

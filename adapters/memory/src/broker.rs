@@ -1,7 +1,7 @@
 //! The in-process broker: one node, so publishing is calling the hub.
 
 use async_trait::async_trait;
-use rtchat_core::{BackendError, Broker, RoomEvent, RoomEventSink};
+use rtchat_chat::{BackendError, Broker, RoomEvent, RoomEventSink};
 use std::fmt;
 use std::sync::Arc;
 use std::time::Instant;
@@ -13,7 +13,7 @@ pub struct InProcessBroker {
 }
 
 impl InProcessBroker {
-    /// A broker that hands every event to `sink` (the node's [`rtchat_core::Hub`]).
+    /// A broker that hands every event to `sink` (the node's [`rtchat_chat::Hub`]).
     pub fn new(sink: Arc<dyn RoomEventSink>) -> Self {
         InProcessBroker { sink }
     }

@@ -1,6 +1,6 @@
 //! The wall clock, for `createdAt` and token expiries.
 
-use rtchat_core::Clock;
+use rtchat_chat::Clock;
 use std::time::SystemTime;
 use time::OffsetDateTime;
 use time::macros::format_description;

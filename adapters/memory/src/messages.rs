@@ -2,7 +2,7 @@
 
 use crate::lock;
 use async_trait::async_trait;
-use rtchat_core::{
+use rtchat_chat::{
     Appended, BackendError, ChatMessage, LogEpoch, MessageId, MessageKey, MessageStore, NewMessage,
     RoomId, Seq,
 };
@@ -223,7 +223,7 @@ fn fresh_epoch() -> LogEpoch {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rtchat_core::Identity;
+    use rtchat_chat::Identity;
 
     fn room(id: &str) -> RoomId {
         RoomId::parse(id).expect("room id")

@@ -2,7 +2,7 @@
 
 use crate::lock;
 use async_trait::async_trait;
-use rtchat_core::{BackendError, Presence, RoomId, SessionKey};
+use rtchat_chat::{BackendError, Presence, RoomId, SessionKey};
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
 

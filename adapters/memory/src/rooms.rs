@@ -1,7 +1,7 @@
 //! Rooms in memory.
 
 use async_trait::async_trait;
-use rtchat_core::{BackendError, CreateRoomError, Room, RoomId, RoomStore};
+use rtchat_chat::{BackendError, CreateRoomError, Room, RoomId, RoomStore};
 use std::collections::HashMap;
 use std::sync::{PoisonError, RwLock, RwLockWriteGuard};
 use std::time::{Duration, Instant};

@@ -3,7 +3,7 @@
 
 use crate::{MemoryMessageStore, MemoryRoomStore};
 use async_trait::async_trait;
-use rtchat_core::{
+use rtchat_chat::{
     Appended, BackendError, ChatMessage, CreateRoomError, LogEpoch, MessageId, MessageStore,
     NewMessage, Room, RoomId, RoomStore, Seq,
 };

@@ -1,16 +1,16 @@
 //! PostgreSQL adapters for rtchat: [`PostgresStore`] implements both
-//! [`MessageStore`](rtchat_core::MessageStore) and [`RoomStore`](rtchat_core::RoomStore) over
+//! [`MessageStore`](rtchat_chat::MessageStore) and [`RoomStore`](rtchat_chat::RoomStore) over
 //! one sqlx connection pool, so several server nodes share rooms and history.
 //!
 //! ```no_run
-//! # async fn assemble() -> Result<(), rtchat_core::BackendError> {
+//! # async fn assemble() -> Result<(), rtchat_chat::BackendError> {
 //! use rtchat_postgres::PostgresStore;
 //! use std::sync::Arc;
 //!
 //! let store = PostgresStore::connect("postgres://rtchat@db.internal/rtchat").await?;
 //! store.migrate().await?;
-//! let messages: Arc<dyn rtchat_core::MessageStore> = Arc::new(store.clone());
-//! let rooms: Arc<dyn rtchat_core::RoomStore> = Arc::new(store);
+//! let messages: Arc<dyn rtchat_chat::MessageStore> = Arc::new(store.clone());
+//! let rooms: Arc<dyn rtchat_chat::RoomStore> = Arc::new(store);
 //! # let _ = (messages, rooms);
 //! # Ok(())
 //! # }
@@ -40,7 +40,7 @@
 //!    after the other, whichever node or connection they come from, until commit;
 //! 2. for each message in batch order, looks up its `(room_id, name_tag, message_key)`: when a
 //!    stored message (or an earlier one of the same batch) has it, the result is that
-//!    original, [`Appended::Duplicate`](rtchat_core::Appended::Duplicate), and nothing is
+//!    original, [`Appended::Duplicate`](rtchat_chat::Appended::Duplicate), and nothing is
 //!    stored; otherwise it inserts the message with seq `last_seq + 1`;
 //! 3. writes the new `last_seq` back to the room row.
 //!
@@ -84,7 +84,7 @@ mod messages;
 mod migrations;
 mod rooms;
 
-use rtchat_core::BackendError;
+use rtchat_chat::BackendError;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -97,7 +97,7 @@ pub use sqlx::PgPool;
 /// limits are far below: 100 for history by default).
 pub const MAX_QUERY_LIMIT: usize = 1_000;
 
-/// Most rooms [`RoomStore::list`](rtchat_core::RoomStore::list) returns (the oldest first);
+/// Most rooms [`RoomStore::list`](rtchat_chat::RoomStore::list) returns (the oldest first);
 /// the chat caps the number of rooms at 10,000 by default, well below.
 pub const MAX_LISTED_ROOMS: usize = 100_000;
 

@@ -1,7 +1,7 @@
 //! The embedded migrations and their runner.
 
 use crate::backend;
-use rtchat_core::BackendError;
+use rtchat_chat::BackendError;
 use sqlx::PgPool;
 use sqlx::error::BoxDynError;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType, Migrator};

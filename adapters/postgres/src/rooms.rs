@@ -2,7 +2,7 @@
 
 use crate::{MAX_LISTED_ROOMS, PostgresStore, backend, sql_limit};
 use async_trait::async_trait;
-use rtchat_core::{BackendError, CreateRoomError, Room, RoomId, RoomStore};
+use rtchat_chat::{BackendError, CreateRoomError, Room, RoomId, RoomStore};
 use std::time::Duration;
 
 /// Creates room `$1` named `$2` (private when `$3`), active now (the column's default), going

@@ -7,7 +7,7 @@
 //! Each test works in a schema of its own (`rtchat_test_<random>`, dropped at the end), so
 //! tests run in parallel with each other and with anyone else's runs on the same database.
 
-use rtchat_core::{MessageStore, RoomStore, Seq};
+use rtchat_chat::{MessageStore, RoomStore, Seq};
 use rtchat_postgres::{MAX_QUERY_LIMIT, PostgresStore};
 use rtchat_store_contract as contract;
 use rtchat_store_contract::helpers::{

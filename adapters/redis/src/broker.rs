@@ -13,7 +13,7 @@ use crate::{CONNECT_TIMEOUT, RESPONSE_TIMEOUT, backend, client, command_connecti
 use async_trait::async_trait;
 use futures_util::StreamExt;
 use redis::aio::{ConnectionManager, PubSubSink, PubSubStream};
-use rtchat_core::{BackendError, Broker, RoomEvent, RoomEventSink};
+use rtchat_chat::{BackendError, Broker, RoomEvent, RoomEventSink};
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

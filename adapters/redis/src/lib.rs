@@ -3,12 +3,12 @@
 //! Redis adapters for rtchat's ports, so several nodes behind a load balancer share room
 //! events and presence:
 //!
-//! - [`RedisBroker`] implements [`rtchat_core::Broker`]: every event goes through ONE Redis
+//! - [`RedisBroker`] implements [`rtchat_chat::Broker`]: every event goes through ONE Redis
 //!   pub/sub channel per deployment (`{channel_prefix}:events`). Redis delivers the messages
 //!   of one channel to every subscriber in the order it received them, so every node (the
 //!   publishing one included) sees every room's events in the same global order. The node's
 //!   sink is only ever called by the broker's subscriber task, never directly by `publish`.
-//! - [`RedisPresence`] implements [`rtchat_core::Presence`] across nodes, without zombies:
+//! - [`RedisPresence`] implements [`rtchat_chat::Presence`] across nodes, without zombies:
 //!   each node keeps a liveness key with a TTL; live nodes sweep the sessions of nodes whose
 //!   key expired, so the sessions of a crashed node disappear within `ttl + refresh_every`
 //!   (20 s with the defaults). See the [`presence`] module for the design.
@@ -30,7 +30,7 @@ pub use presence::{
     DEFAULT_REFRESH_EVERY, DEFAULT_TTL, PresenceConfig, RedisPresence, SweepListener, SweepOutcome,
 };
 
-use rtchat_core::BackendError;
+use rtchat_chat::BackendError;
 use std::time::Duration;
 
 /// How long connecting to Redis may take before a constructor gives up.

@@ -40,7 +40,7 @@ use crate::{backend, client, command_connection};
 use async_trait::async_trait;
 use redis::Script;
 use redis::aio::ConnectionManager;
-use rtchat_core::{BackendError, Presence, RoomId, SessionKey};
+use rtchat_chat::{BackendError, Presence, RoomId, SessionKey};
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};

@@ -9,7 +9,7 @@
 //! A payload with another version, an unknown kind, an invalid room id or anything else that
 //! does not decode is rejected with a [`DecodeError`]; the broker logs it and skips it.
 
-use rtchat_core::{ChatMessage, RoomEvent, RoomId};
+use rtchat_chat::{ChatMessage, RoomEvent, RoomId};
 use serde::{Deserialize, Serialize};
 
 /// The version this crate writes and the only one it reads.

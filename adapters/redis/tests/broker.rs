@@ -3,7 +3,7 @@
 mod common;
 
 use common::{RecordingSink, cleanup, raw_connection, redis_url, unique_prefix};
-use rtchat_core::{Broker, ChatMessage, RoomEvent, RoomId};
+use rtchat_chat::{Broker, ChatMessage, RoomEvent, RoomId};
 use rtchat_redis::RedisBroker;
 use std::sync::Arc;
 use std::time::{Duration, Instant};

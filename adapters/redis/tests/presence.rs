@@ -3,7 +3,7 @@
 mod common;
 
 use common::{cleanup, eventually, raw_connection, redis_url, unique_prefix};
-use rtchat_core::{Presence, RoomId, SessionKey};
+use rtchat_chat::{Presence, RoomId, SessionKey};
 use rtchat_redis::{PresenceConfig, RedisPresence, SweepOutcome};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

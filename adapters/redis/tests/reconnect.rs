@@ -5,7 +5,7 @@
 mod common;
 
 use common::{RecordingSink, cleanup, eventually, raw_connection, redis_url, unique_prefix};
-use rtchat_core::{Broker, RoomEvent};
+use rtchat_chat::{Broker, RoomEvent};
 use rtchat_redis::RedisBroker;
 use std::collections::HashSet;
 

@@ -13,7 +13,7 @@ use axum::extract::{ConnectInfo, DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{any, get};
-use rtchat_core::TransportKind;
+use rtchat_chat::TransportKind;
 use rtchat_driver::run_connection;
 use std::convert::Infallible;
 use std::net::{IpAddr, SocketAddr};

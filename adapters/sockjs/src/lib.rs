@@ -22,7 +22,7 @@ pub use http::router;
 pub use session::Registry;
 
 use axum::http::HeaderMap;
-use rtchat_core::ChatService;
+use rtchat_chat::ChatService;
 use rtchat_driver::{DriverConfig, Shutdown};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;

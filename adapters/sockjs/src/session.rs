@@ -8,7 +8,7 @@
 
 use crate::frame::CloseCode;
 use async_trait::async_trait;
-use rtchat_core::TransportKind;
+use rtchat_chat::TransportKind;
 use rtchat_driver::{Incoming, Transport, TransportError};
 use rtchat_stomp::Transmit;
 use std::collections::HashMap;

@@ -4,7 +4,7 @@
 use crate::frame::{self, CloseCode};
 use async_trait::async_trait;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code};
-use rtchat_core::TransportKind;
+use rtchat_chat::TransportKind;
 use rtchat_driver::{Incoming, Transport, TransportError};
 use rtchat_stomp::Transmit;
 use std::collections::VecDeque;

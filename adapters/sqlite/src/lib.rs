@@ -1,18 +1,18 @@
 //! SQLite adapters for rtchat: [`SqliteStore`] implements both
-//! [`MessageStore`](rtchat_core::MessageStore) and [`RoomStore`](rtchat_core::RoomStore) over
+//! [`MessageStore`](rtchat_chat::MessageStore) and [`RoomStore`](rtchat_chat::RoomStore) over
 //! one local database file, so a single node keeps its rooms and history across restarts
 //! without any service to run.
 //!
 //! ```no_run
-//! # async fn assemble() -> Result<(), rtchat_core::BackendError> {
+//! # async fn assemble() -> Result<(), rtchat_chat::BackendError> {
 //! use rtchat_sqlite::SqliteStore;
 //! use std::path::Path;
 //! use std::sync::Arc;
 //!
 //! let store = SqliteStore::open(Path::new("/var/lib/rtchat/rtchat.db")).await?;
 //! store.migrate().await?;
-//! let messages: Arc<dyn rtchat_core::MessageStore> = Arc::new(store.clone());
-//! let rooms: Arc<dyn rtchat_core::RoomStore> = Arc::new(store.clone());
+//! let messages: Arc<dyn rtchat_chat::MessageStore> = Arc::new(store.clone());
+//! let rooms: Arc<dyn rtchat_chat::RoomStore> = Arc::new(store.clone());
 //! # let _ = (messages, rooms);
 //! // On shutdown, after the last append:
 //! store.close().await?;
@@ -65,7 +65,7 @@
 //!
 //! 1. looks up the batch's `(room_id, name_tag, message_key)`s among the stored messages: a
 //!    message that has a stored one's (or an earlier one's of the same batch) gets that
-//!    original, [`Appended::Duplicate`](rtchat_core::Appended::Duplicate), and nothing is
+//!    original, [`Appended::Duplicate`](rtchat_chat::Appended::Duplicate), and nothing is
 //!    stored for it;
 //! 2. adds the number of new messages to the room's `last_seq` and reads it back (no room: the
 //!    batch fails);
@@ -95,7 +95,7 @@ mod messages;
 mod migrations;
 mod rooms;
 
-use rtchat_core::BackendError;
+use rtchat_chat::BackendError;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -106,7 +106,7 @@ pub use sqlx::SqlitePool;
 /// PostgreSQL store; the chat's own limits are far below: 100 for history by default).
 pub const MAX_QUERY_LIMIT: usize = 1_000;
 
-/// Most rooms [`RoomStore::list`](rtchat_core::RoomStore::list) returns (the oldest first),
+/// Most rooms [`RoomStore::list`](rtchat_chat::RoomStore::list) returns (the oldest first),
 /// as in the PostgreSQL store; the chat caps the number of rooms at 10,000 by default.
 pub const MAX_LISTED_ROOMS: usize = 100_000;
 

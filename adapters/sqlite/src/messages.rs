@@ -2,7 +2,7 @@
 
 use crate::{MAX_QUERY_LIMIT, SqliteStore, backend, sql_limit};
 use async_trait::async_trait;
-use rtchat_core::{
+use rtchat_chat::{
     Appended, BackendError, ChatMessage, LogEpoch, MessageId, MessageStore, NewMessage, RoomId, Seq,
 };
 use std::collections::HashMap;

@@ -3,7 +3,7 @@
 //! (`rtchat-store-contract`, with its cross-check against the memory store), and what only
 //! SQLite or a file has: pragmas, JSON batches, reopening, a crash, two stores on one file.
 
-use rtchat_core::{Appended, ChatMessage, CreateRoomError, MessageStore, RoomStore, Seq};
+use rtchat_chat::{Appended, ChatMessage, CreateRoomError, MessageStore, RoomStore, Seq};
 use rtchat_sqlite::{MAX_QUERY_LIMIT, SqliteStore};
 use rtchat_store_contract as contract;
 use rtchat_store_contract::helpers::{

@@ -9,8 +9,8 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
-use rtchat_core::WindowLimiter;
-use rtchat_core::{ChatError, ChatService, Identity, InitOutcome, MessageId};
+use rtchat_chat::WindowLimiter;
+use rtchat_chat::{ChatError, ChatService, Identity, InitOutcome, MessageId};
 use rtchat_driver::ChatUseCases;
 use serde::de::value::MapAccessDeserializer;
 use serde::de::{MapAccess, Visitor};
@@ -117,7 +117,7 @@ pub async fn metrics(State(service): State<ChatService>) -> impl IntoResponse {
     (
         [(
             axum::http::header::CONTENT_TYPE,
-            rtchat_core::metrics::CONTENT_TYPE,
+            rtchat_chat::metrics::CONTENT_TYPE,
         )],
         service.hub().encode_metrics(),
     )
@@ -159,7 +159,7 @@ pub async fn init(
     let token = match bearer(&headers) {
         Bearer::Absent => {
             // A new identity: limited per address, or anyone could mint them without end.
-            let prefix = rtchat_core::ip_prefix(client);
+            let prefix = rtchat_chat::ip_prefix(client);
             if let Err(refused) = take(&state.limits.tokens_by_address, &prefix, "new tokens") {
                 return refused;
             }
@@ -249,12 +249,12 @@ impl Params {
 }
 
 fn bad_request(message: String) -> Envelope {
-    Envelope::from(ChatError::BadRequest(rtchat_core::BadRequest::Http(
+    Envelope::from(ChatError::BadRequest(rtchat_chat::BadRequest::Http(
         message,
     )))
 }
 
-fn messages(result: Result<Vec<rtchat_core::ChatMessage>, ChatError>) -> Envelope {
+fn messages(result: Result<Vec<rtchat_chat::ChatMessage>, ChatError>) -> Envelope {
     match result {
         Ok(messages) => Envelope::ok("SUCCESS", messages),
         Err(error) => Envelope::from(error),
@@ -391,7 +391,7 @@ pub async fn create_room(
         Err(rejection) => return json_error(rejection),
     };
     let client = client_addr(peer, &headers, state.config.trust_forwarded_for);
-    let prefix = rtchat_core::ip_prefix(client);
+    let prefix = rtchat_chat::ip_prefix(client);
     let limited = take(
         &state.limits.rooms_by_identity,
         &caller.name_tag,

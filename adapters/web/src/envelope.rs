@@ -3,11 +3,11 @@
 use axum::Json;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use rtchat_core::{ChatError, Envelope as CoreEnvelope, ErrorBody};
+use rtchat_chat::{ChatError, Envelope as CoreEnvelope, ErrorBody};
 use serde::Serialize;
 use serde_json::Value;
 
-/// The contract's envelope ([`rtchat_core::Envelope`]) with the HTTP status it goes out with.
+/// The contract's envelope ([`rtchat_chat::Envelope`]) with the HTTP status it goes out with.
 #[derive(Debug, Clone)]
 pub struct Envelope {
     body: CoreEnvelope<Value>,

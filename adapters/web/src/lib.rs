@@ -22,7 +22,7 @@ pub use webtransport::{WebTransportOffer, WebTransportOffers};
 
 use axum::Router;
 use axum::routing::{get, post};
-use rtchat_core::ChatService;
+use rtchat_chat::ChatService;
 use rtchat_driver::{DriverConfig, Shutdown};
 use std::sync::Arc;
 

@@ -89,8 +89,8 @@ fn failed(error: axum::Error) -> TransportError {
 
 #[async_trait]
 impl Transport for WsTransport {
-    fn kind(&self) -> rtchat_core::TransportKind {
-        rtchat_core::TransportKind::WebSocket
+    fn kind(&self) -> rtchat_chat::TransportKind {
+        rtchat_chat::TransportKind::WebSocket
     }
 
     async fn recv(&mut self) -> Incoming {

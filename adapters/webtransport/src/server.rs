@@ -4,7 +4,7 @@
 use crate::certificate::{CertificateError, ServedCertificate};
 use crate::rotation::{CertificateOffer, Rotation, RotationPolicy, Step};
 use crate::stream::{CLOSE_NORMAL, REASON_GOING_AWAY, WebTransportStream};
-use rtchat_core::ChatService;
+use rtchat_chat::ChatService;
 use rtchat_driver::{DriverConfig, Shutdown, run_connection};
 use std::net::SocketAddr;
 use std::path::PathBuf;

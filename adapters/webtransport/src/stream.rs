@@ -61,8 +61,8 @@ impl WebTransportStream {
 
 #[async_trait]
 impl Transport for WebTransportStream {
-    fn kind(&self) -> rtchat_core::TransportKind {
-        rtchat_core::TransportKind::WebTransport
+    fn kind(&self) -> rtchat_chat::TransportKind {
+        rtchat_chat::TransportKind::WebTransport
     }
 
     async fn recv(&mut self) -> Incoming {

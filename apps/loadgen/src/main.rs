@@ -21,7 +21,7 @@ mod sockjs;
 
 use bytes::Bytes;
 use clap::{Args, Parser as CliParser, Subcommand};
-use rtchat_core::{Identity, Tokens};
+use rtchat_chat::{Identity, Tokens};
 use rtchat_jwt::JwtTokens;
 use rtchat_stomp::{Command, Item, Limits, Parser};
 use std::time::{Duration, Instant};

@@ -172,7 +172,7 @@ pub async fn serve(
                                     tracing::warn!(
                                         cap = limits.max_pending_per_address,
                                         refused,
-                                        address = %rtchat_core::ip_prefix(peer.ip()),
+                                        address = %rtchat_chat::ip_prefix(peer.ip()),
                                         "--max-pending-per-address reached: that address's \
                                          new connections are accepted and closed"
                                     );

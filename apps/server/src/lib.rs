@@ -16,7 +16,7 @@ mod webtransport;
 use accept::HttpLimits;
 use clap::{Parser, ValueEnum};
 use http_deadlines::Deadlines;
-use rtchat_core::{
+use rtchat_chat::{
     BackendError, Broker, ChatConfig, ChatService, Hub, MessageStore, Metrics, Ports, Presence,
     PrivateRoomKey, RoomEvent, RoomStore,
 };
@@ -221,7 +221,7 @@ pub struct ServerConfig {
 fn parse_room(value: &str) -> Result<(String, String), String> {
     let (id, name) = value.split_once('=').unwrap_or((value, value));
     let (id, name) = (id.trim(), name.trim());
-    if rtchat_core::RoomId::parse(id).is_none_or(|room| room.is_reserved()) {
+    if rtchat_chat::RoomId::parse(id).is_none_or(|room| room.is_reserved()) {
         return Err(format!(
             "room id {id:?} must be 1 to 64 of [A-Za-z0-9_-], and not reserved"
         ));
@@ -306,7 +306,7 @@ pub enum StartError {
     Bind(#[source] std::io::Error),
     /// The chat could not be assembled.
     #[error("cannot start the chat: {0}")]
-    Assemble(#[source] rtchat_core::ChatError),
+    Assemble(#[source] rtchat_chat::ChatError),
     /// A store or broker is unreachable or refused to start.
     #[error("{doing}: {source}")]
     Backend {
@@ -432,7 +432,7 @@ pub async fn assemble(config: &ServerConfig) -> Result<Node, StartError> {
     for (id, name) in &config.rooms {
         match service.create_room(name, Some(id)).await {
             Ok(_) => tracing::info!(room = %id, "created the room --room names"),
-            Err(rtchat_core::ChatError::RoomExists) => {}
+            Err(rtchat_chat::ChatError::RoomExists) => {}
             Err(error) => return Err(StartError::Assemble(error)),
         }
     }
@@ -513,7 +513,7 @@ pub async fn assemble(config: &ServerConfig) -> Result<Node, StartError> {
 fn room_sweeper(
     config: &ServerConfig,
     service: &ChatService,
-    writers_known_rooms: Arc<rtchat_core::KnownRooms>,
+    writers_known_rooms: Arc<rtchat_chat::KnownRooms>,
 ) -> Option<RoomSweeper> {
     if config.room_idle_ttl.is_zero() {
         return None;
@@ -521,7 +521,7 @@ fn room_sweeper(
     let keep = config
         .rooms
         .iter()
-        .filter_map(|(id, _)| rtchat_core::RoomId::parse(id))
+        .filter_map(|(id, _)| rtchat_chat::RoomId::parse(id))
         .collect();
     let ports = service.ports();
     Some(rtchat_driver::spawn_room_sweeper(

@@ -6,7 +6,7 @@
 use bytes::Bytes;
 use futures_util::SinkExt;
 use futures_util::stream::{SplitSink, StreamExt};
-use rtchat_core::MessageStore;
+use rtchat_chat::MessageStore;
 use rtchat_stomp::{Command, Frame, Item, Limits, Parser};
 use rtchat_test_services::{PostgresServer, RedisServer, shared_database_url, shared_redis_url};
 use std::collections::{HashMap, HashSet};
@@ -516,7 +516,7 @@ async fn a_postgres_crash_answers_every_send_and_stores_each_once() {
     let store = rtchat_postgres::PostgresStore::connect_in_schema(&postgres.url(), &cluster)
         .await
         .expect("store");
-    let lobby = rtchat_core::RoomId::parse("lobby").expect("room id");
+    let lobby = rtchat_chat::RoomId::parse("lobby").expect("room id");
     let stored = store.after_seq(&lobby, 0, 1000).await.expect("read");
     let seqs: Vec<u64> = stored.iter().map(|m| m.seq).collect();
     assert_eq!(

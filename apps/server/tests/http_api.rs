@@ -4,7 +4,7 @@
 mod common;
 
 use common::TestServer;
-use rtchat_core::Identity;
+use rtchat_chat::Identity;
 use rtchat_driver::ChatUseCases;
 use serde_json::{Value, json};
 use std::net::{IpAddr, Ipv4Addr};

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{StompClient, TestServer};
-use rtchat_core::RoomId;
+use rtchat_chat::RoomId;
 use rtchat_stomp::Command;
 use std::collections::BTreeSet;
 use std::time::Duration;

@@ -5,7 +5,7 @@
 mod common;
 
 use common::{SECRET, StompClient, TestServer};
-use rtchat_core::{Identity, Tokens};
+use rtchat_chat::{Identity, Tokens};
 use rtchat_stomp::Command;
 use serde_json::Value;
 use std::time::Duration;

@@ -1,4 +1,4 @@
-//! # rtchat-core
+//! # rtchat-chat
 //!
 //! The chat and room domain of rtchat, the ports (traits) its adapters implement, and the
 //! application service that maps STOMP events to the chat contract. Pure: no sockets, no

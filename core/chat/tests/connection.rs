@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use rtchat_core::{ChannelStart, ChatConfig, ChatError, Job, JobDone, Since};
+use rtchat_chat::{ChannelStart, ChatConfig, ChatError, Job, JobDone, Since};
 use rtchat_stomp::{Command, Frame, SessionConfig, State};
 use serde_json::json;
 use std::time::Duration;
@@ -31,7 +31,7 @@ fn receipts(frames: &[Frame]) -> Vec<&str> {
         .collect()
 }
 
-fn connected(node: &Node, who: rtchat_core::Identity) -> Client {
+fn connected(node: &Node, who: rtchat_chat::Identity) -> Client {
     let mut client = node.client("192.168.1.10");
     client.connect(&who);
     client
@@ -843,7 +843,7 @@ fn each_frame_says_what_io_it_needs_as_a_job_one_at_a_time() {
          UNSUBSCRIBE\nid:c1\nreceipt:u1\n\n\0\
          UNSUBSCRIBE\nid:c2\nreceipt:u2\n\n\0",
     );
-    let lobby = rtchat_core::RoomId::parse("lobby").expect("room");
+    let lobby = rtchat_chat::RoomId::parse("lobby").expect("room");
     let expected = [
         (
             Job::StartChannel {
@@ -931,7 +931,7 @@ fn a_subscription_starts_with_what_its_job_read_or_is_refused_when_the_read_fail
     let mut a = connected(&node, alice());
     a.subscribe("errors", "/user/queue/errors", "");
     a.frames();
-    let message = |seq: u64| rtchat_core::ChatMessage {
+    let message = |seq: u64| rtchat_chat::ChatMessage {
         id: 100 + seq,
         seq,
         room_id: "lobby".to_owned(),
@@ -1006,7 +1006,7 @@ fn a_subscription_starts_with_what_its_job_read_or_is_refused_when_the_read_fail
 // ---- the session lives as long as its token ----
 
 /// A client connected as `who` with a token that expires `seconds` after the clock's now.
-fn connected_for(node: &Node, who: &rtchat_core::Identity, seconds: u64) -> Client {
+fn connected_for(node: &Node, who: &rtchat_chat::Identity, seconds: u64) -> Client {
     let mut client = node.client("192.168.1.10");
     let frame = client.connect_with(&format!(
         "Authorization:Bearer {}\n",
@@ -1154,7 +1154,7 @@ fn a_refresh_with_a_bad_or_expired_token_is_refused() {
     let huge = format!(
         "{}|{}",
         FakeTokens::valid_for(&alice(), 3600),
-        "x".repeat(rtchat_core::MAX_TOKEN_BYTES)
+        "x".repeat(rtchat_chat::MAX_TOKEN_BYTES)
     );
     a.send_token(&huge, Some("t4"));
     let frames = a.frames();

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use rtchat_core::{ChatConfig, ChatError, InitOutcome, is_valid_name_tag};
+use rtchat_chat::{ChatConfig, ChatError, InitOutcome, is_valid_name_tag};
 use std::net::IpAddr;
 
 fn ip(text: &str) -> IpAddr {
@@ -75,7 +75,7 @@ fn refresh_gives_a_valid_token_a_new_one_for_the_same_identity_and_never_a_new_i
         "garbage",
         "",
         "null",
-        &"x".repeat(rtchat_core::MAX_TOKEN_BYTES + 1),
+        &"x".repeat(rtchat_chat::MAX_TOKEN_BYTES + 1),
     ] {
         assert_eq!(
             node.service.refresh(bad, ip("10.0.0.2")),
@@ -130,7 +130,7 @@ fn identities_differ_between_clients() {
 fn an_oversized_token_is_invalid_on_every_path_before_it_is_decoded() {
     let node = Node::new();
     // Well formed for the fake verifier, but too long: refused without being looked at.
-    let padding = "x".repeat(rtchat_core::MAX_TOKEN_BYTES);
+    let padding = "x".repeat(rtchat_chat::MAX_TOKEN_BYTES);
     let huge = format!("valid|Wren1|#AAAAAA|{padding}");
     assert_eq!(
         node.service.authenticate(&huge),

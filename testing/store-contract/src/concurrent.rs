@@ -6,7 +6,7 @@ use crate::helpers::{
     append_one, assert_complete_log, create_rooms, ids, key, keyed_message, new_message, room_id,
     seqs, stored, whole_log,
 };
-use rtchat_core::{Appended, ChatMessage, MessageId, Seq};
+use rtchat_chat::{Appended, ChatMessage, MessageId, Seq};
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};

@@ -2,7 +2,7 @@
 
 use crate::Store;
 use crate::helpers::{key, keyed_message, room, room_id};
-use rtchat_core::{MessageId, MessageKey, MessageStore, NewMessage, RoomStore};
+use rtchat_chat::{MessageId, MessageKey, MessageStore, NewMessage, RoomStore};
 use rtchat_memory::{MemoryMessageStore, MemoryRoomStore};
 
 /// The same calls on the memory store and on `store` give the same answers: the conformance

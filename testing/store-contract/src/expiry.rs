@@ -1,10 +1,10 @@
-//! The checks of room expiry: [`RoomStore::idle`](rtchat_core::RoomStore::idle) and
-//! [`RoomStore::remove_idle`](rtchat_core::RoomStore::remove_idle). Activity is measured by
+//! The checks of room expiry: [`RoomStore::idle`](rtchat_chat::RoomStore::idle) and
+//! [`RoomStore::remove_idle`](rtchat_chat::RoomStore::remove_idle). Activity is measured by
 //! the store's own clock, so these checks let real time pass: a few tenths of a second.
 
 use crate::Store;
 use crate::helpers::{append_one, create_rooms, new_message, room, room_id, whole_log};
-use rtchat_core::{BackendError, RoomId};
+use rtchat_chat::{BackendError, RoomId};
 use std::collections::BTreeSet;
 use std::time::Duration;
 

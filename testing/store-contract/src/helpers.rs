@@ -2,7 +2,7 @@
 //! in their own tests too.
 
 use crate::Store;
-use rtchat_core::{
+use rtchat_chat::{
     Appended, ChatMessage, Identity, MessageId, MessageKey, NewMessage, Room, RoomId, Seq,
 };
 use std::sync::atomic::{AtomicU64, Ordering};

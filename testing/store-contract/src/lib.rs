@@ -47,7 +47,7 @@ pub use log::{
 };
 pub use rooms::rooms_create_duplicate_get_list_and_count;
 
-use rtchat_core::{MessageStore, RoomStore};
+use rtchat_chat::{MessageStore, RoomStore};
 
 /// A store under test: both ports on one value, cheap to clone (a handle on shared state),
 /// so checks can hand copies to concurrent tasks and to the adapter's own probes.

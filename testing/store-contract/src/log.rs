@@ -1,4 +1,4 @@
-//! The single-writer checks of [`MessageStore`](rtchat_core::MessageStore): appends, keys and
+//! The single-writer checks of [`MessageStore`](rtchat_chat::MessageStore): appends, keys and
 //! reads.
 
 use crate::Store;
@@ -6,7 +6,7 @@ use crate::helpers::{
     append_one, assert_complete_log, create_rooms, ids, key, keyed_message, new_message, room_id,
     seqs, stored, whole_log,
 };
-use rtchat_core::{Appended, ChatMessage, MessageId, Seq};
+use rtchat_chat::{Appended, ChatMessage, MessageId, Seq};
 use std::collections::BTreeMap;
 
 /// Every append gets an id above all before it (across rooms) and its room's next seq, and

@@ -1,8 +1,8 @@
-//! The checks of [`RoomStore`](rtchat_core::RoomStore).
+//! The checks of [`RoomStore`](rtchat_chat::RoomStore).
 
 use crate::Store;
 use crate::helpers::{room, room_id};
-use rtchat_core::CreateRoomError;
+use rtchat_chat::CreateRoomError;
 
 /// `create`, its duplicate, `get`, `list` and `count`.
 pub async fn rooms_create_duplicate_get_list_and_count<S: Store>(store: S) {

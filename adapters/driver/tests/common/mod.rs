@@ -3,7 +3,7 @@
 #![allow(dead_code)] // each test file uses a different part
 
 use async_trait::async_trait;
-use rtchat_core::{
+use rtchat_chat::{
     Appended, BackendError, Broker, ChatConfig, ChatMessage, ChatService, Clock, Hub, Identity,
     LogEpoch, MessageId, MessageStore, NewMessage, Ports, RoomEvent, RoomEventSink, RoomId, Seq,
     TokenError, Tokens, VerifiedToken,

@@ -7,7 +7,7 @@
 
 #![allow(dead_code)] // Each test binary uses a different part of this module.
 
-use rtchat_core::{RoomEvent, RoomEventSink};
+use rtchat_chat::{RoomEvent, RoomEventSink};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -26,7 +26,7 @@ pub struct TestServer {
     pub metrics_addr: Option<SocketAddr>,
     /// `--webtransport`'s UDP address, when the config had one.
     pub wt_addr: Option<SocketAddr>,
-    pub service: rtchat_core::ChatService,
+    pub service: rtchat_chat::ChatService,
     stop: Option<oneshot::Sender<()>>,
     task: Option<tokio::task::JoinHandle<std::io::Result<()>>>,
 }
@@ -106,13 +106,13 @@ impl TestServer {
 
     /// [`TestServer::token_for`] without a server (for nodes a test assembles itself).
     pub fn token_for_secret(tag: &str) -> String {
-        use rtchat_core::Tokens;
+        use rtchat_chat::Tokens;
         let tokens = rtchat_jwt::JwtTokens::new(
             SECRET.as_bytes(),
             "rtchat".to_owned(),
             Duration::from_secs(3600),
         );
-        let identity = rtchat_core::Identity {
+        let identity = rtchat_chat::Identity {
             rand_id: format!("Test{}", &tag[1..]),
             name_tag: tag.to_owned(),
         };

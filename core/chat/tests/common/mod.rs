@@ -6,7 +6,7 @@
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use rtchat_core::{
+use rtchat_chat::{
     Appended, Appender, BackendError, Broker, ChannelStart, ChatConfig, ChatConnection, ChatError,
     ChatMessage, ChatService, Clock, ConnectionSink, CreateRoomError, Delivery, Hub, Identity, Job,
     JobDone, LogEpoch, MessageId, MessageKey, MessageStore, NewMessage, OfferError, PendingSend,
@@ -426,7 +426,7 @@ impl Backend {
         &self,
         session: &SessionKey,
         room: &RoomId,
-        since: Option<rtchat_core::Since>,
+        since: Option<rtchat_chat::Since>,
         join: bool,
         max_replay: usize,
     ) -> Result<ChannelStart, ChatError> {
