@@ -12,12 +12,10 @@ use axum::response::IntoResponse;
 use rtchat_chat::WindowLimiter;
 use rtchat_chat::{ChatError, ChatService, Identity, InitOutcome, MessageId};
 use rtchat_driver::ChatUseCases;
-use serde::de::value::MapAccessDeserializer;
-use serde::de::{MapAccess, Visitor};
+use serde::de::{DeserializeOwned, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::HashMap;
 use std::fmt;
-use std::marker::PhantomData;
 use std::net::SocketAddr;
 use std::sync::Mutex;
 
@@ -333,30 +331,48 @@ pub async fn list_rooms(State(state): State<AppState>) -> Envelope {
     }
 }
 
-/// A JSON request body of `T`'s shape, and only a JSON object: serde's derived `Deserialize`
-/// also takes an array of the fields in order (`["Tea", "tea"]`), which the contract does not
-/// name (and Spring's Jackson refused). Found by the `http_json` fuzz target.
+/// A JSON request body of `T`'s shape, and only a well-formed JSON object. Both checks were
+/// found by the `http_json` fuzz target:
+/// - serde's derived `Deserialize` also takes an array of the fields in order (`["Tea",
+///   "tea"]`), which the contract does not name (and Spring's Jackson refused);
+/// - serde skips the fields `T` does not know without checking their strings, so a body with an
+///   invalid escape (a lone surrogate, `"\ud800-"`) or invalid UTF-8 in an unknown field was
+///   accepted although it is not JSON.
+///
+/// So the body is first read whole as a JSON object (every string checked), then as `T`.
 pub struct Object<T>(pub T);
 
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Object<T> {
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Object<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ObjectVisitor<T>(PhantomData<T>);
+        /// Reads a JSON object's fields as JSON values, refusing a key given twice (as the
+        /// derived `Deserialize` does; a map would keep the last).
+        struct FieldsVisitor;
 
-        impl<'de, T: Deserialize<'de>> Visitor<'de> for ObjectVisitor<T> {
-            type Value = T;
+        impl<'de> Visitor<'de> for FieldsVisitor {
+            type Value = serde_json::Map<String, serde_json::Value>;
 
             fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
                 formatter.write_str("a JSON object")
             }
 
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
-                T::deserialize(MapAccessDeserializer::new(map))
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut fields = serde_json::Map::new();
+                while let Some((key, value)) = map.next_entry::<String, serde_json::Value>()? {
+                    if fields.contains_key(&key) {
+                        return Err(serde::de::Error::custom(format_args!(
+                            "duplicate field `{key}`"
+                        )));
+                    }
+                    fields.insert(key, value);
+                }
+                Ok(fields)
             }
         }
 
-        deserializer
-            .deserialize_map(ObjectVisitor(PhantomData))
+        let fields = deserializer.deserialize_map(FieldsVisitor)?;
+        T::deserialize(serde_json::Value::Object(fields))
             .map(Object)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -485,5 +501,12 @@ mod tests {
         // What the derived `Deserialize` refuses, this refuses too.
         assert!(serde_json::from_str::<Object<CreateRoom>>(r#"{"roomId":"tea"}"#).is_err());
         assert!(serde_json::from_str::<Object<CreateRoom>>(r#"{"name":"a","name":"b"}"#).is_err());
+        // Unknown fields are let through, but only as JSON: a lone surrogate escape or invalid
+        // UTF-8 in one makes the body not JSON (serde skips unknown fields unchecked).
+        assert!(serde_json::from_str::<Object<CreateRoom>>(r#"{"name":"a","x":1}"#).is_ok());
+        let lone_surrogate = br#"{"name":"Tea","x":"\ud800-1"}"#;
+        assert!(serde_json::from_slice::<Object<CreateRoom>>(lone_surrogate).is_err());
+        let bad_utf8 = b"{\"name\":\"Tea\",\"x\":\"\xff\"}";
+        assert!(serde_json::from_slice::<Object<CreateRoom>>(bad_utf8).is_err());
     }
 }
