@@ -28,10 +28,11 @@ async fn create(store: &MemoryStore, name: &str) {
         .expect("create");
 }
 
-async fn say(store: &MemoryStore, room: &str, key: &str) {
-    let message = NewMessage {
+/// A message from one author into `room`, with idempotency key `key`.
+fn message(room: &str, key: &str, text: &str) -> NewMessage {
+    NewMessage {
         room_id: id(room),
-        message: "hello".to_owned(),
+        message: text.to_owned(),
         author: Identity {
             rand_id: "Wren1".to_owned(),
             name_tag: "#ABCDEF".to_owned(),
@@ -39,7 +40,11 @@ async fn say(store: &MemoryStore, room: &str, key: &str) {
         created_at: "2026-11-22T10:00:00.000Z".to_owned(),
         ip_address: "127.0".to_owned(),
         key: MessageKey::parse(key).expect("key"),
-    };
+    }
+}
+
+async fn say(store: &MemoryStore, room: &str, key: &str) {
+    let message = message(room, key, "hello");
     store
         .append(&id(room), vec![message])
         .await
@@ -168,19 +173,8 @@ async fn send_through(
     key: &str,
 ) -> Result<ChatMessage, ChatError> {
     let outcomes = Arc::new(Outcomes::default());
-    let message = NewMessage {
-        room_id: id(room),
-        message: "still here?".to_owned(),
-        author: Identity {
-            rand_id: "Wren1".to_owned(),
-            name_tag: "#ABCDEF".to_owned(),
-        },
-        created_at: "2026-11-22T10:00:00.000Z".to_owned(),
-        ip_address: "127.0".to_owned(),
-        key: MessageKey::parse(key).expect("key"),
-    };
     writers.submit(vec![PendingSend {
-        message,
+        message: message(room, key, "still here?"),
         reply: outcomes.clone(),
         ticket: 7,
         received: tokio::time::Instant::now().into_std(),

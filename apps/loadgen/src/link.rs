@@ -35,25 +35,10 @@ impl WebTransportTarget {
     /// Asks the server behind `ws_url` (`ws://host:port/...`) where its WebTransport endpoint
     /// is and which certificate hashes to pin.
     pub async fn discover(ws_url: &str) -> Result<WebTransportTarget, String> {
-        let host = ws_url
-            .trim_start_matches("ws://")
-            .split('/')
-            .next()
-            .unwrap_or_default();
-        let mut stream = TcpStream::connect(host)
-            .await
-            .map_err(|error| format!("connect to {host}: {error}"))?;
-        let request =
-            format!("GET /webtransport HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-        stream
-            .write_all(request.as_bytes())
-            .await
-            .map_err(|error| error.to_string())?;
-        let mut answer = Vec::new();
-        stream
-            .read_to_end(&mut answer)
-            .await
-            .map_err(|error| error.to_string())?;
+        let answer = http_exchange(ws_url, |host| {
+            format!("GET /webtransport HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n")
+        })
+        .await?;
         let body = answer
             .windows(4)
             .position(|window| window == b"\r\n\r\n")
@@ -76,4 +61,32 @@ impl WebTransportTarget {
             .collect();
         Ok(WebTransportTarget { url, pins })
     }
+}
+
+/// Sends the request `request(host)` to the server behind `url` (`ws://host:port/...` or
+/// `http://host:port/...`) on a fresh connection and reads the whole answer (the request must
+/// ask for `Connection: close`).
+pub async fn http_exchange(
+    url: &str,
+    request: impl FnOnce(&str) -> String,
+) -> Result<Vec<u8>, String> {
+    let host = url
+        .trim_start_matches("ws://")
+        .trim_start_matches("http://")
+        .split('/')
+        .next()
+        .unwrap_or_default();
+    let mut stream = TcpStream::connect(host)
+        .await
+        .map_err(|error| format!("connect to {host}: {error}"))?;
+    stream
+        .write_all(request(host).as_bytes())
+        .await
+        .map_err(|error| error.to_string())?;
+    let mut answer = Vec::new();
+    stream
+        .read_to_end(&mut answer)
+        .await
+        .map_err(|error| error.to_string())?;
+    Ok(answer)
 }

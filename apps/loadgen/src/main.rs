@@ -25,7 +25,6 @@ use rtchat_chat::{Identity, Tokens};
 use rtchat_jwt::JwtTokens;
 use rtchat_stomp::{Command, Item, Limits, Parser};
 use std::time::{Duration, Instant};
-use tokio::net::TcpStream;
 
 #[derive(Debug, CliParser)]
 #[command(
@@ -504,30 +503,14 @@ async fn fanout(
 
 /// `POST /rooms` on the server behind `ws_url` with `token`; an existing room is fine.
 async fn create_room(ws_url: &str, token: &str, room: &str) -> Result<(), String> {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let host = ws_url
-        .trim_start_matches("ws://")
-        .trim_start_matches("http://")
-        .split('/')
-        .next()
-        .unwrap_or_default();
-    let mut stream = TcpStream::connect(host)
-        .await
-        .map_err(|e| format!("connect to {host}: {e}"))?;
     let body = serde_json::json!({"name": room, "roomId": room}).to_string();
-    let request = format!(
-        "POST /rooms HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    );
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .map_err(|e| e.to_string())?;
-    let mut answer = Vec::new();
-    stream
-        .read_to_end(&mut answer)
-        .await
-        .map_err(|e| e.to_string())?;
+    let answer = link::http_exchange(ws_url, |host| {
+        format!(
+            "POST /rooms HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\nAuthorization: Bearer {token}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    })
+    .await?;
     let answer = String::from_utf8_lossy(&answer);
     if answer.starts_with("HTTP/1.1 2") || answer.starts_with("HTTP/1.1 409") {
         Ok(())
