@@ -51,16 +51,19 @@ async fn say(store: &MemoryStore, room: &str, key: &str) {
         .expect("append");
 }
 
+/// Every room [`every_kind_of_room`] makes.
+const ROOMS: [&str; 6] = [
+    "lobby",
+    "kept",
+    "occupied",
+    "abandoned",
+    "private-0123456789abcdef",
+    "talked",
+];
+
 async fn rooms_left(store: &MemoryStore) -> BTreeSet<String> {
     let mut left = BTreeSet::new();
-    for name in [
-        "lobby",
-        "kept",
-        "occupied",
-        "abandoned",
-        "private-0123456789abcdef",
-        "talked",
-    ] {
+    for name in ROOMS {
         if store.get(&id(name)).await.expect("get").is_some() {
             left.insert(name.to_owned());
         }
@@ -73,14 +76,7 @@ async fn rooms_left(store: &MemoryStore) -> BTreeSet<String> {
 async fn every_kind_of_room() -> (MemoryStore, MemoryPresence) {
     let store = MemoryStore::new();
     let presence = MemoryPresence::new();
-    for name in [
-        "lobby",
-        "kept",
-        "occupied",
-        "abandoned",
-        "private-0123456789abcdef",
-        "talked",
-    ] {
+    for name in ROOMS {
         create(&store, name).await;
     }
     say(&store, "abandoned", "k1").await;
