@@ -6,7 +6,7 @@ use bytes::{Bytes, BytesMut};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use rtchat_stomp::{
     Command, Event, Frame, Headers, Item, Limits, Parser, Session, SessionConfig, SharedMessage,
-    Status, Transmit, Version, encode_frame, encode_message_head, parse_frame,
+    Status, SubscriptionKey, Transmit, Version, encode_frame, encode_message_head, parse_frame,
 };
 use std::hint::black_box;
 use std::time::Instant;
@@ -160,10 +160,11 @@ fn fan_out(c: &mut Criterion) {
                 chat_message_body(),
             );
             transmits.clear();
-            for subscription in &subscriptions {
+            for (key, subscription) in (1..).zip(&subscriptions) {
                 let mut head = BytesMut::with_capacity(64);
                 encode_message_head(subscription, None, Version::V1_2, &mut head);
                 transmits.push(Transmit::Message {
+                    subscription: SubscriptionKey(key),
                     head: head.freeze(),
                     tail: message.tail(Version::V1_2).clone(),
                 });

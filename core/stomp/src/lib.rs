@@ -25,5 +25,5 @@ pub use parse::{Item, Limits, ParseError, Parser, Status, parse_frame};
 pub use rate::TokenBucket;
 pub use session::{
     AckMode, CloseReason, ConnectRequest, DeliverError, Event, HeartBeat, ProtocolError, ReceiptId,
-    Session, SessionConfig, State, Transmit,
+    Session, SessionConfig, State, SubscriptionKey, Transmit,
 };

@@ -17,6 +17,12 @@ impl ReceiptId {
     }
 }
 
+/// One subscription from SUBSCRIBE to UNSUBSCRIBE: numbered by the session from 1, never
+/// reused within it. A transport that gives each subscription a stream of its own (WebTransport's
+/// `per-subscription` mode) tells them apart by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SubscriptionKey(pub u64);
+
 /// How a subscription acknowledges messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum AckMode {
@@ -145,6 +151,8 @@ pub enum Transmit {
     Bytes(Bytes),
     /// A MESSAGE: the per-subscription head and the shared tail, never copied per subscriber.
     Message {
+        /// The subscription the MESSAGE is delivered on.
+        subscription: SubscriptionKey,
         /// `MESSAGE`, `subscription` and (1.2 client modes) `ack`: encoded per delivery.
         head: Bytes,
         /// The rest of the frame: a clone of [`SharedMessage::tail`](crate::SharedMessage::tail), shared by every delivery.
@@ -157,7 +165,7 @@ impl Transmit {
     pub fn len(&self) -> usize {
         match self {
             Transmit::Bytes(b) => b.len(),
-            Transmit::Message { head, tail } => head.len() + tail.len(),
+            Transmit::Message { head, tail, .. } => head.len() + tail.len(),
         }
     }
 
@@ -170,7 +178,7 @@ impl Transmit {
     pub fn chunks(&self) -> impl Iterator<Item = &Bytes> {
         let (first, second) = match self {
             Transmit::Bytes(b) => (b, None),
-            Transmit::Message { head, tail } => (head, Some(tail)),
+            Transmit::Message { head, tail, .. } => (head, Some(tail)),
         };
         std::iter::once(first).chain(second)
     }
@@ -179,7 +187,7 @@ impl Transmit {
     pub fn into_contiguous(self) -> Bytes {
         match self {
             Transmit::Bytes(b) => b,
-            Transmit::Message { head, tail } => {
+            Transmit::Message { head, tail, .. } => {
                 let mut out = bytes::BytesMut::with_capacity(head.len() + tail.len());
                 out.extend_from_slice(&head);
                 out.extend_from_slice(&tail);

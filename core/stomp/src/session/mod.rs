@@ -33,7 +33,9 @@ mod transactions;
 
 pub use config::{HeartBeat, MIN_HEART_BEAT_GRACE, SessionConfig};
 pub use errors::{DeliverError, ProtocolError};
-pub use events::{AckMode, CloseReason, ConnectRequest, Event, ReceiptId, Transmit};
+pub use events::{
+    AckMode, CloseReason, ConnectRequest, Event, ReceiptId, SubscriptionKey, Transmit,
+};
 
 use crate::encode::{SharedMessage, encode_message_head, encode_to_bytes};
 use crate::frame::{Command, Frame, Headers, Version};
@@ -393,7 +395,7 @@ impl Session {
             return Err(DeliverError::NotConnected);
         };
         let version = connected.version;
-        let ack_id = connected
+        let (key, ack_id) = connected
             .subscriptions
             .track(
                 subscription,
@@ -412,6 +414,7 @@ impl Session {
         let mut head = BytesMut::with_capacity(48 + subscription.len());
         encode_message_head(subscription, ack_header, version, &mut head);
         self.out.queue(Transmit::Message {
+            subscription: key,
             head: head.freeze(),
             tail: message.tail(version).clone(),
         });

@@ -2,11 +2,13 @@
 //! still owes an acknowledgement for.
 
 use super::AckMode;
+use super::events::SubscriptionKey;
 use std::collections::VecDeque;
 
 /// One active subscription.
 #[derive(Debug)]
 pub(super) struct Subscription {
+    pub(super) key: SubscriptionKey,
     pub(super) id: String,
     pub(super) destination: String,
     pub(super) ack: AckMode,
@@ -37,6 +39,8 @@ pub(super) struct Acknowledged {
 pub(super) struct Subscriptions {
     entries: Vec<Subscription>,
     next_ack_id: u64,
+    /// The last key handed out (keys start at 1).
+    last_key: u64,
 }
 
 impl Subscriptions {
@@ -48,13 +52,22 @@ impl Subscriptions {
         self.entries.iter().find(|s| s.id == id)
     }
 
-    pub(super) fn insert(&mut self, id: String, destination: String, ack: AckMode) {
+    pub(super) fn insert(
+        &mut self,
+        id: String,
+        destination: String,
+        ack: AckMode,
+    ) -> SubscriptionKey {
+        self.last_key += 1;
+        let key = SubscriptionKey(self.last_key);
         self.entries.push(Subscription {
+            key,
             id,
             destination,
             ack,
             pending: VecDeque::new(),
         });
+        key
     }
 
     /// Removes the subscription called `id`, forgetting its pending deliveries.
@@ -71,21 +84,23 @@ impl Subscriptions {
             .map(|s| s.id.as_str())
     }
 
-    /// Records a delivery on subscription `id` and returns its ack id, or `None` when the
-    /// subscription acknowledges automatically. Fails when `max_pending` are already waiting.
+    /// Records a delivery on subscription `id` and returns the subscription's key and the
+    /// delivery's ack id, or `None` when the subscription acknowledges automatically. Fails
+    /// when `max_pending` are already waiting.
     pub(super) fn track(
         &mut self,
         id: &str,
         message_id: &str,
         max_pending: usize,
-    ) -> Result<Option<u64>, TrackError> {
+    ) -> Result<(SubscriptionKey, Option<u64>), TrackError> {
         let subscription = self
             .entries
             .iter_mut()
             .find(|s| s.id == id)
             .ok_or(TrackError::UnknownSubscription)?;
+        let key = subscription.key;
         if subscription.ack == AckMode::Auto {
-            return Ok(None);
+            return Ok((key, None));
         }
         if subscription.pending.len() >= max_pending {
             return Err(TrackError::TooManyPending);
@@ -96,7 +111,7 @@ impl Subscriptions {
             ack_id,
             message_id: message_id.to_owned(),
         });
-        Ok(Some(ack_id))
+        Ok((key, Some(ack_id)))
     }
 
     /// Whether a delivery with this ack id is pending.
