@@ -1,7 +1,8 @@
 // Headless-Chromium test of the page over WebTransport, against a real server binary started
 // with --webtransport: one user on WebTransport and one on WebSocket chat both ways, the
 // indicator shows the transport and a round trip, and a normal close (DISCONNECT, then the
-// page's close) resolves `WebTransport.closed` with code 0 instead of rejecting.
+// page's close) resolves `WebTransport.closed` with code 0 instead of rejecting; so does the
+// server shutting down (SIGTERM: an ERROR, the end of the stream, the page's close).
 //
 // Chromium needs no flag here: the page fetches GET /webtransport and passes the self-signed
 // certificate's hash as serverCertificateHashes, which Chromium accepts for an ECDSA P-256
@@ -148,4 +149,21 @@ test('a WebTransport user and a WebSocket user chat both ways; a normal close re
   assert.equal(closed.reason, 'client closing');
 
   for (const page of [quic, tcp]) assert.deepEqual(page.errors, [], `${page.label}: no page errors`);
+});
+
+test('the server shutting down ends a WebTransport session cleanly: `closed` resolves', { timeout: 60_000 }, async () => {
+  const quic = await newUser('quic-shutdown', 'webtransport');
+  assert.equal((await quic.evaluate(() => window.rtchat.transport)).kind, 'webtransport');
+  await say(quic, 'before the shutdown');
+  await waitForText(quic, 'before the shutdown');
+
+  const exited = new Promise((resolve) => server.once('exit', (code, signal) => resolve({ code, signal })));
+  server.kill('SIGTERM');
+  await quic.waitForFunction(() => window.rtchat.transport.lastClose !== null, null, { timeout: WAIT });
+  const closed = await quic.evaluate(() => window.rtchat.transport.lastClose);
+  assert.equal(closed.clean, true, `closed resolved, not "Connection lost": ${JSON.stringify(closed)}`);
+  assert.equal(closed.closeCode, 0);
+  // The drain ends and the process exits 0 (SIGTERM is a normal stop).
+  assert.deepEqual(await exited, { code: 0, signal: null });
+  assert.deepEqual(quic.errors, [], 'no page errors');
 });

@@ -629,7 +629,8 @@
   function socketFor(choice) {
     if (choice.kind === 'webtransport') {
       var socket = new RtchatTransport.WtSocket(choice.url, choice.hashes, function (info) {
-        transport.lastClose = info;
+        // How a session that was open ended (a failed attempt says nothing about that).
+        if (socket.opened) transport.lastClose = info;
         if (!socket.opened && transportSetting === 'auto') wtUnreachable = true;
       });
       return socket;

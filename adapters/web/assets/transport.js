@@ -83,7 +83,13 @@
   WtSocket.prototype._pump = function (reader) {
     var self = this;
     reader.read().then(function (result) {
-      if (result.done) return;
+      if (result.done) {
+        // The server finished the STOMP stream (after DISCONNECT's RECEIPT or an ERROR, e.g.
+        // "server shutting down"): nothing more comes, so this side ends the session, and
+        // `closed` resolves with code 0 (see close below).
+        self.close();
+        return;
+      }
       var chunk = result.value;
       // stompjs parses ArrayBuffers incrementally: frames may span chunks.
       var data = chunk.buffer.slice(chunk.byteOffset, chunk.byteOffset + chunk.byteLength);
@@ -115,9 +121,10 @@
 
   /**
    * Ends the session with CLOSE_WEBTRANSPORT_SESSION (code 0) from this side: stompjs closes
-   * the socket once DISCONNECT's RECEIPT is in, so nothing is left to read. (Chromium 156
-   * reports a session the server ends with its own CLOSE_WEBTRANSPORT_SESSION as "Connection
-   * lost": see docs/protocol.md.)
+   * the socket once DISCONNECT's RECEIPT is in, and the pump does once the server finished
+   * the stream, so nothing is left to read. The server waits a moment for this before it
+   * sends its own CLOSE_WEBTRANSPORT_SESSION, which Chromium 156 reports as "Connection lost"
+   * (see docs/protocol.md).
    */
   WtSocket.prototype.close = function () {
     if (this.readyState === CLOSING || this.readyState === CLOSED) return;

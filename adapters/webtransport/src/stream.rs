@@ -14,6 +14,12 @@ const READ_CHUNK: usize = 4096;
 /// Longest the server waits for the client to take its last frames before closing.
 const LAST_FRAMES: Duration = Duration::from_secs(2);
 
+/// Longest the server then waits for the client to end the session itself. Chromium rejects
+/// `closed` with "Connection lost" when the server's CLOSE_WEBTRANSPORT_SESSION comes first,
+/// but resolves it when the page closes on seeing the stream end; clients that do not close
+/// get the server's capsule after this.
+const PEER_CLOSE: Duration = Duration::from_secs(1);
+
 /// Session close code for every close the server makes: the STOMP session is over (an
 /// ERROR frame, if any, said why). WebTransport's `closed` resolves with it.
 pub const CLOSE_NORMAL: u32 = 0;
@@ -106,6 +112,9 @@ impl Transport for WebTransportStream {
             // the session abandons unacknowledged stream data. `stopped` resolves once the
             // client has read the stream to its end (or stopped it).
             let _ = tokio::time::timeout(LAST_FRAMES, self.send.stopped()).await;
+            // The stream's end tells the client the STOMP session is over; a client that ends
+            // the WebTransport session on it (the page) closes it the way Chromium accepts.
+            let _ = tokio::time::timeout(PEER_CLOSE, self.session.closed()).await;
         }
         let reason = if going_away {
             REASON_GOING_AWAY

@@ -6,9 +6,12 @@ use std::time::Duration;
 /// Why `rtchat-cli` stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
-    /// `--server` is not an `http://host:port` URL.
-    #[error("bad --server {0:?}: expected http://host:port (https:// is not supported yet)")]
+    /// `--server` is not an `http://host:port` or `https://host:port` URL.
+    #[error("bad --server {0:?}: expected http://host:port or https://host:port")]
     Server(String),
+    /// The TLS client for an `https://` server could not be made.
+    #[error("cannot make a TLS client: {0}")]
+    Tls(String),
     /// A `--cert-hash` is neither 64 hex digits nor base64 of 32 bytes.
     #[error("bad --cert-hash {0:?}: expected 64 hex digits or the base64 of 32 bytes")]
     CertHash(String),

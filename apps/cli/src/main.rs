@@ -39,7 +39,8 @@ enum Transport {
     about = "Chat on an rtchat server from the command line"
 )]
 struct Args {
-    /// The server's HTTP address.
+    /// The server's address: http://host:port, or https://host:port (then /ws is wss://;
+    /// certificates are checked against the system's roots, or SSL_CERT_FILE's).
     #[arg(long, env = "RTCHAT_SERVER", default_value = "http://127.0.0.1:8080")]
     server: String,
     /// The transport STOMP runs on.
@@ -182,7 +183,7 @@ async fn webtransport_offer(api: &Api) -> Result<(String, Vec<CertificateHash>),
         return Err(CliError::NoWebTransport);
     }
     let bad = |what: &str| CliError::BadAnswer {
-        url: format!("http://{}/webtransport", api.authority()),
+        url: api.url("/webtransport"),
         what: what.to_owned(),
     };
     let offer = &answer.body["response"];
@@ -262,7 +263,7 @@ mod tests {
     }
 
     #[test]
-    fn only_http_servers_are_taken() {
+    fn http_and_https_servers_are_taken() {
         let timeout = Duration::from_secs(1);
         assert_eq!(
             Api::new("http://127.0.0.1:8080", timeout)
@@ -276,12 +277,16 @@ mod tests {
                 .authority(),
             "localhost:80"
         );
-        for bad in [
-            "127.0.0.1:8080",
-            "https://chat.example",
-            "ftp://x",
-            "http://h/p",
-        ] {
+        let secure = Api::new("https://chat.example", timeout).expect("https is taken");
+        assert_eq!(secure.ws_url(), "wss://chat.example:443/ws");
+        assert_eq!(secure.url("/init"), "https://chat.example:443/init");
+        assert_eq!(
+            Api::new("wss://chat.example:8443", timeout)
+                .expect("wss names the same server")
+                .url("/init"),
+            "https://chat.example:8443/init"
+        );
+        for bad in ["127.0.0.1:8080", "ftp://x", "http://h/p", "https://h/p"] {
             assert!(Api::new(bad, timeout).is_err(), "{bad:?}");
         }
     }

@@ -42,7 +42,7 @@ pub async fn obtain(api: &Api, path: &Path) -> Result<String, CliError> {
     }
     let Some(token) = answer.body["response"].as_str() else {
         return Err(CliError::Refused {
-            url: format!("http://{}/init", api.authority()),
+            url: api.url("/init"),
             status: answer.status,
             message: answer.message(),
         });

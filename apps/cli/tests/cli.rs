@@ -61,8 +61,14 @@ struct Run {
 
 /// Runs `rtchat-cli ARGS` with `stdin`, bounded by [`WAIT`].
 async fn cli(args: &[&str], stdin: &str) -> Run {
+    cli_with_env(args, stdin, &[]).await
+}
+
+/// Runs `rtchat-cli ARGS` with `stdin` and the environment variables `env`, bounded by [`WAIT`].
+async fn cli_with_env(args: &[&str], stdin: &str, env: &[(&str, &Path)]) -> Run {
     let mut child = Command::new(BIN)
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -255,5 +261,115 @@ async fn errors_end_it_non_zero_with_a_clear_message() {
     let run = cli(&args, "").await;
     assert_eq!(run.code, Some(1), "{run:?}");
     assert!(run.stderr.contains("bad --cert-hash"), "{run:?}");
+    server.stop().await;
+}
+
+/// A TLS-terminating proxy on 127.0.0.1 in front of `backend` (the test server's HTTP port),
+/// with a certificate for `localhost` from a throwaway CA written to `ca_file`: an `https://`
+/// server as a deployment behind a TLS proxy has it. Returns the proxy's port.
+async fn tls_proxy(backend: &str, ca_file: &Path) -> u16 {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+    use tokio_rustls::rustls;
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA parameters");
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("a CA key"))
+        .expect("a CA certificate");
+    std::fs::write(ca_file, ca.pem()).expect("the CA written");
+    let leaf_key = KeyPair::generate().expect("a key");
+    let leaf = CertificateParams::new(vec!["localhost".to_owned()])
+        .expect("certificate parameters")
+        .signed_by(&leaf_key, &ca)
+        .expect("a certificate signed by the CA");
+    let key = rustls::pki_types::PrivateKeyDer::try_from(leaf_key.serialize_der())
+        .expect("a private key");
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .expect("TLS versions")
+    .with_no_client_auth()
+    .with_single_cert(vec![leaf.der().clone(), ca.der().clone()], key)
+    .expect("a TLS server configuration");
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a port");
+    let port = listener.local_addr().expect("an address").port();
+    let backend = backend.to_owned();
+    // Ends with the test's runtime.
+    tokio::spawn(async move {
+        while let Ok((client, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            let backend = backend.clone();
+            tokio::spawn(async move {
+                let Ok(mut client) = acceptor.accept(client).await else {
+                    return;
+                };
+                let Ok(mut server) = tokio::net::TcpStream::connect(&backend).await else {
+                    return;
+                };
+                let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test]
+async fn an_https_server_is_reached_over_wss_and_webtransport() {
+    let server = start(true).await;
+    let dir = tempfile::tempdir().expect("a temp dir");
+    let ca_file = dir.path().join("ca.pem");
+    let backend = server.url.trim_start_matches("http://").to_owned();
+    let port = tls_proxy(&backend, &ca_file).await;
+    let https = format!("https://localhost:{port}");
+    let trust = [("SSL_CERT_FILE", ca_file.as_path())];
+    let token_file = dir.path().join("token");
+    let token = token_file.to_str().expect("a UTF-8 path");
+
+    // wss:// (the token from GET /init over TLS), then WebTransport found through
+    // GET /webtransport over TLS: each hears what the other said.
+    let base = [
+        "--server",
+        &https,
+        "--token-file",
+        token,
+        "--room",
+        "garden",
+    ];
+    let mut args = base.to_vec();
+    args.extend(["--transport", "ws", "--send", "over wss"]);
+    let sent = cli_with_env(&args, "", &trust).await;
+    assert_eq!(sent.code, Some(0), "{sent:?}");
+    let mut args = base.to_vec();
+    args.extend(["--transport", "wt", "--since-seq", "0", "--listen", "1"]);
+    let heard = cli_with_env(&args, "", &trust).await;
+    assert_eq!(heard.code, Some(0), "{heard:?}");
+    assert_line(heard.stdout.trim_end(), "over wss");
+
+    let mut args = base.to_vec();
+    args.extend(["--transport", "wt", "--send", "over WebTransport"]);
+    let sent = cli_with_env(&args, "", &trust).await;
+    assert_eq!(sent.code, Some(0), "{sent:?}");
+    let mut args = base.to_vec();
+    args.extend(["--transport", "ws", "--since-seq", "1", "--listen", "1"]);
+    let heard = cli_with_env(&args, "", &trust).await;
+    assert_eq!(heard.code, Some(0), "{heard:?}");
+    assert_line(heard.stdout.trim_end(), "over WebTransport");
+
+    // Trusting only another CA (one that signed another proxy's certificate), the
+    // certificate is not trusted: a clear error, exit 1.
+    let other_roots = dir.path().join("other.pem");
+    tls_proxy(&backend, &other_roots).await;
+    let untrusted = [("SSL_CERT_FILE", other_roots.as_path())];
+    let mut args = base.to_vec();
+    args.extend(["--send", "x"]);
+    let refused = cli_with_env(&args, "", &untrusted).await;
+    assert_eq!(refused.code, Some(1), "{refused:?}");
+    assert!(
+        refused.stderr.contains(&format!("cannot reach {https}"))
+            && refused.stderr.contains("certificate"),
+        "{refused:?}"
+    );
     server.stop().await;
 }
