@@ -666,6 +666,23 @@ mod tests {
     }
 
     #[test]
+    fn a_key_names_a_subscription_only_together_with_its_connection() {
+        let hub = Hub::new();
+        let (a, b) = (Recorder::new(10), Recorder::new(10));
+        // Each session numbers its subscriptions from 1: the same key on two connections.
+        let key = SubscriptionKey(1);
+        hub.subscribe(destination::ENTRY, ConnectionId(1), a.clone(), key);
+        hub.subscribe(destination::ENTRY, ConnectionId(2), b.clone(), key);
+        assert!(hub.unsubscribe(ConnectionId(1), key));
+        assert!(!hub.unsubscribe(ConnectionId(3), key));
+        hub.on_event(RoomEvent::Entry { count: 1 }, Instant::now());
+        assert!(a.taken().is_empty());
+        let got = b.taken();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].subscription, key);
+    }
+
+    #[test]
     fn a_full_sink_is_dropped_and_others_still_receive() {
         let hub = Hub::new();
         let (slow, fast) = (Recorder::new(1), Recorder::new(10));
