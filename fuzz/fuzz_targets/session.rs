@@ -46,7 +46,14 @@ fn drain(session: &mut Session, now: Instant) {
                 receipt: Some(receipt),
                 ..
             } => session.receipt(receipt, now),
-            Event::Subscribe { id, .. } => {
+            // Every fourth is refused, so both answers are exercised (and a refused key is
+            // delivered to, which must fail quietly).
+            Event::Subscribe { key, .. } => {
+                if key.0 % 4 == 0 {
+                    session.refuse_subscription(key);
+                } else {
+                    session.accept_subscription(key);
+                }
                 let message = SharedMessage::new(
                     "/sub/channel/lobby",
                     "1",
@@ -54,7 +61,7 @@ fn drain(session: &mut Session, now: Instant) {
                     &Headers::new(),
                     Bytes::from_static(b"hello"),
                 );
-                let _ = session.deliver(&id, &message, now);
+                let _ = session.deliver(key, &message, now);
             }
             _ => {}
         }

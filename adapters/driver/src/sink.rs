@@ -152,12 +152,12 @@ impl ConnectionSink for ChannelSink {
 mod tests {
     use super::*;
     use bytes::Bytes;
-    use rtchat_stomp::{Headers, SharedMessage};
+    use rtchat_stomp::{Headers, SharedMessage, SubscriptionKey};
     use std::sync::Arc;
 
     fn delivery(id: u64) -> Delivery {
         Delivery {
-            subscription: Arc::from("sub-0"),
+            subscription: SubscriptionKey(1),
             seq: Some(id),
             message: SharedMessage::new(
                 "/sub/channel/lobby",

@@ -153,7 +153,7 @@ async fn the_head_a_channel_starts_at_is_where_the_hub_starts_delivering_the_roo
         "/sub/channel/lobby",
         ConnectionId(1_000),
         recorder.clone(),
-        Arc::from("s"),
+        rtchat_stomp::SubscriptionKey(1),
     );
     // A room the hub just began to track waits for a head read from the store before it
     // delivers anything; the job tells it the head as soon as it has it.

@@ -37,7 +37,8 @@ use crate::service::{BadRequest, ChatError, ChatService, MAX_TOKEN_BYTES};
 use crate::validation;
 use bytes::Bytes;
 use rtchat_stomp::{
-    ConnectRequest, DeliverError, Event, Headers, ReceiptId, Session, SharedMessage, TokenBucket,
+    ConnectRequest, DeliverError, Event, Headers, ReceiptId, Session, SharedMessage,
+    SubscriptionKey, TokenBucket,
 };
 use serde::Deserialize;
 use std::collections::{HashMap, VecDeque};
@@ -86,10 +87,11 @@ pub struct ChatConnection {
     /// When the session's token expires, as the caller's clock counts: the session ends then.
     /// `None` before CONNECT, once it fired, or for an `exp` too far off to count to.
     token_deadline: Option<Instant>,
-    /// Active subscriptions by STOMP id.
-    subscriptions: HashMap<String, Subscription>,
-    /// The id of the `/user/queue/errors` subscription, if any.
-    error_queue: Option<String>,
+    /// Subscriptions by the key the session gave them (the hub knows them by the same key):
+    /// registered when their SUBSCRIBE is handled, until UNSUBSCRIBE, refusal or the end.
+    subscriptions: HashMap<SubscriptionKey, Subscription>,
+    /// The `/user/queue/errors` subscription, if any.
+    error_queue: Option<SubscriptionKey>,
     sends: TokenBucket,
     subscribes: TokenBucket,
     /// The answers still owed to frames other than SENDs, in the order the frames came, each
@@ -125,11 +127,10 @@ enum Then {
     Nothing,
     /// The RECEIPT owed once the job's work was done (e.g. after leaving a room).
     Receipt(Option<ReceiptId>),
-    /// A SUBSCRIBE: what goes out first on it, or why it was refused.
+    /// A SUBSCRIBE: what goes out first on it, or why it was refused. The session accepts
+    /// or refuses it when this is answered.
     Subscribed {
-        id: String,
-        /// The hub handle of the subscription this is for (`None` if it was never registered).
-        handle: Option<Arc<str>>,
+        key: SubscriptionKey,
         receipt: Option<ReceiptId>,
         start: Start,
     },
@@ -145,7 +146,7 @@ enum Start {
     Presence(RoomId),
     /// `/pub/history/{room}`: one reply, from a [`JobDone::History`].
     History(RoomId),
-    /// Nothing to read (`/user/queue/errors`).
+    /// Nothing to read (`/user/queue/errors`): accepted at once.
     Nothing,
     /// Refused before anything was read.
     Refused(ChatError),
@@ -178,11 +179,8 @@ enum Answer {
     Failed(ChatError),
 }
 
-/// What the connection remembers of one subscription.
+/// What the connection remembers of one subscription (its key is the map's).
 struct Subscription {
-    /// The same `Arc` the hub tags deliveries with: a delivery whose `Arc` is another one was
-    /// queued for an earlier subscription that had the same id, and is dropped.
-    handle: Arc<str>,
     target: SubscribeTarget,
     /// For room channels: the store's head when the subscription started. The client has
     /// everything up to it that it asked for (the replay, or nothing before it); live
@@ -365,13 +363,12 @@ impl ChatConnection {
                 true
             }
             Then::Subscribed {
-                id,
-                handle,
+                key,
                 receipt,
                 start,
             } => {
                 let result = self.ready(start, done);
-                self.on_subscribed(&id, handle, receipt, result, session, now)
+                self.on_subscribed(key, receipt, result, session, now)
             }
         }
     }
@@ -422,48 +419,41 @@ impl ChatConnection {
         }
     }
 
-    /// A SUBSCRIBE's start was read: it goes out, then what came live meanwhile, then the
-    /// RECEIPT; or the SUBSCRIBE is refused and leaves nothing behind.
+    /// A SUBSCRIBE's start was read: the session accepts it, and its start goes out, then
+    /// what came live meanwhile, then the RECEIPT; or the session refuses it and it leaves
+    /// nothing behind.
     fn on_subscribed(
         &mut self,
-        id: &str,
-        handle: Option<Arc<str>>,
+        key: SubscriptionKey,
         receipt: Option<ReceiptId>,
         result: Result<Ready, ChatError>,
         session: &mut Session,
         now: Instant,
     ) -> bool {
-        let current = self
-            .subscriptions
-            .get(id)
-            .filter(|s| handle.as_ref().is_some_and(|h| Arc::ptr_eq(&s.handle, h)))
-            .is_some();
         let ready = match result {
             Ok(ready) => ready,
             Err(error) => {
-                if current {
-                    // A refused SUBSCRIBE leaves nothing behind: the id is free again. (One
-                    // refused before it was registered left the engine when it came.)
-                    self.forget(id);
-                    session.refuse_subscription(id);
+                // A refused SUBSCRIBE leaves nothing behind: the id is free again. (One
+                // refused before it was registered was refused to the session when it came.)
+                if self.forget(key).is_some() {
+                    session.refuse_subscription(key);
                 }
                 self.send_error(session, &error, now);
                 return true;
             }
         };
-        if !current {
+        let Some(subscription) = self.subscriptions.get_mut(&key) else {
             // Unsubscribed while its start was read: nothing to send on it.
             send_receipt(session, receipt, now);
             return true;
-        }
-        let Some(subscription) = self.subscriptions.get_mut(id) else {
-            return true;
         };
+        // False when the session already forgot it (an UNSUBSCRIBE this connection has not
+        // handled yet, or the end): what follows then finds no subscription and is dropped.
+        session.accept_subscription(key);
         subscription.has_up_to = ready.has_up_to;
         let held = subscription.starting.take().unwrap_or_default();
-        let on = subscription.handle.clone();
         for message in &ready.messages {
-            if !put_on_wire(session, &on, message, now) {
+            if !put_on_wire(session, key, message, now) {
                 return false;
             }
         }
@@ -559,32 +549,14 @@ impl ChatConnection {
                 self.answer_sends(session, now);
             }
             Event::Subscribe {
-                id,
+                key,
                 destination,
                 headers,
                 receipt,
                 ..
-            } => {
-                if self.subscribes.try_take(now) {
-                    self.on_subscribe(id.clone(), &destination, &headers, receipt, session, now);
-                } else {
-                    let refused = Then::Subscribed {
-                        id: id.clone(),
-                        handle: None,
-                        receipt,
-                        start: Start::Refused(ChatError::RateLimited),
-                    };
-                    self.push(None, refused, session, now);
-                }
-                // A refused SUBSCRIBE leaves the engine's count at once (its answer keeps its
-                // place in line), so the frames after it meet the same state however the
-                // transport chunked them.
-                if !self.subscriptions.contains_key(&id) {
-                    session.refuse_subscription(&id);
-                }
-            }
-            Event::Unsubscribe { id, receipt, .. } => {
-                self.on_unsubscribe(&id, receipt, session, now)
+            } => self.on_subscribe(key, &destination, &headers, receipt, session, now),
+            Event::Unsubscribe { key, receipt, .. } => {
+                self.on_unsubscribe(key, receipt, session, now)
             }
             // Acks only matter to the engine's bookkeeping.
             Event::Ack { receipt, .. } | Event::Nack { receipt, .. } => {
@@ -653,13 +625,11 @@ impl ChatConnection {
     /// Returns false when the session refused it as a slow consumer; the driver then closes.
     pub fn deliver(&mut self, delivery: Delivery, session: &mut Session, now: Instant) -> bool {
         // One lookup per delivery: this is the fan-out's hot path.
-        let Some(subscription) = self.subscriptions.get_mut(&*delivery.subscription) else {
-            // Unsubscribed while the delivery was queued.
+        let Some(subscription) = self.subscriptions.get_mut(&delivery.subscription) else {
+            // Unsubscribed (or refused) while the delivery was queued: keys are never reused,
+            // so a later subscription with the same id is not this one.
             return true;
         };
-        if !Arc::ptr_eq(&subscription.handle, &delivery.subscription) {
-            return true;
-        }
         if let Some(starting) = subscription.starting.as_mut() {
             if starting.len() >= MAX_HELD_WHILE_STARTING {
                 slow_consumer(session, now);
@@ -673,7 +643,7 @@ impl ChatConnection {
         {
             return true;
         }
-        put_on_wire(session, &delivery.subscription, &delivery.message, now)
+        put_on_wire(session, delivery.subscription, &delivery.message, now)
     }
 
     /// The connection ended: its subscriptions are gone at once, and the answers still
@@ -859,38 +829,53 @@ impl ChatConnection {
 
     // ---- SUBSCRIBE / UNSUBSCRIBE ----
 
-    /// Registers the subscription at once (so nothing published from now on is missed) and
-    /// queues the job that reads its start.
+    /// Decides a SUBSCRIBE as far as it can at once. A refused one (rate limit, bad
+    /// destination, a room the client may not enter) leaves the session at once, so the
+    /// frames after it meet the same state however the transport chunked them; its error
+    /// keeps its place in line. Otherwise the subscription is registered at once (so nothing
+    /// published from now on is missed) and the job that reads its start is queued; the
+    /// session accepts it (or refuses it, if the read failed) when that answer's turn comes.
     fn on_subscribe(
         &mut self,
-        id: String,
+        key: SubscriptionKey,
         destination: &str,
         headers: &Headers,
         receipt: Option<ReceiptId>,
         session: &mut Session,
         now: Instant,
     ) {
-        let (job, handle, start) = match self.start(&id, destination, headers) {
-            Ok((handle, job, start)) => (job, Some(handle), start),
-            Err(error) => (None, None, Start::Refused(error)),
+        let (job, start) = if self.subscribes.try_take(now) {
+            self.start(key, destination, headers)
+                .unwrap_or_else(|error| (None, Start::Refused(error)))
+        } else {
+            (None, Start::Refused(ChatError::RateLimited))
         };
+        match start {
+            Start::Refused(_) => {
+                session.refuse_subscription(key);
+            }
+            // Nothing to read first: live at once (errors of the frames after it go there).
+            Start::Nothing => {
+                session.accept_subscription(key);
+            }
+            _ => {}
+        }
         let then = Then::Subscribed {
-            id,
-            handle,
+            key,
             receipt,
             start,
         };
         self.push(job, then, session, now);
     }
 
-    /// Checks a SUBSCRIBE, registers it, and gives its handle, the job that reads its start
-    /// (if it needs one) and what its start is made of.
+    /// Checks a SUBSCRIBE, registers it, and gives the job that reads its start (if it
+    /// needs one) and what its start is made of.
     fn start(
         &mut self,
-        id: &str,
+        key: SubscriptionKey,
         destination: &str,
         headers: &Headers,
-    ) -> Result<(Arc<str>, Option<Job>, Start), ChatError> {
+    ) -> Result<(Option<Job>, Start), ChatError> {
         let target = SubscribeTarget::parse(destination)?;
         // The engine yields SUBSCRIBE only on an accepted session, so this is always set.
         let who = self.identity.as_ref().ok_or(ChatError::InvalidToken)?;
@@ -910,22 +895,22 @@ impl ChatConnection {
                     join: !self.in_room(room),
                     max_replay: self.service.config().max_replay,
                 };
-                let handle = self.register(id, &destination::channel(room), target.clone());
-                (handle, Some(job), Start::Channel)
+                self.register(key, &destination::channel(room), target.clone());
+                (Some(job), Start::Channel)
             }
             SubscribeTarget::Entry => {
-                let handle = self.register(id, destination::ENTRY, target.clone());
-                (handle, Some(Job::CountConnections), Start::Entry)
+                self.register(key, destination::ENTRY, target.clone());
+                (Some(Job::CountConnections), Start::Entry)
             }
             SubscribeTarget::Presence(room) => {
-                let handle = self.register(id, &destination::presence(room), target.clone());
+                self.register(key, &destination::presence(room), target.clone());
                 let job = Job::CountRoom { room: room.clone() };
-                (handle, Some(job), Start::Presence(room.clone()))
+                (Some(job), Start::Presence(room.clone()))
             }
             SubscribeTarget::ErrorQueue => {
-                let handle = self.remember(id, target.clone());
-                self.error_queue = Some(id.to_owned());
-                (handle, None, Start::Nothing)
+                self.remember(key, target.clone());
+                self.error_queue = Some(key);
+                (None, Start::Nothing)
             }
             SubscribeTarget::History(room) => {
                 let config = self.service.config();
@@ -934,24 +919,24 @@ impl ChatConnection {
                         usize::try_from(limit).unwrap_or(usize::MAX)
                     })
                     .clamp(1, config.max_history_limit.max(1));
-                let handle = self.remember(id, target.clone());
+                self.remember(key, target.clone());
                 let job = Job::History {
                     room: room.clone(),
                     limit,
                 };
-                (handle, Some(job), Start::History(room.clone()))
+                (Some(job), Start::History(room.clone()))
             }
         })
     }
 
     fn on_unsubscribe(
         &mut self,
-        id: &str,
+        key: SubscriptionKey,
         receipt: Option<ReceiptId>,
         session: &mut Session,
         now: Instant,
     ) {
-        let job = match self.forget(id) {
+        let job = match self.forget(key) {
             // Presence counts sessions, not subscriptions: a second subscription to the
             // same room keeps this session in it.
             Some(SubscribeTarget::Channel(room)) if !self.in_room(&room) => Some(Job::LeaveRoom {
@@ -963,14 +948,18 @@ impl ChatConnection {
         self.push(job, Then::Receipt(receipt), session, now);
     }
 
-    /// Removes subscription `id` from the connection and the hub; its target, if it existed.
-    fn forget(&mut self, id: &str) -> Option<SubscribeTarget> {
-        let subscription = self.subscriptions.remove(id)?;
+    /// Removes subscription `key` from the connection and the hub; its target, if it existed.
+    fn forget(&mut self, key: SubscriptionKey) -> Option<SubscribeTarget> {
+        let subscription = self.subscriptions.remove(&key)?;
         match &subscription.target {
-            SubscribeTarget::ErrorQueue => self.error_queue = None,
+            SubscribeTarget::ErrorQueue => {
+                if self.error_queue == Some(key) {
+                    self.error_queue = None;
+                }
+            }
             SubscribeTarget::History(_) => {}
             SubscribeTarget::Entry | SubscribeTarget::Presence(_) | SubscribeTarget::Channel(_) => {
-                self.service.hub().unsubscribe(self.id, id);
+                self.service.hub().unsubscribe(self.id, key);
             }
         }
         Some(subscription.target)
@@ -983,28 +972,24 @@ impl ChatConnection {
             .any(|s| matches!(&s.target, SubscribeTarget::Channel(r) if r == room))
     }
 
-    /// Registers in the hub and remembers the subscription; returns the hub's handle.
-    fn register(&mut self, id: &str, destination: &str, target: SubscribeTarget) -> Arc<str> {
-        let handle = self.remember(id, target);
+    /// Registers subscription `key` in the hub and remembers it.
+    fn register(&mut self, key: SubscriptionKey, destination: &str, target: SubscribeTarget) {
+        self.remember(key, target);
         self.service
             .hub()
-            .subscribe(destination, self.id, self.sink.clone(), handle.clone());
-        handle
+            .subscribe(destination, self.id, self.sink.clone(), key);
     }
 
     /// Remembers a subscription whose start is still to be read.
-    fn remember(&mut self, id: &str, target: SubscribeTarget) -> Arc<str> {
-        let handle: Arc<str> = Arc::from(id);
+    fn remember(&mut self, key: SubscriptionKey, target: SubscribeTarget) {
         self.subscriptions.insert(
-            id.to_owned(),
+            key,
             Subscription {
-                handle: handle.clone(),
                 target,
                 has_up_to: None,
                 starting: Some(Vec::new()),
             },
         );
-        handle
     }
 
     // ---- errors ----
@@ -1044,7 +1029,7 @@ impl ChatConnection {
         receipt: Option<&ReceiptId>,
         now: Instant,
     ) -> bool {
-        let Some(queue) = &self.error_queue else {
+        let Some(queue) = self.error_queue else {
             return false;
         };
         let mut headers = Headers::new();
@@ -1080,7 +1065,7 @@ impl std::fmt::Debug for ChatConnection {
 /// session) when the client holds too many unacknowledged messages: a slow consumer.
 fn put_on_wire(
     session: &mut Session,
-    subscription: &str,
+    subscription: SubscriptionKey,
     message: &SharedMessage,
     now: Instant,
 ) -> bool {
@@ -1090,7 +1075,8 @@ fn put_on_wire(
             slow_consumer(session, now);
             false
         }
-        // Raced with an UNSUBSCRIBE or the end of the session: nothing to send to.
+        // Raced with an UNSUBSCRIBE the connection has not handled yet, or the end of the
+        // session: nothing to send to.
         Err(_) => true,
     }
 }

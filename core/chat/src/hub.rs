@@ -8,7 +8,7 @@ use crate::model::{ChatMessage, LogEpoch, RoomId, Seq};
 use crate::ports::{ConnectionSink, Delivery, OfferError, RoomEvent, RoomEventSink};
 use crate::room_log::{Repair, RoomLog, RoomLogConfig};
 use bytes::Bytes;
-use rtchat_stomp::{Headers, SharedMessage};
+use rtchat_stomp::{Headers, SharedMessage, SubscriptionKey};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::fmt;
@@ -55,18 +55,19 @@ pub struct Hub {
     metrics: Arc<Metrics>,
 }
 
-/// One subscription of one connection.
+/// One subscription of one connection: (`connection`, `subscription`) names it on this node
+/// for its whole life, as the key is never reused by the connection's session.
 struct Subscriber {
     connection: ConnectionId,
     sink: Arc<dyn ConnectionSink>,
-    subscription: Arc<str>,
+    subscription: SubscriptionKey,
 }
 
 #[derive(Default)]
 struct Subscriptions {
     by_destination: HashMap<String, Vec<Subscriber>>,
     /// Reverse index, so dropping a connection does not scan every destination.
-    by_connection: HashMap<ConnectionId, Vec<(Arc<str>, String)>>,
+    by_connection: HashMap<ConnectionId, Vec<(SubscriptionKey, String)>>,
 }
 
 impl Hub {
@@ -156,15 +157,15 @@ impl Hub {
     }
 
     /// Registers subscription `subscription` of `connection` on `destination`: from the moment
-    /// this returns, every event for `destination` is offered to `sink`, tagged with the same
-    /// `subscription` `Arc` (the connection compares pointers to tell a live subscription from
-    /// an earlier one that reused its id).
+    /// this returns, every event for `destination` is offered to `sink`, tagged with
+    /// `subscription` (the key the connection's session gave it, never reused: a delivery for
+    /// a subscription that ended finds nothing, even if a later one took its id).
     pub fn subscribe(
         &self,
         destination: &str,
         connection: ConnectionId,
         sink: Arc<dyn ConnectionSink>,
-        subscription: Arc<str>,
+        subscription: SubscriptionKey,
     ) {
         // Registered with the log locked (the order is always log, then subscriptions), so a
         // room is never untracked while a subscriber of it is being added.
@@ -176,7 +177,7 @@ impl Hub {
         subs.by_connection
             .entry(connection)
             .or_default()
-            .push((subscription.clone(), destination.to_owned()));
+            .push((subscription, destination.to_owned()));
         subs.by_destination
             .entry(destination.to_owned())
             .or_default()
@@ -188,12 +189,12 @@ impl Hub {
     }
 
     /// Removes subscription `subscription` of `connection`; false if it was not registered.
-    pub fn unsubscribe(&self, connection: ConnectionId, subscription: &str) -> bool {
+    pub fn unsubscribe(&self, connection: ConnectionId, subscription: SubscriptionKey) -> bool {
         let mut subs = self.write();
         let Some(owned) = subs.by_connection.get_mut(&connection) else {
             return false;
         };
-        let Some(at) = owned.iter().position(|(id, _)| &**id == subscription) else {
+        let Some(at) = owned.iter().position(|(key, _)| *key == subscription) else {
             return false;
         };
         let (_, destination) = owned.swap_remove(at);
@@ -201,7 +202,7 @@ impl Hub {
             subs.by_connection.remove(&connection);
         }
         let emptied = subs.remove_subscriber(&destination, |s| {
-            s.connection == connection && &*s.subscription == subscription
+            s.connection == connection && s.subscription == subscription
         });
         drop(subs);
         if emptied {
@@ -377,7 +378,7 @@ impl Hub {
             };
             for subscriber in list {
                 let delivery = Delivery {
-                    subscription: subscriber.subscription.clone(),
+                    subscription: subscriber.subscription,
                     seq,
                     message: message.clone(),
                 };
@@ -544,13 +545,13 @@ mod tests {
             "/sub/channel/lobby",
             ConnectionId(1),
             a.clone(),
-            Arc::from("s1"),
+            SubscriptionKey(1),
         );
         hub.subscribe(
             "/sub/channel/other",
             ConnectionId(2),
             b.clone(),
-            Arc::from("s2"),
+            SubscriptionKey(2),
         );
 
         hub.observe_head(&lobby(), 6, Instant::now());
@@ -558,7 +559,7 @@ mod tests {
 
         let got = a.taken();
         assert_eq!(got.len(), 1);
-        assert_eq!(&*got[0].subscription, "s1");
+        assert_eq!(got[0].subscription, SubscriptionKey(1));
         assert_eq!(got[0].seq, Some(7));
         assert_eq!(got[0].message.message_id(), "107");
         assert!(b.taken().is_empty());
@@ -572,7 +573,7 @@ mod tests {
             "/sub/channel/lobby",
             ConnectionId(1),
             sink.clone(),
-            Arc::from("s"),
+            SubscriptionKey(3),
         );
         let now = Instant::now();
         hub.observe_head(&lobby(), 0, now);
@@ -591,10 +592,10 @@ mod tests {
             "/sub/channel/lobby",
             ConnectionId(1),
             sink.clone(),
-            Arc::from("s"),
+            SubscriptionKey(3),
         );
         hub.observe_head(&lobby(), 0, Instant::now());
-        assert!(hub.unsubscribe(ConnectionId(1), "s"));
+        assert!(hub.unsubscribe(ConnectionId(1), SubscriptionKey(3)));
         assert!(!hub.lock_log().is_tracked(&lobby()));
         hub.on_event(RoomEvent::Message(message(5, "lobby")), Instant::now());
         assert_eq!(hub.poll_log_timeout(), None);
@@ -608,13 +609,13 @@ mod tests {
             "/sub/presence/lobby",
             ConnectionId(1),
             a.clone(),
-            Arc::from("x"),
+            SubscriptionKey(4),
         );
         hub.subscribe(
             "/sub/presence/lobby",
             ConnectionId(2),
             b.clone(),
-            Arc::from("y"),
+            SubscriptionKey(5),
         );
         hub.on_event(
             RoomEvent::Presence {
@@ -637,24 +638,24 @@ mod tests {
             destination::ENTRY,
             ConnectionId(1),
             sink.clone(),
-            Arc::from("a"),
+            SubscriptionKey(6),
         );
         hub.subscribe(
             "/sub/channel/lobby",
             ConnectionId(1),
             sink.clone(),
-            Arc::from("b"),
+            SubscriptionKey(7),
         );
         hub.subscribe(
             "/sub/channel/lobby",
             ConnectionId(2),
             sink.clone(),
-            Arc::from("c"),
+            SubscriptionKey(8),
         );
         assert_eq!(hub.subscriber_count("/sub/channel/lobby"), 2);
 
-        assert!(hub.unsubscribe(ConnectionId(1), "b"));
-        assert!(!hub.unsubscribe(ConnectionId(1), "b"));
+        assert!(hub.unsubscribe(ConnectionId(1), SubscriptionKey(7)));
+        assert!(!hub.unsubscribe(ConnectionId(1), SubscriptionKey(7)));
         assert_eq!(hub.subscriber_count("/sub/channel/lobby"), 1);
 
         hub.remove_connection(ConnectionId(1));
@@ -665,6 +666,23 @@ mod tests {
     }
 
     #[test]
+    fn a_key_names_a_subscription_only_together_with_its_connection() {
+        let hub = Hub::new();
+        let (a, b) = (Recorder::new(10), Recorder::new(10));
+        // Each session numbers its subscriptions from 1: the same key on two connections.
+        let key = SubscriptionKey(1);
+        hub.subscribe(destination::ENTRY, ConnectionId(1), a.clone(), key);
+        hub.subscribe(destination::ENTRY, ConnectionId(2), b.clone(), key);
+        assert!(hub.unsubscribe(ConnectionId(1), key));
+        assert!(!hub.unsubscribe(ConnectionId(3), key));
+        hub.on_event(RoomEvent::Entry { count: 1 }, Instant::now());
+        assert!(a.taken().is_empty());
+        let got = b.taken();
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].subscription, key);
+    }
+
+    #[test]
     fn a_full_sink_is_dropped_and_others_still_receive() {
         let hub = Hub::new();
         let (slow, fast) = (Recorder::new(1), Recorder::new(10));
@@ -672,13 +690,13 @@ mod tests {
             destination::ENTRY,
             ConnectionId(1),
             slow.clone(),
-            Arc::from("s"),
+            SubscriptionKey(3),
         );
         hub.subscribe(
             destination::ENTRY,
             ConnectionId(2),
             fast.clone(),
-            Arc::from("f"),
+            SubscriptionKey(9),
         );
         for count in 1..=3 {
             hub.on_event(RoomEvent::Entry { count }, Instant::now());

@@ -4,7 +4,7 @@
 use crate::model::{ChatMessage, Identity, LogEpoch, MessageId, NewMessage, Room, RoomId, Seq};
 use crate::service::ChatError;
 use async_trait::async_trait;
-use rtchat_stomp::SharedMessage;
+use rtchat_stomp::{SharedMessage, SubscriptionKey};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -331,8 +331,9 @@ pub trait Clock: Send + Sync + 'static {
 /// A message for one subscription of one connection, queued by the hub.
 #[derive(Debug, Clone)]
 pub struct Delivery {
-    /// The subscription id on that connection.
-    pub subscription: Arc<str>,
+    /// The subscription on that connection, by the key its session gave it: a delivery
+    /// queued before the subscription ended finds nothing, even if the client reused its id.
+    pub subscription: SubscriptionKey,
     /// For chat messages, the seq (the connection drops what its subscription already has).
     pub seq: Option<Seq>,
     /// The pre-encoded message, shared by every subscriber.

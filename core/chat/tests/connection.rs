@@ -4,7 +4,7 @@ mod common;
 
 use common::*;
 use rtchat_chat::{ChannelStart, ChatConfig, ChatError, Job, JobDone, Since};
-use rtchat_stomp::{Command, Frame, SessionConfig, State};
+use rtchat_stomp::{AckMode, Command, Frame, SessionConfig, State, SubscriptionKey};
 use serde_json::json;
 use std::time::Duration;
 
@@ -741,6 +741,48 @@ fn unsubscribe_stops_deliveries_even_those_already_queued() {
         .map(|f| json(f)["message"].as_str().expect("text").to_owned())
         .collect();
     assert_eq!(texts, ["fresh"]);
+}
+
+#[test]
+fn the_session_accepts_a_subscription_when_its_start_is_read_and_refuses_it_when_that_fails() {
+    let node = Node::new();
+    let mut a = connected(&node, alice());
+    // Keys are numbered per session from 1.
+    let (channel, errors_key, failed) =
+        (SubscriptionKey(1), SubscriptionKey(2), SubscriptionKey(3));
+    a.send_without_jobs("SUBSCRIBE\nid:s\ndestination:/sub/channel/lobby\nreceipt:r\n\n\0");
+    assert_eq!(a.session.subscription_count(), 1, "held by the session...");
+    assert_eq!(
+        a.session.subscription(channel),
+        None,
+        "...but not live before its start"
+    );
+    a.run_jobs();
+    assert_eq!(a.session.subscription(channel), Some(AckMode::Auto));
+    assert_eq!(receipts(&a.frames()), ["r"]);
+
+    // The error queue has nothing to read first: it is live at once.
+    a.send_without_jobs("SUBSCRIBE\nid:e\ndestination:/user/queue/errors\n\n\0");
+    assert_eq!(a.session.subscription(errors_key), Some(AckMode::Auto));
+
+    // A start that could not be read: refused, so the session holds nothing for it.
+    a.send_without_jobs("SUBSCRIBE\nid:p\ndestination:/sub/presence/lobby\nreceipt:r2\n\n\0");
+    assert_eq!(a.session.subscription_count(), 3);
+    assert!(matches!(
+        a.connection.poll_job(),
+        Some(Job::CountRoom { .. })
+    ));
+    assert!(a.connection.on_job_done(
+        JobDone::Count(Err(ChatError::Unavailable)),
+        &mut a.session,
+        a.now
+    ));
+    assert_eq!(a.session.subscription(failed), None);
+    assert_eq!(a.session.subscription_count(), 2);
+    let frames = a.frames();
+    assert_eq!(errors(&frames), ["UNAVAILABLE"]);
+    assert!(receipts(&frames).is_empty());
+    assert_eq!(node.hub.subscriber_count("/sub/presence/lobby"), 0);
 }
 
 #[test]

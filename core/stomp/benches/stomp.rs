@@ -175,7 +175,7 @@ fn fan_out(c: &mut Criterion) {
 
     // The same through a connected Session: deliver to each subscription, then drain.
     let now = Instant::now();
-    let mut session = connected_session(&subscriptions, now);
+    let (mut session, keys) = connected_session(&subscriptions, now);
     group.bench_function("session_deliver_1000_subscriptions", |b| {
         b.iter(|| {
             let message = SharedMessage::new(
@@ -185,9 +185,9 @@ fn fan_out(c: &mut Criterion) {
                 &Headers::new(),
                 chat_message_body(),
             );
-            for subscription in &subscriptions {
+            for &key in &keys {
                 session
-                    .deliver(subscription, &message, now)
+                    .deliver(key, &message, now)
                     .expect("an auto-ack subscription");
             }
             let mut drained = 0;
@@ -201,8 +201,8 @@ fn fan_out(c: &mut Criterion) {
     group.finish();
 }
 
-/// A session connected in 1.2 with one auto-ack subscription per id.
-fn connected_session(subscriptions: &[String], now: Instant) -> Session {
+/// A session connected in 1.2 with one accepted auto-ack subscription per id, and their keys.
+fn connected_session(subscriptions: &[String], now: Instant) -> (Session, Vec<SubscriptionKey>) {
     let config = SessionConfig {
         max_subscriptions: subscriptions.len(),
         // The set-up sends a thousand SUBSCRIBEs at one instant.
@@ -221,14 +221,17 @@ fn connected_session(subscriptions: &[String], now: Instant) -> Session {
             .header("destination", "/sub/channel/lobby");
         session.handle_input(&wire(&subscribe), now);
     }
-    let mut subscribed = 0;
+    let mut keys = Vec::with_capacity(subscriptions.len());
     while let Some(event) = session.poll_event() {
-        assert!(matches!(event, Event::Subscribe { .. }), "{event:?}");
-        subscribed += 1;
+        let Event::Subscribe { key, .. } = event else {
+            panic!("expected SUBSCRIBE, got {event:?}");
+        };
+        assert!(session.accept_subscription(key));
+        keys.push(key);
     }
-    assert_eq!(subscribed, subscriptions.len());
+    assert_eq!(keys.len(), subscriptions.len());
     while session.poll_transmit().is_some() {}
-    session
+    (session, keys)
 }
 
 criterion_group!(benches, parse, encode, fan_out);

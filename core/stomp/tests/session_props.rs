@@ -13,15 +13,16 @@ struct Run {
     transmits: Vec<Bytes>,
 }
 
-/// Plays a small application: accepts every CONNECT and delivers two messages on every new
-/// subscription; then drains transmits. It answers no receipts: where the application's
+/// Plays a small application: accepts every CONNECT and every SUBSCRIBE, and delivers two
+/// messages on every new subscription; then drains transmits. It answers no receipts: where the application's
 /// RECEIPTs fall among the engine's frames depends on when it runs, not on the engine.
 fn drive(session: &mut Session, now: Instant, run: &mut Run) {
     while let Some(event) = session.poll_event() {
         run.events.push(format!("{event:?}"));
         match event {
             Event::Connect(_) => session.accept("s-1", now),
-            Event::Subscribe { id, .. } => {
+            Event::Subscribe { key, id, .. } => {
+                session.accept_subscription(key);
                 for n in 0..2 {
                     let message = SharedMessage::new(
                         "/t",
@@ -30,7 +31,7 @@ fn drive(session: &mut Session, now: Instant, run: &mut Run) {
                         &Headers::new(),
                         Bytes::from_static(b"body"),
                     );
-                    let _ = session.deliver(&id, &message, now);
+                    let _ = session.deliver(key, &message, now);
                 }
             }
             _ => {}
@@ -279,7 +280,7 @@ fn a_clean_script_ends_with_the_disconnect_receipt() {
 }
 
 /// Plays an application that decides each SUBSCRIBE as it comes (refuses every third, as a
-/// rate limit would, and answers the others' receipts at once) over `input` cut at `cuts`;
+/// rate limit would, and accepts the others and answers their receipts at once) over `input` cut at `cuts`;
 /// returns every byte it sent.
 fn play_deciding_application(input: &[u8], cuts: &[usize], config: SessionConfig) -> Vec<u8> {
     let now = Instant::now();
@@ -296,12 +297,15 @@ fn play_deciding_application(input: &[u8], cuts: &[usize], config: SessionConfig
         while let Some(event) = session.poll_event() {
             match event {
                 Event::Connect(_) => session.accept("s-1", now),
-                Event::Subscribe { id, receipt, .. } => {
+                Event::Subscribe { key, receipt, .. } => {
                     subscribes += 1;
                     if subscribes % 3 == 0 {
-                        session.refuse_subscription(&id);
-                    } else if let Some(receipt) = receipt {
-                        session.receipt(receipt, now);
+                        session.refuse_subscription(key);
+                    } else {
+                        session.accept_subscription(key);
+                        if let Some(receipt) = receipt {
+                            session.receipt(receipt, now);
+                        }
                     }
                 }
                 _ => {}

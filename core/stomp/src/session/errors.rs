@@ -1,5 +1,6 @@
 //! Why a session refused what the peer or the application asked.
 
+use super::events::SubscriptionKey;
 use super::transactions::TransactionError;
 use crate::parse::ParseError;
 
@@ -73,13 +74,14 @@ pub enum ProtocolError {
 /// Why [`Session::deliver`](crate::Session::deliver) did not queue a message.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DeliverError {
-    /// The session has no subscription with this id (it may have just unsubscribed).
-    #[error("no subscription with id '{0}'")]
-    UnknownSubscription(String),
+    /// The session has no accepted subscription with this key: it was never accepted, was
+    /// refused, or ended (the client may have just unsubscribed).
+    #[error("no accepted subscription with key {0}")]
+    UnknownSubscription(SubscriptionKey),
     /// The subscription already holds [`SessionConfig::max_unacked_per_subscription`](crate::SessionConfig::max_unacked_per_subscription)
     /// unacknowledged messages: the client is not keeping up.
-    #[error("too many unacknowledged messages on subscription '{0}'")]
-    TooManyUnacked(String),
+    #[error("too many unacknowledged messages on the subscription with key {0}")]
+    TooManyUnacked(SubscriptionKey),
     /// The session is not (or no longer) connected.
     #[error("session is not connected")]
     NotConnected,

@@ -18,10 +18,20 @@ impl ReceiptId {
 }
 
 /// One subscription from SUBSCRIBE to UNSUBSCRIBE: numbered by the session from 1, never
-/// reused within it. A transport that gives each subscription a stream of its own (WebTransport's
-/// `per-subscription` mode) tells them apart by it.
+/// reused within it, even when the client reuses the subscription's id. The application
+/// answers a SUBSCRIBE by it ([`Session::accept_subscription`](crate::Session::accept_subscription),
+/// [`Session::refuse_subscription`](crate::Session::refuse_subscription)) and delivers by it
+/// ([`Session::deliver`](crate::Session::deliver)), so a delivery meant for a subscription that
+/// ended never reaches a later one with the same id. A transport that gives each subscription
+/// a stream of its own (WebTransport's `per-subscription` mode) tells them apart by it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SubscriptionKey(pub u64);
+
+impl std::fmt::Display for SubscriptionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
 
 /// How a subscription acknowledges messages.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
@@ -68,8 +78,19 @@ pub enum Event {
         /// transaction (the engine receipted it when it joined the transaction).
         receipt: Option<ReceiptId>,
     },
-    /// A new subscription; the engine has recorded it.
+    /// A SUBSCRIBE, awaiting the application's answer, as a CONNECT does: call
+    /// [`Session::accept_subscription`](crate::Session::accept_subscription) once MESSAGEs may
+    /// flow on it, or [`Session::refuse_subscription`](crate::Session::refuse_subscription)
+    /// (the engine sends nothing; the application says why in its own way). Until then the
+    /// engine holds it as the client sees it, made: its id is taken (a second SUBSCRIBE with it
+    /// is a protocol error) and it counts against
+    /// [`SessionConfig::max_subscriptions`](crate::SessionConfig::max_subscriptions), but
+    /// nothing can be delivered on it. The frames after it are read and answered as usual
+    /// meanwhile; an UNSUBSCRIBE of it ends it (an [`Event::Unsubscribe`] with its key), and
+    /// the answer that comes after is ignored.
     Subscribe {
+        /// The subscription's key, from now until it ends.
+        key: SubscriptionKey,
         /// The subscription id (1.0 without `id`: the destination).
         id: String,
         /// What to subscribe to.
@@ -81,8 +102,11 @@ pub enum Event {
         /// The RECEIPT the application owes once the subscription is live.
         receipt: Option<ReceiptId>,
     },
-    /// A subscription ended; the engine has forgotten it.
+    /// A subscription ended (accepted, or still awaiting its answer); the engine has
+    /// forgotten it, and deliveries to its key fail from now on.
     Unsubscribe {
+        /// The key the subscription had.
+        key: SubscriptionKey,
         /// The subscription id.
         id: String,
         /// The destination it was subscribed to.

@@ -181,9 +181,13 @@ impl Connected {
         if self.subscriptions.len() >= config.max_subscriptions {
             return Err(ProtocolError::TooManySubscriptions);
         }
-        self.subscriptions
+        // Held from now on, awaiting the application's answer: its id is taken and it counts
+        // against the limit while the frames after it are read.
+        let key = self
+            .subscriptions
             .insert(id.clone(), destination.clone(), ack);
         out.events.push_back(Event::Subscribe {
+            key,
             id,
             destination,
             ack,
@@ -218,6 +222,7 @@ impl Connected {
             .remove(&id)
             .ok_or(ProtocolError::UnknownSubscription(id))?;
         out.events.push_back(Event::Unsubscribe {
+            key: subscription.key,
             id: subscription.id,
             destination: subscription.destination,
             receipt,

@@ -15,6 +15,13 @@
 //! DISCONNECT, and SEND/ACK/NACK when they join a transaction) are receipted by the engine
 //! itself; the events a COMMIT releases carry no receipt.
 //!
+//! Subscriptions: each has one [`SubscriptionKey`] from its SUBSCRIBE to its UNSUBSCRIBE (or
+//! the end of the session), never reused. [`Event::Subscribe`] hands it to the application,
+//! which answers with [`Session::accept_subscription`] or [`Session::refuse_subscription`], as
+//! it answers a CONNECT; it then delivers by it ([`Session::deliver`], one hash lookup) and
+//! [`Transmit::Message`] names it, so a delivery queued for a subscription that has ended
+//! finds nothing, whatever id a later subscription took.
+//!
 //! Acknowledgements: 1.2 clients ACK by the `ack` header of the MESSAGE (a session-unique
 //! number the engine makes up), 1.1 clients by `message-id` and `subscription`, 1.0 clients by
 //! `message-id` alone. In `client` mode ACK and NACK are cumulative; in `client-individual`
@@ -223,15 +230,22 @@ impl Session {
         matches!(self.phase, Phase::Closed(_))
     }
 
-    /// The ack mode of an active subscription.
-    pub fn subscription(&self, id: &str) -> Option<AckMode> {
+    /// The ack mode of subscription `key`, once the application accepted it (and until it
+    /// ends).
+    pub fn subscription(&self, key: SubscriptionKey) -> Option<AckMode> {
         let Phase::Connected(connected) = &self.phase else {
             return None;
         };
-        connected.subscriptions.get(id).map(|s| s.ack)
+        connected
+            .subscriptions
+            .by_key(key)
+            .filter(|s| s.accepted)
+            .map(|s| s.ack)
     }
 
-    /// The number of active subscriptions.
+    /// The number of subscriptions the session holds: accepted ones and those awaiting the
+    /// application's answer (both count against
+    /// [`SessionConfig::max_subscriptions`](crate::SessionConfig::max_subscriptions)).
     pub fn subscription_count(&self) -> usize {
         match &self.phase {
             Phase::Connected(connected) => connected.subscriptions.len(),
@@ -382,12 +396,38 @@ impl Session {
         self.close_with(CloseReason::Application);
     }
 
-    /// Queues a MESSAGE on subscription `subscription` at `now`. For `client` and
-    /// `client-individual` subscriptions the message is tracked until acknowledged (1.2: an
-    /// `ack` header is added).
+    /// Accepts the SUBSCRIBE of [`Event::Subscribe`] `key`: MESSAGEs may be delivered on it
+    /// from now on. Sends nothing: the RECEIPT, if one was asked for, is the application's
+    /// to send ([`Session::receipt`]), after what must go out first on the subscription.
+    /// Returns false (and does nothing) unless `key` awaits an answer: it was answered
+    /// already, the client unsubscribed meanwhile, or the session is not connected.
+    pub fn accept_subscription(&mut self, key: SubscriptionKey) -> bool {
+        let Phase::Connected(connected) = &mut self.phase else {
+            return false;
+        };
+        connected.subscriptions.accept(key)
+    }
+
+    /// Refuses the SUBSCRIBE of [`Event::Subscribe`] `key` (e.g. an unknown room): the
+    /// engine forgets it, so its id is free again and it no longer counts against the limit.
+    /// No frame is sent; the application says why in its own way. Returns false (and does
+    /// nothing) unless `key` awaits an answer: an accepted subscription ends only by
+    /// UNSUBSCRIBE or with the session.
+    pub fn refuse_subscription(&mut self, key: SubscriptionKey) -> bool {
+        let Phase::Connected(connected) = &mut self.phase else {
+            return false;
+        };
+        connected.subscriptions.refuse(key)
+    }
+
+    /// Queues a MESSAGE on the accepted subscription `key` at `now`: one hash lookup, however
+    /// many subscriptions the session has. For `client` and `client-individual` subscriptions
+    /// the message is tracked until acknowledged (1.2: an `ack` header is added). A key that
+    /// ended (UNSUBSCRIBE, refused) fails with [`DeliverError::UnknownSubscription`], even
+    /// when the client reused its id for a new subscription: that one has another key.
     pub fn deliver(
         &mut self,
-        subscription: &str,
+        key: SubscriptionKey,
         message: &SharedMessage,
         now: Instant,
     ) -> Result<(), DeliverError> {
@@ -395,40 +435,28 @@ impl Session {
             return Err(DeliverError::NotConnected);
         };
         let version = connected.version;
-        let (key, ack_id) = connected
+        let (id, ack_id) = connected
             .subscriptions
             .track(
-                subscription,
+                key,
                 message.message_id(),
                 self.config.max_unacked_per_subscription,
             )
             .map_err(|error| match error {
-                TrackError::UnknownSubscription => {
-                    DeliverError::UnknownSubscription(subscription.to_owned())
-                }
-                TrackError::TooManyPending => DeliverError::TooManyUnacked(subscription.to_owned()),
+                TrackError::UnknownSubscription => DeliverError::UnknownSubscription(key),
+                TrackError::TooManyPending => DeliverError::TooManyUnacked(key),
             })?;
-        self.observe(now);
         // Only 1.2 has the `ack` header; older clients ACK by message-id.
         let ack_header = ack_id.filter(|_| version == Version::V1_2);
-        let mut head = BytesMut::with_capacity(48 + subscription.len());
-        encode_message_head(subscription, ack_header, version, &mut head);
+        let mut head = BytesMut::with_capacity(48 + id.len());
+        encode_message_head(id, ack_header, version, &mut head);
+        self.observe(now);
         self.out.queue(Transmit::Message {
             subscription: key,
             head: head.freeze(),
             tail: message.tail(version).clone(),
         });
         Ok(())
-    }
-
-    /// Forgets a subscription the application refused (e.g. an unknown room): its id is free
-    /// again and it no longer counts against the limit. No frame is sent; the application
-    /// says why in its own way. Returns false when there was no such subscription.
-    pub fn refuse_subscription(&mut self, id: &str) -> bool {
-        let Phase::Connected(connected) = &mut self.phase else {
-            return false;
-        };
-        connected.subscriptions.remove(id).is_some()
     }
 
     /// Queues the RECEIPT owed for `receipt` at `now`. Accepted while connected and while

@@ -9,6 +9,8 @@ const SECOND: Duration = Duration::from_secs(1);
 struct Harness {
     session: Session,
     now: Instant,
+    /// The key of the latest SUBSCRIBE with each id, as [`Harness::events`] saw them.
+    keys: std::collections::HashMap<String, SubscriptionKey>,
 }
 
 impl Harness {
@@ -21,6 +23,7 @@ impl Harness {
         Harness {
             session: Session::new(config, now),
             now,
+            keys: Default::default(),
         }
     }
 
@@ -59,8 +62,25 @@ impl Harness {
         self.session.handle_input(text.as_bytes(), self.now);
     }
 
+    /// Every event; remembers the key of each SUBSCRIBE (see [`Harness::key`]).
     fn events(&mut self) -> Vec<Event> {
-        std::iter::from_fn(|| self.session.poll_event()).collect()
+        let events: Vec<Event> = std::iter::from_fn(|| self.session.poll_event()).collect();
+        for event in &events {
+            if let Event::Subscribe { key, id, .. } = event {
+                self.keys.insert(id.clone(), *key);
+            }
+        }
+        events
+    }
+
+    /// The key of the latest SUBSCRIBE with `id`.
+    fn key(&self, id: &str) -> SubscriptionKey {
+        *self.keys.get(id).expect("a SUBSCRIBE with this id")
+    }
+
+    /// Accepts the latest SUBSCRIBE with `id`.
+    fn accept_subscription(&mut self, id: &str) {
+        assert!(self.session.accept_subscription(self.key(id)));
     }
 
     fn transmits(&mut self) -> Vec<Transmit> {
@@ -104,8 +124,8 @@ impl Harness {
         frames[0].clone()
     }
 
-    /// Subscribes (1.1/1.2 style) and drains the Subscribe event.
-    fn subscribe(&mut self, id: &str, ack: &str) {
+    /// Subscribes (1.1/1.2 style), drains the Subscribe event and accepts it.
+    fn subscribe(&mut self, id: &str, ack: &str) -> SubscriptionKey {
         self.send(&format!(
             "SUBSCRIBE\nid:{id}\ndestination:/topic/{id}\nack:{ack}\n\n\0"
         ));
@@ -113,11 +133,14 @@ impl Harness {
             self.events().as_slice(),
             [Event::Subscribe { .. }]
         ));
+        self.accept_subscription(id);
+        self.key(id)
     }
 
+    /// Delivers on the latest subscription with `id`.
     fn deliver(&mut self, subscription: &str, message_id: &str) {
         self.session
-            .deliver(subscription, &message(message_id), self.now)
+            .deliver(self.key(subscription), &message(message_id), self.now)
             .expect("delivered");
     }
 }
@@ -293,7 +316,7 @@ fn frames_pipelined_behind_connect_wait_for_accept() {
     let mut h = Harness::new();
     h.send("CONNECT\naccept-version:1.2\n\n\0SUBSCRIBE\nid:0\ndestination:/a\n\n\0");
     assert!(matches!(h.events().as_slice(), [Event::Connect(_)]));
-    assert_eq!(h.session.subscription("0"), None, "not read before accept");
+    assert_eq!(h.session.subscription_count(), 0, "not read before accept");
     h.session.accept("s", h.now);
     assert!(matches!(h.events().as_slice(), [Event::Subscribe { id, .. }] if id == "0"));
 }
@@ -577,12 +600,13 @@ fn heart_beat_eols_between_frames_are_ignored() {
 // ---- SUBSCRIBE and UNSUBSCRIBE ----
 
 #[test]
-fn subscribe_is_recorded_and_reported() {
+fn subscribe_is_reported_and_live_once_accepted() {
     let mut h = Harness::connected("1.2");
     h.send("SUBSCRIBE\nid:7\ndestination:/sub/channel/lobby\nack:client\nreceipt:r1\n\n\0");
     let events = h.events();
     let [
         Event::Subscribe {
+            key,
             id,
             destination,
             ack,
@@ -593,13 +617,31 @@ fn subscribe_is_recorded_and_reported() {
     else {
         panic!("{events:?}")
     };
+    let key = *key;
+    assert_eq!(key, SubscriptionKey(1), "keys start at 1");
     assert_eq!(id, "7");
     assert_eq!(destination, "/sub/channel/lobby");
     assert_eq!(*ack, AckMode::Client);
     assert_eq!(headers.get("ack"), Some("client"));
     assert_eq!(receipt, &Some(ReceiptId("r1".into())));
-    assert_eq!(h.session.subscription("7"), Some(AckMode::Client));
+    // Held from the SUBSCRIBE on (it counts), but live only once accepted.
     assert_eq!(h.session.subscription_count(), 1);
+    assert_eq!(h.session.subscription(key), None);
+    assert_eq!(
+        h.session.deliver(key, &message("m-0"), h.now),
+        Err(DeliverError::UnknownSubscription(key)),
+        "nothing is delivered on a subscription the application has not accepted"
+    );
+    assert!(h.session.accept_subscription(key));
+    assert!(!h.session.accept_subscription(key), "answered once");
+    assert!(
+        !h.session.refuse_subscription(key),
+        "an accepted one is not refused"
+    );
+    assert_eq!(h.session.subscription(key), Some(AckMode::Client));
+    assert_eq!(h.session.subscription_count(), 1);
+    h.deliver("7", "m-1");
+    assert_eq!(h.frames()[0].get("subscription"), Some("7"));
 }
 
 #[test]
@@ -629,7 +671,8 @@ fn subscribe_without_id_uses_the_destination_in_v10() {
     let mut h = Harness::connected("1.0");
     h.send("SUBSCRIBE\ndestination:/a\n\n\0");
     assert!(matches!(h.events().as_slice(), [Event::Subscribe { id, .. }] if id == "/a"));
-    assert_eq!(h.session.subscription("/a"), Some(AckMode::Auto));
+    h.accept_subscription("/a");
+    assert_eq!(h.session.subscription(h.key("/a")), Some(AckMode::Auto));
 }
 
 #[test]
@@ -647,18 +690,137 @@ fn duplicate_subscription_id_is_an_error() {
 #[test]
 fn a_subscription_the_application_refused_frees_its_id() {
     let mut h = Harness::connected("1.2");
-    h.subscribe("0", "auto");
-    assert!(h.session.refuse_subscription("0"));
-    assert_eq!(h.session.subscription("0"), None);
+    h.send("SUBSCRIBE\nid:0\ndestination:/a\n\n\0");
+    h.events();
+    let refused = h.key("0");
+    assert!(h.session.refuse_subscription(refused));
+    assert!(!h.session.refuse_subscription(refused), "answered once");
+    assert!(
+        !h.session.accept_subscription(refused),
+        "a refused one is gone"
+    );
+    assert_eq!(h.session.subscription(refused), None);
     assert_eq!(h.session.subscription_count(), 0);
     assert_eq!(
-        h.session.deliver("0", &message("m-1"), h.now),
-        Err(DeliverError::UnknownSubscription("0".into()))
+        h.session.deliver(refused, &message("m-1"), h.now),
+        Err(DeliverError::UnknownSubscription(refused))
     );
-    // The same id may be used again, without a protocol error.
-    h.subscribe("0", "auto");
+    // The same id may be used again, without a protocol error, under a new key.
+    let again = h.subscribe("0", "auto");
+    assert_ne!(again, refused);
     assert!(h.frames().is_empty());
-    assert!(!h.session.refuse_subscription("never-subscribed"));
+    assert_eq!(
+        h.session.deliver(refused, &message("m-2"), h.now),
+        Err(DeliverError::UnknownSubscription(refused)),
+        "a delivery for the refused one does not reach the new one"
+    );
+    assert!(!h.session.refuse_subscription(SubscriptionKey(99)));
+}
+
+#[test]
+fn a_subscription_awaiting_its_answer_holds_its_id_and_counts_against_the_limit() {
+    let mut h = Harness::connected_with(
+        "1.2",
+        SessionConfig {
+            max_subscriptions: 2,
+            ..SessionConfig::default()
+        },
+    );
+    h.send("SUBSCRIBE\nid:0\ndestination:/a\n\n\0");
+    h.events();
+    // Frames after it are read while it awaits its answer.
+    h.send("SEND\ndestination:/b\n\n\0SUBSCRIBE\nid:1\ndestination:/b\n\n\0");
+    assert!(matches!(
+        h.events().as_slice(),
+        [Event::Send { .. }, Event::Subscribe { .. }]
+    ));
+    assert_eq!(h.session.subscription_count(), 2);
+    h.send("SUBSCRIBE\nid:2\ndestination:/c\n\n\0");
+    h.error_frame();
+    assert_eq!(
+        protocol_error(&h.events()),
+        Some(&ProtocolError::TooManySubscriptions)
+    );
+
+    let mut h = Harness::connected("1.2");
+    h.send("SUBSCRIBE\nid:0\ndestination:/a\n\n\0");
+    h.events();
+    h.send("SUBSCRIBE\nid:0\ndestination:/b\n\n\0");
+    h.error_frame();
+    assert_eq!(
+        protocol_error(&h.events()),
+        Some(&ProtocolError::DuplicateSubscription("0".into()))
+    );
+}
+
+#[test]
+fn an_unsubscribe_before_the_answer_ends_the_subscription_and_the_answer_is_ignored() {
+    let mut h = Harness::connected("1.2");
+    h.send("SUBSCRIBE\nid:0\ndestination:/a\n\n\0");
+    h.events();
+    let key = h.key("0");
+    h.send("UNSUBSCRIBE\nid:0\nreceipt:u\n\n\0");
+    assert_eq!(
+        h.events(),
+        vec![Event::Unsubscribe {
+            key,
+            id: "0".into(),
+            destination: "/a".into(),
+            receipt: Some(ReceiptId("u".into())),
+        }]
+    );
+    assert!(!h.session.accept_subscription(key));
+    assert!(!h.session.refuse_subscription(key));
+    assert_eq!(h.session.subscription_count(), 0);
+    assert_eq!(
+        h.session.deliver(key, &message("m"), h.now),
+        Err(DeliverError::UnknownSubscription(key))
+    );
+    assert!(h.frames().is_empty());
+}
+
+#[test]
+fn v10_unsubscribe_by_destination_reaches_a_subscription_awaiting_its_answer() {
+    let mut h = Harness::connected("1.0");
+    h.send("SUBSCRIBE\ndestination:/a\n\n\0SUBSCRIBE\nid:second\ndestination:/a\n\n\0");
+    h.events();
+    h.events();
+    h.accept_subscription("second");
+    // The oldest subscription to the destination goes, accepted or not.
+    h.send("UNSUBSCRIBE\ndestination:/a\n\n\0");
+    let first = h.key("/a");
+    assert!(matches!(
+        h.events().as_slice(),
+        [Event::Unsubscribe { key, id, .. }] if *key == first && id == "/a"
+    ));
+    h.send("UNSUBSCRIBE\ndestination:/a\n\n\0");
+    assert!(matches!(h.events().as_slice(), [Event::Unsubscribe { id, .. }] if id == "second"));
+}
+
+#[test]
+fn a_delivery_for_an_ended_subscription_never_reaches_a_later_one_with_its_id() {
+    let mut h = Harness::connected("1.2");
+    let old = h.subscribe("0", "auto");
+    h.send("UNSUBSCRIBE\nid:0\n\n\0");
+    h.events();
+    let new = h.subscribe("0", "auto");
+    assert!(new > old, "keys are never reused");
+    assert_eq!(
+        h.session.deliver(old, &message("stale"), h.now),
+        Err(DeliverError::UnknownSubscription(old))
+    );
+    h.deliver("0", "fresh");
+    let frames = h.frames();
+    assert_eq!(frames.len(), 1);
+    assert_eq!(frames[0].get("message-id"), Some("fresh"));
+    let transmits = {
+        h.deliver("0", "again");
+        h.transmits()
+    };
+    assert!(matches!(
+        transmits.as_slice(),
+        [Transmit::Message { subscription, .. }] if *subscription == new
+    ));
 }
 
 #[test]
@@ -705,20 +867,21 @@ fn subscription_limit_is_enforced() {
 #[test]
 fn unsubscribe_forgets_the_subscription_and_reports_its_destination() {
     let mut h = Harness::connected("1.2");
-    h.subscribe("0", "auto");
+    let key = h.subscribe("0", "auto");
     h.send("UNSUBSCRIBE\nid:0\nreceipt:u\n\n\0");
     assert_eq!(
         h.events(),
         vec![Event::Unsubscribe {
+            key,
             id: "0".into(),
             destination: "/topic/0".into(),
             receipt: Some(ReceiptId("u".into())),
         }]
     );
-    assert_eq!(h.session.subscription("0"), None);
+    assert_eq!(h.session.subscription(key), None);
     assert_eq!(
-        h.session.deliver("0", &message("m"), h.now),
-        Err(DeliverError::UnknownSubscription("0".into()))
+        h.session.deliver(key, &message("m"), h.now),
+        Err(DeliverError::UnknownSubscription(key))
     );
 }
 
@@ -750,6 +913,7 @@ fn v10_may_unsubscribe_by_destination() {
     let mut h = Harness::connected("1.0");
     h.send("SUBSCRIBE\nid:s\ndestination:/a\n\n\0");
     h.events();
+    h.accept_subscription("s");
     h.send("UNSUBSCRIBE\ndestination:/a\n\n\0");
     assert!(matches!(h.events().as_slice(), [Event::Unsubscribe { id, .. }] if id == "s"));
 }
@@ -760,7 +924,7 @@ fn v10_may_unsubscribe_by_destination() {
 fn deliver_before_connected_fails() {
     let mut h = Harness::new();
     assert_eq!(
-        h.session.deliver("0", &message("m"), h.now),
+        h.session.deliver(SubscriptionKey(1), &message("m"), h.now),
         Err(DeliverError::NotConnected)
     );
 }
@@ -769,17 +933,17 @@ fn deliver_before_connected_fails() {
 fn deliver_to_unknown_subscription_fails() {
     let mut h = Harness::connected("1.2");
     assert_eq!(
-        h.session.deliver("nope", &message("m"), h.now),
-        Err(DeliverError::UnknownSubscription("nope".into()))
+        h.session.deliver(SubscriptionKey(1), &message("m"), h.now),
+        Err(DeliverError::UnknownSubscription(SubscriptionKey(1)))
     );
 }
 
 #[test]
 fn deliver_shares_the_tail_without_copying() {
     let mut h = Harness::connected("1.2");
-    h.subscribe("0", "auto");
+    let key = h.subscribe("0", "auto");
     let shared = message("m-1");
-    h.session.deliver("0", &shared, h.now).unwrap();
+    h.session.deliver(key, &shared, h.now).unwrap();
     let transmits = h.transmits();
     let [Transmit::Message { tail, .. }] = transmits.as_slice() else {
         panic!("{transmits:?}")
@@ -944,6 +1108,7 @@ fn v10_ack_names_only_the_message_id() {
     let mut h = Harness::connected("1.0");
     h.send("SUBSCRIBE\ndestination:/a\nack:client\n\n\0");
     h.events();
+    h.accept_subscription("/a");
     h.deliver("/a", "m-1");
     h.deliver("/a", "m-2");
     h.send("ACK\nmessage-id:m-2\n\n\0");
@@ -959,12 +1124,12 @@ fn unacked_bound_refuses_further_deliveries() {
             ..SessionConfig::default()
         },
     );
-    h.subscribe("0", "client");
+    let key = h.subscribe("0", "client");
     h.deliver("0", "m-1");
     h.deliver("0", "m-2");
     assert_eq!(
-        h.session.deliver("0", &message("m-3"), h.now),
-        Err(DeliverError::TooManyUnacked("0".into()))
+        h.session.deliver(key, &message("m-3"), h.now),
+        Err(DeliverError::TooManyUnacked(key))
     );
     let acks = ack_ids(&mut h);
     h.send(&format!("ACK\nid:{}\n\n\0", acks[1]));
@@ -1447,7 +1612,7 @@ fn close_keeps_queued_frames_until_drained() {
     h.session.close();
     assert_eq!(h.session.state(), State::Closing);
     assert_eq!(
-        h.session.deliver("0", &message("m-2"), h.now),
+        h.session.deliver(h.key("0"), &message("m-2"), h.now),
         Err(DeliverError::NotConnected)
     );
     assert_eq!(h.frames().len(), 1);
