@@ -278,6 +278,15 @@ impl Parser {
         }
     }
 
+    /// Gives the buffer's allocation back once every byte in it is parsed: an idle connection
+    /// then holds no read buffer (the last read's spare capacity would otherwise stay, some
+    /// 400 bytes per connection), at the cost of one allocation on the next read.
+    fn release_if_empty(&mut self) {
+        if self.buffer.is_empty() && self.buffer.capacity() != 0 {
+            self.buffer = BytesMut::new();
+        }
+    }
+
     /// Reads the item at the start of the buffer, if it is complete, and removes its bytes.
     fn parse_buffered(&mut self) -> Result<Option<Item>, ParseError> {
         if let Some(error) = self.failed {
@@ -296,6 +305,7 @@ impl Parser {
         Ok(Some(match scanned {
             Scanned::HeartBeat { used } => {
                 self.buffer.advance(used);
+                self.release_if_empty();
                 Item::HeartBeat
             }
             Scanned::Frame {
@@ -305,6 +315,7 @@ impl Parser {
                 used,
             } => {
                 let mut head_bytes = self.buffer.split_to(used);
+                self.release_if_empty();
                 let body_start = body.start;
                 let body = if body.is_empty() {
                     // Do not keep the receive buffer alive for an empty body.
