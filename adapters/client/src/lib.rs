@@ -53,7 +53,8 @@ impl Link {
             "Sec-WebSocket-Protocol",
             HeaderValue::from_static("v12.stomp"),
         );
-        let (socket, _) = tokio_tungstenite::connect_async(request)
+        // TCP_NODELAY, as browsers set it for WebSockets: each frame leaves when written.
+        let (socket, _) = tokio_tungstenite::connect_async_with_config(request, None, true)
             .await
             .map_err(failed)?;
         Ok(Link::WebSocket(Box::new(socket)))

@@ -22,6 +22,11 @@ const SUBPROTOCOLS: [&str; 3] = ["v12.stomp", "v11.stomp", "v10.stomp"];
 /// connection under 8 KiB in all (docs/benchmarks.md).
 const READ_BUFFER_BYTES: usize = 1024;
 
+/// Bytes of frames held for one write. The driver flushes after each batch of deliveries, so
+/// this bounds a batch's write, not its latency; the buffer keeps the capacity it reached
+/// (about this much on a connection that ever got a batch, a few hundred bytes otherwise).
+const WRITE_BUFFER_BYTES: usize = 4096;
+
 /// `GET /ws`: upgrade and run the connection.
 pub async fn upgrade(
     State(state): State<AppState>,
@@ -43,8 +48,9 @@ pub async fn upgrade(
     upgrade
         .protocols(SUBPROTOCOLS)
         .read_buffer_size(READ_BUFFER_BYTES)
-        // Zero: every write goes straight to the socket; the driver flushes once per batch.
-        .write_buffer_size(0)
+        // Frames collect until the driver flushes its batch (or this much is waiting): one
+        // `send()`, so one TCP segment with TCP_NODELAY, per batch instead of per MESSAGE.
+        .write_buffer_size(WRITE_BUFFER_BYTES)
         // What a stalled reader may hold in tungstenite before writes fail.
         .max_write_buffer_size(max_message.max(1 << 20))
         .max_message_size(max_message)

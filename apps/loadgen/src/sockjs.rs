@@ -67,7 +67,8 @@ impl Link {
             Transport::SockjsWebsocket => {
                 let base = SockJsBase::parse(url)?;
                 let url = format!("ws://{}{}/websocket", base.host, base.session_path(n));
-                let (mut socket, _) = tokio_tungstenite::connect_async(url)
+                // TCP_NODELAY, as browsers set it.
+                let (mut socket, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
                     .await
                     .map_err(|e| format!("connection {n}: {e}"))?;
                 let first = tokio::time::timeout(OPEN_TIMEOUT, socket.next())

@@ -625,14 +625,18 @@ fn built_and_parsed_headers_compare_by_content() {
 fn a_parser_holds_no_buffer_once_everything_read_is_parsed() {
     let mut parser = Parser::new(Limits::default());
     parser.set_version(Version::V1_2);
-    let items = stream(&mut parser, b"SEND\ndestination:/a\n\nhi\0SEND\ndest", 4096)
-        .expect("frames parse");
+    let items =
+        stream(&mut parser, b"SEND\ndestination:/a\n\nhi\0SEND\ndest", 4096).expect("frames parse");
     assert_eq!(items.len(), 1);
     // Half a frame waits in the buffer.
     assert!(parser.buffer.capacity() != 0);
     let items = stream(&mut parser, b"ination:/b\n\n\0\n", 4096).expect("frames parse");
     assert_eq!(items.len(), 2, "the frame, then a heart-beat");
-    assert_eq!(parser.buffer.capacity(), 0, "an idle parser keeps no allocation");
+    assert_eq!(
+        parser.buffer.capacity(),
+        0,
+        "an idle parser keeps no allocation"
+    );
     // And it goes on reading.
     let items = stream(&mut parser, b"SEND\ndestination:/c\n\n\0", 3).expect("frames parse");
     assert_eq!(items.len(), 1);
