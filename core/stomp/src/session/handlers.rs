@@ -217,6 +217,7 @@ impl Connected {
             .subscriptions
             .remove(&id)
             .ok_or(ProtocolError::UnknownSubscription(id))?;
+        out.ended.push(subscription.key);
         out.events.push_back(Event::Unsubscribe {
             id: subscription.id,
             destination: subscription.destination,
