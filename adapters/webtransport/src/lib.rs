@@ -38,5 +38,5 @@ pub use rotation::{CertificateOffer, RotationPolicy};
 pub use server::{
     CertificateSource, DEFAULT_PATH, WebTransportConfig, WebTransportError, WebTransportServer,
 };
-pub use stream::{CLOSE_NORMAL, REASON_DONE, REASON_GOING_AWAY, WebTransportStream};
+pub use stream::{CLOSE_NORMAL, REASON_DONE, REASON_GOING_AWAY, StreamMode, WebTransportStream};
 pub use web_transport_quinn;
