@@ -58,8 +58,9 @@ pub struct WebTransportStream {
     ended: bool,
     mode: StreamMode,
     /// Per-subscription mode: the open stream of each subscription that had a MESSAGE and has
-    /// not ended. Bounded by the session's subscriptions (`max_subscriptions`).
-    subscriptions: HashMap<SubscriptionKey, SendStream>,
+    /// not ended (`None` once the client stopped it). Bounded by the session's subscriptions
+    /// (`max_subscriptions`).
+    subscriptions: HashMap<SubscriptionKey, Option<SendStream>>,
 }
 
 impl std::fmt::Debug for WebTransportStream {
@@ -94,13 +95,17 @@ impl WebTransportStream {
     }
 
     /// The stream `transmit` goes on: its subscription's (opened now if it is the first
-    /// MESSAGE) in per-subscription mode, else the bidirectional one.
-    async fn stream_for(&mut self, transmit: &Transmit) -> Result<&mut SendStream, TransportError> {
+    /// MESSAGE) in per-subscription mode, else the bidirectional one; `None` when the client
+    /// stopped that subscription's stream (its MESSAGEs are dropped).
+    async fn stream_for(
+        &mut self,
+        transmit: &Transmit,
+    ) -> Result<Option<&mut SendStream>, TransportError> {
         let key = match transmit {
             Transmit::Message { subscription, .. } if self.mode == StreamMode::PerSubscription => {
                 *subscription
             }
-            _ => return Ok(&mut self.send),
+            _ => return Ok(Some(&mut self.send)),
         };
         if !self.subscriptions.contains_key(&key) {
             // Waits for the client's stream credit (MAX_STREAMS) if it allows no more; the
@@ -110,9 +115,9 @@ impl WebTransportStream {
                 .open_uni()
                 .await
                 .map_err(TransportError::failed)?;
-            self.subscriptions.insert(key, stream);
+            self.subscriptions.insert(key, Some(stream));
         }
-        self.subscriptions.get_mut(&key).ok_or(TransportError::Gone)
+        Ok(self.subscriptions.get_mut(&key).and_then(Option::as_mut))
     }
 
     /// The client's address, from the QUIC path (IPv4-mapped IPv6 addresses as IPv4).
@@ -147,13 +152,27 @@ impl Transport for WebTransportStream {
     }
 
     async fn feed(&mut self, transmit: Transmit) -> Result<(), TransportError> {
-        let stream = self.stream_for(&transmit).await?;
+        let bidirectional =
+            !matches!(transmit, Transmit::Message { .. }) || self.mode == StreamMode::Single;
+        let Some(stream) = self.stream_for(&transmit).await? else {
+            return Ok(());
+        };
         for chunk in transmit.chunks() {
             // A `Bytes` clone shares the buffer: no copy.
-            stream
-                .write_chunk(Bytes::clone(chunk))
-                .await
-                .map_err(TransportError::failed)?;
+            match stream.write_chunk(Bytes::clone(chunk)).await {
+                Ok(()) => {}
+                Err(error) if bidirectional => return Err(TransportError::failed(error)),
+                Err(error) => {
+                    // The client stopped this subscription's stream (or it failed alone): its
+                    // MESSAGEs are dropped from now on; the session goes on. If the session
+                    // failed, the bidirectional stream reports it.
+                    tracing::debug!(%error, "a subscription's stream was stopped");
+                    if let Transmit::Message { subscription, .. } = &transmit {
+                        self.subscriptions.insert(*subscription, None);
+                    }
+                    return Ok(());
+                }
+            }
         }
         Ok(())
     }
@@ -161,7 +180,7 @@ impl Transport for WebTransportStream {
     async fn end_subscription(&mut self, key: SubscriptionKey) -> Result<(), TransportError> {
         // Its last MESSAGE was written: FIN after it. A subscription that never had a MESSAGE
         // never had a stream.
-        if let Some(mut stream) = self.subscriptions.remove(&key) {
+        if let Some(Some(mut stream)) = self.subscriptions.remove(&key) {
             // Only fails if the client stopped the stream already: nothing left to finish.
             let _ = stream.finish();
         }
@@ -178,7 +197,8 @@ impl Transport for WebTransportStream {
         let finished: Vec<SendStream> = self
             .subscriptions
             .drain()
-            .map(|(_, mut stream)| {
+            .filter_map(|(_, stream)| stream)
+            .map(|mut stream| {
                 let _ = stream.finish();
                 stream
             })

@@ -114,7 +114,11 @@ async fn per_subscription_mode_gives_each_subscription_a_stream_of_its_own() {
             ))
             .await;
         let receipt = client.frame().await;
-        assert_eq!(receipt.command, Command::Receipt, "control frames stay on the bidi stream");
+        assert_eq!(
+            receipt.command,
+            Command::Receipt,
+            "control frames stay on the bidi stream"
+        );
     }
     client.send(&send("first")).await;
 
@@ -152,7 +156,10 @@ async fn per_subscription_mode_gives_each_subscription_a_stream_of_its_own() {
     let receipt = client.frame().await;
     assert_eq!(receipt.command, Command::Receipt);
     assert_eq!(receipt.get("receipt-id"), Some("u0"));
-    assert!(zero.next_frame().await.is_none(), "finished after its last MESSAGE");
+    assert!(
+        zero.next_frame().await.is_none(),
+        "finished after its last MESSAGE"
+    );
 
     // The other subscription goes on on its stream; the same id subscribed again gets a new one.
     client
@@ -170,7 +177,10 @@ async fn per_subscription_mode_gives_each_subscription_a_stream_of_its_own() {
     client.send("DISCONNECT\nreceipt:bye\n\n\0").await;
     let receipt = client.frame().await;
     assert_eq!(receipt.get("receipt-id"), Some("bye"));
-    assert!(client.next_frame().await.is_none(), "no MESSAGE ever came on the bidi stream");
+    assert!(
+        client.next_frame().await.is_none(),
+        "no MESSAGE ever came on the bidi stream"
+    );
     assert!(one.next_frame().await.is_none());
     assert!(again.next_frame().await.is_none());
     server.stop().await;
@@ -192,8 +202,11 @@ async fn single_mode_is_the_default_and_opens_no_streams() {
     let message = client.frame().await;
     assert_eq!(message.command, Command::Message);
     assert_eq!(text(&message), "hello");
-    let opened =
-        tokio::time::timeout(Duration::from_millis(300), client.stream.session.accept_uni()).await;
+    let opened = tokio::time::timeout(
+        Duration::from_millis(300),
+        client.stream.session.accept_uni(),
+    )
+    .await;
     assert!(opened.is_err(), "no unidirectional stream in single mode");
     server.stop().await;
 }
@@ -213,7 +226,10 @@ async fn messages_through(link: &mut rtchat_client::Link, parser: &mut Parser) -
                     }
                 }
             }
-            if seen.iter().all(|texts| texts.last().is_some_and(|last| last == "last")) {
+            if seen
+                .iter()
+                .all(|texts| texts.last().is_some_and(|last| last == "last"))
+            {
                 return seen;
             }
             let bytes = link.recv().await.expect("readable").expect("open");
@@ -261,4 +277,33 @@ async fn chat_works_through_rtchat_client_in_both_modes() {
         link.close(Duration::from_secs(1)).await;
         server.stop().await;
     }
+}
+
+#[tokio::test]
+async fn a_stopped_subscription_stream_loses_its_messages_not_the_session() {
+    let server = start(WtStreams::PerSubscription).await;
+    let (url, hashes, _) = offer(&server).await;
+    let mut client = WtClient::connect(&url, &hashes, &server.token().await).await;
+    client
+        .send("SUBSCRIBE\nid:0\ndestination:/sub/channel/lobby\nreceipt:s\n\n\0")
+        .await;
+    assert_eq!(client.frame().await.command, Command::Receipt);
+    client.send(&send("before")).await;
+    let mut stream = Uni::accept(&client).await;
+    assert_eq!(
+        text(&stream.next_frame().await.expect("a MESSAGE")),
+        "before"
+    );
+    stream.recv.stop(7).expect("stopped");
+    // Let the STOP_SENDING reach the server, then more MESSAGEs: dropped, and the session
+    // still answers.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for n in 0..3 {
+        client.send(&send(&format!("after {n}"))).await;
+    }
+    client.send("DISCONNECT\nreceipt:bye\n\n\0").await;
+    let receipt = client.frame().await;
+    assert_eq!(receipt.command, Command::Receipt, "{receipt:?}");
+    assert_eq!(receipt.get("receipt-id"), Some("bye"));
+    server.stop().await;
 }
