@@ -6,7 +6,7 @@
 //! unidirectional stream of its own (its `--wt-streams per-subscription`). The link takes
 //! both modes without being told: it accepts whatever unidirectional streams the server
 //! opens, cuts every stream into whole frames
-//! ([`FrameSplitter`](rtchat_webtransport::client::FrameSplitter)) and hands them out one
+//! ([`FrameSplitter`]) and hands them out one
 //! whole frame (or run of frames) at a time, so frames of different streams never interleave
 //! mid-frame.
 

@@ -1,6 +1,8 @@
 //! A WebTransport client of the wire contract: a session on the STOMP path whose first
 //! bidirectional stream carries STOMP bytes. For rtchat's own clients (the CLI, the load
-//! generator, the conformance suite and tests).
+//! generator, the conformance suite and tests). In `per-subscription` mode the server also
+//! opens unidirectional streams (accept them on the session); [`FrameSplitter`] cuts each
+//! stream into whole frames so they can be merged (`rtchat-client` does both).
 
 use crate::certificate::CertificateHash;
 use web_transport_quinn::{ClientBuilder, RecvStream, SendStream, Session};
