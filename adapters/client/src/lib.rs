@@ -52,8 +52,8 @@ pub enum Link {
     WebTransport(Box<WebTransportLink>),
 }
 
-/// Whole frames of one unidirectional stream queued for the reader at most (then the stream
-/// waits: QUIC flow control holds the server back).
+/// Runs of whole frames from the unidirectional streams queued for the reader at most (then
+/// their readers wait, and QUIC flow control holds the server back).
 const UNI_QUEUE: usize = 256;
 
 /// A WebTransport session's streams, merged into one sequence of whole frames.
