@@ -2,7 +2,9 @@
 // with --webtransport: one user on WebTransport and one on WebSocket chat both ways, the
 // indicator shows the transport and a round trip, and a normal close (DISCONNECT, then the
 // page's close) resolves `WebTransport.closed` with code 0 instead of rejecting; so does the
-// server shutting down (SIGTERM: an ERROR, the end of the stream, the page's close).
+// server shutting down (SIGTERM: an ERROR, the end of the stream, the page's close). A second
+// server runs with --wt-streams per-subscription: one WebTransport user chats there, its
+// MESSAGEs coming on the server's unidirectional streams.
 //
 // Chromium needs no flag here: the page fetches GET /webtransport and passes the self-signed
 // certificate's hash as serverCertificateHashes, which Chromium accepts for an ECDSA P-256
@@ -23,14 +25,17 @@ const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const WAIT = 15_000;
 const WHOLE_RUN = 90_000;
 
-let server = null;
+let servers = [];
 let serverLog = '';
 let baseUrl = '';
+let perSubscriptionUrl = '';
 let browser = null;
 
 function killServer() {
-  if (server && server.exitCode === null && server.signalCode === null) {
-    try { server.kill('SIGKILL'); } catch { /* already gone */ }
+  for (const server of servers) {
+    if (server.exitCode === null && server.signalCode === null) {
+      try { server.kill('SIGKILL'); } catch { /* already gone */ }
+    }
   }
 }
 process.on('exit', killServer);
@@ -42,22 +47,24 @@ const watchdog = setTimeout(async () => {
 }, WHOLE_RUN);
 watchdog.unref();
 
-function startServer() {
+function startServer(extraArgs = []) {
   return new Promise((resolve, reject) => {
     const child = spawn(SERVER_BIN, ['--bind', '127.0.0.1:0', '--webtransport', '127.0.0.1:0',
-      '--jwt-secret', 'rtchat-wt-browser-test-secret-0123456789', '--store', 'memory'], {
+      '--jwt-secret', 'rtchat-wt-browser-test-secret-0123456789', '--store', 'memory', ...extraArgs], {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' },
     });
-    server = child;
+    servers.push(child);
+    let log = '';
     let settled = false;
     const timer = setTimeout(() => {
       if (!settled) { settled = true; reject(new Error(`server did not start in 20 s:\n${serverLog}`)); }
     }, 20_000);
     const onData = (chunk) => {
       serverLog += chunk.toString();
-      const http = /rtchat listening on (http:\/\/127\.0\.0\.1:\d+)\//.exec(serverLog);
-      const wt = /rtchat WebTransport on https:\/\/127\.0\.0\.1:\d+\/stomp/.exec(serverLog);
+      log += chunk.toString();
+      const http = /rtchat listening on (http:\/\/127\.0\.0\.1:\d+)\//.exec(log);
+      const wt = /rtchat WebTransport on https:\/\/127\.0\.0\.1:\d+\/stomp/.exec(log);
       if (http && wt && !settled) {
         settled = true;
         clearTimeout(timer);
@@ -78,13 +85,13 @@ function startServer() {
 }
 
 /** A new person with their own storage, on the page with `?transport=<setting>`. */
-async function newUser(label, setting) {
+async function newUser(label, setting, url = baseUrl) {
   const context = await browser.newContext({ viewport: { width: 1000, height: 700 } });
   context.setDefaultTimeout(WAIT);
   const page = await context.newPage();
   page.errors = [];
   page.on('pageerror', (e) => page.errors.push(String(e)));
-  await page.goto(`${baseUrl}/?transport=${setting}`, { timeout: WAIT });
+  await page.goto(`${url}/?transport=${setting}`, { timeout: WAIT });
   await page.waitForFunction(() =>
     document.body.getAttribute('data-connection') === 'connected' &&
     document.querySelector('[data-testid="me-tag"]').textContent.trim() !== '',
@@ -106,6 +113,7 @@ async function waitForText(page, text) {
 
 before(async () => {
   baseUrl = await startServer();
+  perSubscriptionUrl = await startServer(['--wt-streams', 'per-subscription']);
   browser = await chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
@@ -151,12 +159,30 @@ test('a WebTransport user and a WebSocket user chat both ways; a normal close re
   for (const page of [quic, tcp]) assert.deepEqual(page.errors, [], `${page.label}: no page errors`);
 });
 
+test('with --wt-streams per-subscription, a WebTransport user chats over the server\'s unidirectional streams', { timeout: 60_000 }, async () => {
+  const quic = await newUser('quic-per-subscription', 'webtransport', perSubscriptionUrl);
+  const transport = await quic.evaluate(() => window.rtchat.transport);
+  assert.equal(transport.kind, 'webtransport', `the WebTransport page uses it (${transport.note})`);
+  assert.equal(transport.streams, 'per-subscription');
+
+  // The page's own message comes back as a MESSAGE: on the lobby subscription's stream.
+  await say(quic, 'one stream per subscription');
+  await waitForText(quic, 'one stream per subscription');
+  const uniStreams = await quic.evaluate(() => window.rtchat.transport.uniStreams);
+  assert.ok(uniStreams >= 1, `the server opened unidirectional streams (${uniStreams})`);
+  // Receipts still come on the bidirectional stream: the round trip is measured.
+  await quic.waitForFunction(() => /WT · \d+ ms/.test(document.querySelector('[data-testid="transport"]').textContent),
+    null, { timeout: WAIT });
+  assert.deepEqual(quic.errors, [], 'no page errors');
+});
+
 test('the server shutting down ends a WebTransport session cleanly: `closed` resolves', { timeout: 60_000 }, async () => {
   const quic = await newUser('quic-shutdown', 'webtransport');
   assert.equal((await quic.evaluate(() => window.rtchat.transport)).kind, 'webtransport');
   await say(quic, 'before the shutdown');
   await waitForText(quic, 'before the shutdown');
 
+  const server = servers[0];
   const exited = new Promise((resolve) => server.once('exit', (code, signal) => resolve({ code, signal })));
   server.kill('SIGTERM');
   await quic.waitForFunction(() => window.rtchat.transport.lastClose !== null, null, { timeout: WAIT });

@@ -1,13 +1,23 @@
 //! The client end of rtchat's transports, for its own clients (`rtchat-cli`, the load
 //! generator): one pipe of STOMP bytes over a WebSocket (`/ws`, subprotocol `v12.stomp`, a
 //! frame per message) or over a WebTransport session's first bidirectional stream.
+//!
+//! Over WebTransport the server may also write each subscription's MESSAGEs on a
+//! unidirectional stream of its own (its `--wt-streams per-subscription`). The link takes
+//! both modes without being told: it accepts whatever unidirectional streams the server
+//! opens, cuts every stream into whole frames
+//! ([`FrameSplitter`]) and hands them out one
+//! whole frame (or run of frames) at a time, so frames of different streams never interleave
+//! mid-frame.
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use rtchat_webtransport::CertificateHash;
-use rtchat_webtransport::client::ClientStream;
+use rtchat_webtransport::client::{ClientStream, FrameSplitter};
 use std::time::Duration;
 use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
@@ -37,8 +47,119 @@ pub enum LinkError {
 pub enum Link {
     /// STOMP over WebSocket.
     WebSocket(Box<WebSocketStream<MaybeTlsStream<TcpStream>>>),
-    /// STOMP on a WebTransport session's first bidirectional stream.
-    WebTransport(Box<ClientStream>),
+    /// STOMP on a WebTransport session's first bidirectional stream (and the server's
+    /// per-subscription unidirectional streams, if it opens any).
+    WebTransport(Box<WebTransportLink>),
+}
+
+/// Runs of whole frames from the unidirectional streams queued for the reader at most (then
+/// their readers wait, and QUIC flow control holds the server back).
+const UNI_QUEUE: usize = 256;
+
+/// A WebTransport session's streams, merged into one sequence of whole frames.
+pub struct WebTransportLink {
+    stream: ClientStream,
+    /// Cuts the bidirectional stream into whole frames.
+    splitter: FrameSplitter,
+    /// Whole frames read from the unidirectional streams, by their readers.
+    uni: mpsc::Receiver<Bytes>,
+    /// Accepts unidirectional streams and starts a reader for each.
+    acceptor: JoinHandle<()>,
+    /// Unidirectional streams the server has opened so far.
+    opened: std::sync::Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Drop for WebTransportLink {
+    fn drop(&mut self) {
+        // The readers end on their own: their session closes, or the queue is gone.
+        self.acceptor.abort();
+    }
+}
+
+impl WebTransportLink {
+    fn new(stream: ClientStream) -> Self {
+        let (sender, uni) = mpsc::channel(UNI_QUEUE);
+        let opened = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let session = stream.session.clone();
+        let counter = opened.clone();
+        let acceptor = tokio::spawn(async move {
+            while let Ok(recv) = session.accept_uni().await {
+                counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tokio::spawn(read_uni(recv, sender.clone()));
+            }
+        });
+        WebTransportLink {
+            stream,
+            splitter: FrameSplitter::new(),
+            uni,
+            acceptor,
+            opened,
+        }
+    }
+
+    /// The session and its bidirectional stream.
+    pub fn stream(&mut self) -> &mut ClientStream {
+        &mut self.stream
+    }
+
+    /// How many unidirectional streams the server has opened (0 in `single` mode; one per
+    /// subscription that had a MESSAGE in `per-subscription` mode).
+    pub fn uni_streams_opened(&self) -> u64 {
+        self.opened.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// The next whole frames from any stream. Cancel-safe: a partial frame stays in the
+    /// splitter, and both reads are cancel-safe.
+    async fn recv(&mut self) -> Result<Option<Bytes>, LinkError> {
+        loop {
+            tokio::select! {
+                // quinn documents `read_chunk` as cancel-safe.
+                chunk = self.stream.recv.read_chunk(64 * 1024, true) => match chunk {
+                    Ok(Some(chunk)) => {
+                        let whole = self
+                            .splitter
+                            .push(&chunk.bytes)
+                            .map_err(|error| LinkError::Io(error.to_string()))?;
+                        if !whole.is_empty() {
+                            return Ok(Some(whole));
+                        }
+                    }
+                    // The session is over: MESSAGEs already read from the other streams
+                    // still count.
+                    Ok(None) => return Ok(self.uni.try_recv().ok()),
+                    Err(error) => return Err(LinkError::Io(error.to_string())),
+                },
+                Some(whole) = self.uni.recv() => return Ok(Some(whole)),
+            }
+        }
+    }
+}
+
+/// Reads one unidirectional stream, handing out whole frames, until it ends.
+async fn read_uni(
+    mut recv: rtchat_webtransport::web_transport_quinn::RecvStream,
+    frames: mpsc::Sender<Bytes>,
+) {
+    let mut splitter = FrameSplitter::new();
+    loop {
+        match recv.read_chunk(64 * 1024, true).await {
+            Ok(Some(chunk)) => match splitter.push(&chunk.bytes) {
+                Ok(whole) if whole.is_empty() => {}
+                Ok(whole) => {
+                    if frames.send(whole).await.is_err() {
+                        return;
+                    }
+                }
+                Err(_) => {
+                    // A broken stream: the bytes cannot be trusted to be frames.
+                    let _ = recv.stop(1);
+                    return;
+                }
+            },
+            // Finished (the subscription ended), or the session ended.
+            Ok(None) | Err(_) => return,
+        }
+    }
 }
 
 impl Link {
@@ -64,7 +185,7 @@ impl Link {
     /// its STOMP stream.
     pub async fn webtransport(url: &str, pins: &[CertificateHash]) -> Result<Link, LinkError> {
         let stream = rtchat_webtransport::client::connect(url, pins).await?;
-        Ok(Link::WebTransport(Box::new(stream)))
+        Ok(Link::WebTransport(Box::new(WebTransportLink::new(stream))))
     }
 
     /// The transport's name.
@@ -86,7 +207,8 @@ impl Link {
                     .await
                     .map_err(|error| LinkError::Io(error.to_string()))
             }
-            Link::WebTransport(stream) => stream
+            Link::WebTransport(link) => link
+                .stream
                 .send
                 .write_all(&bytes)
                 .await
@@ -94,7 +216,8 @@ impl Link {
         }
     }
 
-    /// The next bytes from the server; `None` once it closed. Cancel-safe.
+    /// The next bytes from the server; `None` once it closed. Cancel-safe. Over WebTransport,
+    /// always whole frames (from whichever stream had them).
     pub async fn recv(&mut self) -> Result<Option<Bytes>, LinkError> {
         match self {
             Link::WebSocket(socket) => loop {
@@ -106,12 +229,7 @@ impl Link {
                     Some(Err(error)) => return Err(LinkError::Io(error.to_string())),
                 }
             },
-            // quinn documents `read_chunk` as cancel-safe.
-            Link::WebTransport(stream) => match stream.recv.read_chunk(64 * 1024, true).await {
-                Ok(Some(chunk)) => Ok(Some(chunk.bytes)),
-                Ok(None) => Ok(None),
-                Err(error) => Err(LinkError::Io(error.to_string())),
-            },
+            Link::WebTransport(link) => link.recv().await,
         }
     }
 
@@ -122,7 +240,8 @@ impl Link {
                 let _ =
                     tokio::time::timeout(wait, WebSocketStream::close(&mut *socket, None)).await;
             }
-            Link::WebTransport(mut stream) => {
+            Link::WebTransport(mut link) => {
+                let stream = &mut link.stream;
                 let _ = stream.send.finish();
                 // The server ends the session after DISCONNECT; this waits for its capsule.
                 let _ = tokio::time::timeout(wait, stream.session.closed()).await;

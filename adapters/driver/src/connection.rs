@@ -309,6 +309,11 @@ async fn write_pending<T: Transport>(
         transport.feed(transmit).await?;
         wrote = true;
     }
+    // Every MESSAGE of an ended subscription was queued before it ended, so it was fed above.
+    while let Some(key) = session.poll_ended_subscription() {
+        transport.end_subscription(key).await?;
+        wrote = true;
+    }
     if wrote {
         transport.flush().await?;
     }

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use rtchat_chat::TransportKind;
-use rtchat_stomp::Transmit;
+use rtchat_stomp::{SubscriptionKey, Transmit};
 
 /// What arrived from the peer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +48,14 @@ pub trait Transport: Send {
     async fn feed(&mut self, transmit: Transmit) -> Result<(), TransportError>;
     /// Writes everything queued.
     async fn flush(&mut self) -> Result<(), TransportError>;
+    /// The client ended subscription `key` (UNSUBSCRIBE) and every MESSAGE of it has been
+    /// fed: a transport that gives each subscription a stream of its own finishes that
+    /// stream. Called after the transmits queued with it were fed, before the flush. Most
+    /// transports carry one stream and do nothing.
+    async fn end_subscription(&mut self, key: SubscriptionKey) -> Result<(), TransportError> {
+        let _ = key;
+        Ok(())
+    }
     /// Closes the transport; `going_away` when the server shuts down (WebSocket code 1001),
     /// else a normal close.
     async fn close(&mut self, going_away: bool);

@@ -68,7 +68,7 @@
   var unseenFrom = null;         // name in the "new message" alert
   var TRANSPORT_KEY = 'rtchat.transport';
   var transportSetting = readTransportSetting(); // "auto" | "websocket" | "webtransport"
-  var transport = { kind: null, rtt: null, lastClose: null, note: '' };
+  var transport = { kind: null, rtt: null, lastClose: null, note: '', streams: null, socket: null };
   var wtUnreachable = false;     // "auto" gave up on WebTransport (it never opened)
   var rttTimer = null;
   var rttProbe = 0;
@@ -598,7 +598,7 @@
     var text = name + (transport.rtt !== null ? ' · ' + Math.round(transport.rtt) + ' ms' : '');
     el.transport.textContent = text;
     el.transport.setAttribute('data-kind', transport.kind || '');
-    el.transport.title = (transport.kind === 'webtransport' ? 'WebTransport' : 'WebSocket') + (transport.rtt !== null ? ', last receipt round trip ' + transport.rtt.toFixed(1) + ' ms' : '') +
+    el.transport.title = (transport.kind === 'webtransport' ? 'WebTransport' + (transport.streams === 'per-subscription' ? ' (a stream per subscription)' : '') : 'WebSocket') + (transport.rtt !== null ? ', last receipt round trip ' + transport.rtt.toFixed(1) + ' ms' : '') +
       (transport.note ? ' (WebTransport not used: ' + transport.note + ')' : '');
   }
 
@@ -633,8 +633,10 @@
         if (socket.opened) transport.lastClose = info;
         if (!socket.opened && transportSetting === 'auto') wtUnreachable = true;
       });
+      transport.socket = socket;
       return socket;
     }
+    transport.socket = null;
     return new WebSocket(choice.url, ['v12.stomp', 'v11.stomp', 'v10.stomp']);
   }
 
@@ -670,6 +672,7 @@
         transport.kind = chosen.kind;
         transport.rtt = null;
         transport.note = chosen.note;
+        transport.streams = chosen.streams || null;
         if (transportSetting === 'webtransport' && chosen.kind !== 'webtransport') {
           toast('WebTransport is not available (' + chosen.note + '): using WebSocket', 'error');
         }
@@ -826,7 +829,11 @@
     get epoch() { return knownEpoch; },
     get me() { return { randId: me.randId, sub: me.sub }; },
     get transport() {
-      return { kind: transport.kind, rtt: transport.rtt, lastClose: transport.lastClose, note: transport.note, setting: transportSetting };
+      return {
+        kind: transport.kind, rtt: transport.rtt, lastClose: transport.lastClose, note: transport.note, setting: transportSetting,
+        // WebTransport: the server's stream mode, and how many unidirectional streams it opened.
+        streams: transport.streams, uniStreams: transport.socket ? transport.socket.uniStreams : null
+      };
     },
     /** Leaves: DISCONNECT (with its receipt) and the transport's close; resolves when closed. */
     disconnect: function () { return client ? client.deactivate() : Promise.resolve(); }

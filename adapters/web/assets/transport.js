@@ -8,6 +8,12 @@
  * frames, heart-beats, receipts, reconnects. Writing STOMP frames by hand instead would mean a
  * second client for the same protocol.
  *
+ * The server may write each subscription's MESSAGEs on a unidirectional stream of its own
+ * (its `--wt-streams per-subscription`; GET /webtransport says `streams`). WtSocket reads
+ * `incomingUnidirectionalStreams` too, in either mode, and cuts every stream into whole
+ * frames (`FrameSplitter`) before handing them to stompjs, so one stream's bytes never land
+ * in the middle of another's frame.
+ *
  * `choose(setting)` picks the transport: "websocket", "webtransport", or "auto"
  * (WebTransport when the browser has it, the page is a secure context and the server offers
  * it, else WebSocket). The certificate hashes come from GET /webtransport, fetched before
@@ -23,6 +29,107 @@
     var bytes = new Uint8Array(raw.length);
     for (var i = 0; i < raw.length; i++) bytes[i] = raw.charCodeAt(i);
     return bytes;
+  }
+
+  /** Largest frame a FrameSplitter holds while waiting for its end (16 MiB). */
+  var MAX_SPLIT_FRAME = 16 * 1024 * 1024;
+
+  /**
+   * Cuts one stream's bytes into whole STOMP frames and heart-beat EOLs. A frame ends at the
+   * NUL after its headers' blank line or, with a `content-length` header (the first counts),
+   * at the NUL after that many body bytes. `push(chunk)` returns the whole frames now
+   * complete as one Uint8Array (null when none is) and keeps the rest; it throws on a broken
+   * stream.
+   */
+  function FrameSplitter() {
+    this._buffer = new Uint8Array(0);
+  }
+
+  FrameSplitter.prototype.push = function (chunk) {
+    var buffer;
+    if (this._buffer.length === 0) {
+      buffer = chunk;
+    } else {
+      buffer = new Uint8Array(this._buffer.length + chunk.length);
+      buffer.set(this._buffer, 0);
+      buffer.set(chunk, this._buffer.length);
+    }
+    var end = 0;
+    for (;;) {
+      var used = wholeItem(buffer, end);
+      if (used === 0) break;
+      end += used;
+    }
+    if (buffer.length - end > MAX_SPLIT_FRAME) throw new Error('a STOMP frame longer than 16 MiB');
+    // A copy of what is kept, so the chunk handed out is not shared with the next one.
+    this._buffer = buffer.slice(end);
+    return end === 0 ? null : buffer.subarray(0, end);
+  };
+
+  /** The length of the whole frame or EOL at `start` of `buf`, or 0 if it is not whole. */
+  function wholeItem(buf, start) {
+    var n = buf.length;
+    if (start >= n) return 0;
+    if (buf[start] === 10) return 1;
+    if (buf[start] === 13) {
+      if (start + 1 >= n) return 0;
+      if (buf[start + 1] === 10) return 2;
+    }
+    // The headers end at the first empty line (an EOL is \n or \r\n).
+    var headersEnd = -1, bodyStart = -1;
+    for (var i = start; i < n; i++) {
+      if (buf[i] !== 10) continue;
+      if (i + 1 >= n) return 0;
+      if (buf[i + 1] === 10) { headersEnd = i; bodyStart = i + 2; break; }
+      if (buf[i + 1] === 13) {
+        if (i + 2 >= n) return 0;
+        if (buf[i + 2] === 10) { headersEnd = i; bodyStart = i + 3; break; }
+      }
+    }
+    if (bodyStart < 0) return 0;
+    var length = contentLength(buf, start, headersEnd);
+    if (length !== null) {
+      var nul = bodyStart + length;
+      if (nul >= n) return 0;
+      if (buf[nul] !== 0) throw new Error('a STOMP frame whose body does not end where its content-length says');
+      return nul + 1 - start;
+    }
+    for (var j = bodyStart; j < n; j++) {
+      if (buf[j] === 0) return j + 1 - start;
+    }
+    return 0;
+  }
+
+  var CONTENT_LENGTH = 'content-length:';
+
+  /** The first `content-length` among the header lines in buf[start, end), or null. */
+  function contentLength(buf, start, end) {
+    var line = start;
+    var first = true;
+    while (line < end) {
+      var eol = line;
+      while (eol < end && buf[eol] !== 10) eol++;
+      if (!first && eol - line >= CONTENT_LENGTH.length) {
+        var match = true;
+        for (var k = 0; k < CONTENT_LENGTH.length; k++) {
+          if (buf[line + k] !== CONTENT_LENGTH.charCodeAt(k)) { match = false; break; }
+        }
+        if (match) {
+          var value = 0, digits = 0;
+          for (var p = line + CONTENT_LENGTH.length; p < eol; p++) {
+            var c = buf[p];
+            if (c >= 48 && c <= 57) { value = value * 10 + (c - 48); digits++; }
+            else if (c === 13 || c === 32) continue;
+            else throw new Error('a STOMP frame with a broken content-length');
+          }
+          if (digits === 0) throw new Error('a STOMP frame with a broken content-length');
+          return value;
+        }
+      }
+      first = false;
+      line = eol + 1;
+    }
+    return null;
   }
 
   /** Whether this browser can open WebTransport sessions from this page. */
@@ -48,6 +155,9 @@
     self.opened = false;
     self._writer = null;
     self._finished = false;
+    // Unidirectional streams the server opened (per-subscription mode: one per subscription
+    // that had a MESSAGE).
+    self.uniStreams = 0;
     self._encoder = new TextEncoder();
     var options = {};
     if (hashes && hashes.length) {
@@ -75,27 +185,53 @@
         self.readyState = OPEN;
         self.opened = true;
         if (self.onopen) self.onopen({ type: 'open' });
-        self._pump(stream.readable.getReader());
+        self._pump(stream.readable.getReader(), new FrameSplitter(), true);
+        self._acceptUni(self._wt.incomingUnidirectionalStreams.getReader());
       })
       .catch(function (e) { self._error(e); });
   }
 
-  WtSocket.prototype._pump = function (reader) {
+  /**
+   * Hands one stream's bytes to stompjs in whole frames. Every stream has its own splitter:
+   * a frame cut across chunks is held back until whole, so frames of different streams never
+   * interleave in stompjs's parser.
+   */
+  WtSocket.prototype._pump = function (reader, splitter, control) {
     var self = this;
     reader.read().then(function (result) {
       if (result.done) {
         // The server finished the STOMP stream (after DISCONNECT's RECEIPT or an ERROR, e.g.
         // "server shutting down"): nothing more comes, so this side ends the session, and
-        // `closed` resolves with code 0 (see close below).
-        self.close();
+        // `closed` resolves with code 0 (see close below). A subscription's stream ending
+        // ends only that subscription.
+        if (control) self.close();
         return;
       }
-      var chunk = result.value;
-      // stompjs parses ArrayBuffers incrementally: frames may span chunks.
-      var data = chunk.buffer.slice(chunk.byteOffset, chunk.byteOffset + chunk.byteLength);
-      if (self.onmessage) self.onmessage({ data: data });
-      self._pump(reader);
-    }, function () { /* the session ended: `closed` says how */ });
+      var whole;
+      try {
+        whole = splitter.push(result.value);
+      } catch (e) {
+        // Not STOMP: nothing more of this stream can be trusted.
+        reader.cancel().catch(function () { /* gone */ });
+        self._error(e);
+        return;
+      }
+      if (whole && self.onmessage) {
+        self.onmessage({ data: whole.buffer.slice(whole.byteOffset, whole.byteOffset + whole.byteLength) });
+      }
+      self._pump(reader, splitter, control);
+    }, function () { /* the stream or the session ended: `closed` says how */ });
+  };
+
+  /** Reads every unidirectional stream the server opens (per-subscription mode). */
+  WtSocket.prototype._acceptUni = function (streams) {
+    var self = this;
+    streams.read().then(function (result) {
+      if (result.done) return;
+      self.uniStreams++;
+      self._pump(result.value.getReader(), new FrameSplitter(), false);
+      self._acceptUni(streams);
+    }, function () { /* the session ended */ });
   };
 
   WtSocket.prototype._error = function (e) {
@@ -162,8 +298,11 @@
       ws.note = 'cannot read /webtransport: ' + e.message;
       return ws;
     }
-    return { kind: 'webtransport', url: offer.url, hashes: offer.certificateHashes || [], note: '' };
+    return {
+      kind: 'webtransport', url: offer.url, hashes: offer.certificateHashes || [], note: '',
+      streams: offer.streams || 'single'
+    };
   }
 
-  window.RtchatTransport = { WtSocket: WtSocket, choose: choose, supported: supported };
+  window.RtchatTransport = { WtSocket: WtSocket, choose: choose, supported: supported, FrameSplitter: FrameSplitter };
 })();

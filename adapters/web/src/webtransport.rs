@@ -26,6 +26,10 @@ pub struct WebTransportOffer {
     pub certificate_hashes: Vec<[u8; 32]>,
     /// When to fetch the offer again (the certificate rotates); `None` if it does not change.
     pub valid_until: Option<SystemTime>,
+    /// Which streams the server writes frames on: `single` (everything on the client's
+    /// bidirectional stream) or `per-subscription` (each subscription's MESSAGEs on a
+    /// unidirectional stream of its own); see docs/protocol.md.
+    pub streams: &'static str,
 }
 
 /// Reads the current offer (certificates rotate, so it is read per request).
@@ -38,6 +42,7 @@ struct Answer {
     url: String,
     certificate_hashes: Vec<Hash>,
     valid_until: Option<String>,
+    streams: &'static str,
 }
 
 #[derive(Debug, Serialize)]
@@ -72,6 +77,7 @@ pub(crate) async fn offer(State(state): State<AppState>, headers: HeaderMap) -> 
                 })
                 .collect(),
             valid_until: offer.valid_until.and_then(rfc3339),
+            streams: offer.streams,
         },
     )
 }

@@ -8,8 +8,15 @@
 //! - A client opens a WebTransport session on the server's path (default [`DEFAULT_PATH`],
 //!   `/stomp`); other paths get a 404.
 //! - The **first bidirectional stream the client opens** carries the STOMP byte stream, exactly
-//!   as a TCP connection would: frames, EOL heart-beats and all, chunked any way. The server
-//!   never opens streams; further streams and datagrams are not used (and not read).
+//!   as a TCP connection would: frames, EOL heart-beats and all, chunked any way. Further
+//!   client streams and datagrams are not used (and not read).
+//! - In [`StreamMode::Single`] (the default) the server opens no streams. In
+//!   [`StreamMode::PerSubscription`] it writes each subscription's MESSAGE frames on a
+//!   unidirectional stream it opens at the subscription's first MESSAGE and finishes when the
+//!   subscription ends (the driver's [`end_subscription`](rtchat_driver::Transport::end_subscription));
+//!   everything else stays on the bidirectional stream. No ordering holds across streams;
+//!   clients cut each stream into whole frames ([`client::FrameSplitter`]) before parsing.
+//!   docs/protocol.md ("Stream modes") is the definition.
 //! - The STOMP session ends when either side finishes the stream or closes the session. The
 //!   server finishes its send side after its last frame (an ERROR, a RECEIPT for DISCONNECT),
 //!   waits (bounded) for the client to take it, then ends the session with a
@@ -38,5 +45,5 @@ pub use rotation::{CertificateOffer, RotationPolicy};
 pub use server::{
     CertificateSource, DEFAULT_PATH, WebTransportConfig, WebTransportError, WebTransportServer,
 };
-pub use stream::{CLOSE_NORMAL, REASON_DONE, REASON_GOING_AWAY, WebTransportStream};
+pub use stream::{CLOSE_NORMAL, REASON_DONE, REASON_GOING_AWAY, StreamMode, WebTransportStream};
 pub use web_transport_quinn;

@@ -3,7 +3,7 @@
 
 use crate::certificate::{CertificateError, ServedCertificate};
 use crate::rotation::{CertificateOffer, Rotation, RotationPolicy, Step};
-use crate::stream::{CLOSE_NORMAL, REASON_GOING_AWAY, WebTransportStream};
+use crate::stream::{CLOSE_NORMAL, REASON_GOING_AWAY, StreamMode, WebTransportStream};
 use rtchat_chat::ChatService;
 use rtchat_driver::{DriverConfig, Shutdown, run_connection};
 use std::net::SocketAddr;
@@ -76,6 +76,8 @@ pub struct WebTransportConfig {
     pub certificate: CertificateSource,
     /// The path sessions are accepted on; others get a 404.
     pub path: String,
+    /// Which streams the server writes frames on (see [`StreamMode`]).
+    pub streams: StreamMode,
     /// Longest a client may take, from its first packet, to finish the QUIC handshake, send
     /// its CONNECT request and open the STOMP stream.
     pub handshake_timeout: Duration,
@@ -89,7 +91,8 @@ pub struct WebTransportConfig {
 }
 
 impl WebTransportConfig {
-    /// Defaults for `bind`: a rotated self-signed certificate, path `/stomp`, 10 s
+    /// Defaults for `bind`: a rotated self-signed certificate, path `/stomp`, every frame on
+    /// the one bidirectional stream, 10 s
     /// handshake, 60 s idle timeout, 50,000 sessions, 5 s drain.
     pub fn new(bind: SocketAddr) -> Self {
         WebTransportConfig {
@@ -99,6 +102,7 @@ impl WebTransportConfig {
                 rotation: RotationPolicy::default(),
             },
             path: DEFAULT_PATH.to_owned(),
+            streams: StreamMode::Single,
             handshake_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
             max_sessions: 50_000,
@@ -180,6 +184,11 @@ impl WebTransportServer {
         &self.config.path
     }
 
+    /// Which streams the server writes frames on.
+    pub fn streams(&self) -> StreamMode {
+        self.config.streams
+    }
+
     /// The certificate hashes clients are to pin, kept current as certificates rotate.
     pub fn offer(&self) -> watch::Receiver<CertificateOffer> {
         self.offer.subscribe()
@@ -229,7 +238,7 @@ impl WebTransportServer {
                     () = handshake_signal.triggered() => None,
                     accepted = tokio::time::timeout(
                         config.handshake_timeout,
-                        accept_session(incoming, &config.path),
+                        accept_session(incoming, &config.path, config.streams),
                     ) => accepted.ok().flatten(),
                 };
                 drop(handshake_signal);
@@ -263,7 +272,11 @@ impl WebTransportServer {
 
 /// The QUIC handshake, the HTTP/3 CONNECT request, the path check and the first
 /// bidirectional stream.
-async fn accept_session(incoming: quinn::Incoming, path: &str) -> Option<WebTransportStream> {
+async fn accept_session(
+    incoming: quinn::Incoming,
+    path: &str,
+    streams: StreamMode,
+) -> Option<WebTransportStream> {
     let connection = match incoming.await {
         Ok(connection) => connection,
         Err(error) => {
@@ -296,7 +309,7 @@ async fn accept_session(incoming: quinn::Incoming, path: &str) -> Option<WebTran
         }
     };
     match session.accept_bi().await {
-        Ok((send, recv)) => Some(WebTransportStream::new(session, send, recv)),
+        Ok((send, recv)) => Some(WebTransportStream::new(session, send, recv).with_mode(streams)),
         Err(error) => {
             tracing::debug!(%error, "WebTransport session ended before opening its stream");
             None

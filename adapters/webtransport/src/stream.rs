@@ -3,7 +3,8 @@
 use async_trait::async_trait;
 use bytes::Bytes;
 use rtchat_driver::{Incoming, Transport, TransportError};
-use rtchat_stomp::Transmit;
+use rtchat_stomp::{SubscriptionKey, Transmit};
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::time::Duration;
 use web_transport_quinn::{RecvStream, SendStream, Session};
@@ -30,13 +31,42 @@ pub const REASON_DONE: &str = "stomp session ended";
 /// The close reason when the server shuts down.
 pub const REASON_GOING_AWAY: &str = "server shutting down";
 
-/// A WebTransport session and the bidirectional stream that carries its STOMP bytes.
+/// Which streams the server writes a session's frames on (`--wt-streams`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum StreamMode {
+    /// Everything on the client's first bidirectional stream, as over a TCP connection.
+    #[default]
+    Single,
+    /// Each subscription's MESSAGE frames on a unidirectional stream the server opens at that
+    /// subscription's first MESSAGE and finishes when the subscription ends; everything else
+    /// (CONNECTED, RECEIPT, ERROR, heart-beats) on the bidirectional stream. A lost packet
+    /// then holds up only the subscription whose bytes it carried.
+    PerSubscription,
+}
+
+impl StreamMode {
+    /// The name `GET /webtransport` and `--wt-streams` use: `single` or `per-subscription`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StreamMode::Single => "single",
+            StreamMode::PerSubscription => "per-subscription",
+        }
+    }
+}
+
+/// A WebTransport session and the bidirectional stream that carries its STOMP bytes (and, in
+/// [`StreamMode::PerSubscription`], the unidirectional streams of its subscriptions).
 pub struct WebTransportStream {
     session: Session,
     send: SendStream,
     recv: RecvStream,
     /// The receive side ended (finished, reset or the session failed).
     ended: bool,
+    mode: StreamMode,
+    /// Per-subscription mode: the open stream of each subscription that had a MESSAGE and has
+    /// not ended (`None` once the client stopped it). Bounded by the session's subscriptions
+    /// (`max_subscriptions`).
+    subscriptions: HashMap<SubscriptionKey, Option<SendStream>>,
 }
 
 impl std::fmt::Debug for WebTransportStream {
@@ -44,19 +74,56 @@ impl std::fmt::Debug for WebTransportStream {
         f.debug_struct("WebTransportStream")
             .field("remote", &self.session.remote_address())
             .field("ended", &self.ended)
+            .field("mode", &self.mode)
+            .field("subscription_streams", &self.subscriptions.len())
             .finish_non_exhaustive()
     }
 }
 
 impl WebTransportStream {
-    /// Wraps an established session and the bidirectional stream that carries STOMP.
+    /// Wraps an established session and the bidirectional stream that carries STOMP, with
+    /// every frame on that stream ([`StreamMode::Single`]).
     pub fn new(session: Session, send: SendStream, recv: RecvStream) -> Self {
         WebTransportStream {
             session,
             send,
             recv,
             ended: false,
+            mode: StreamMode::Single,
+            subscriptions: HashMap::new(),
         }
+    }
+
+    /// The same, writing MESSAGE frames as `mode` says.
+    pub fn with_mode(mut self, mode: StreamMode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// The stream `transmit` goes on: its subscription's (opened now if it is the first
+    /// MESSAGE) in per-subscription mode, else the bidirectional one; `None` when the client
+    /// stopped that subscription's stream (its MESSAGEs are dropped).
+    async fn stream_for(
+        &mut self,
+        transmit: &Transmit,
+    ) -> Result<Option<&mut SendStream>, TransportError> {
+        let key = match transmit {
+            Transmit::Message { subscription, .. } if self.mode == StreamMode::PerSubscription => {
+                *subscription
+            }
+            _ => return Ok(Some(&mut self.send)),
+        };
+        if !self.subscriptions.contains_key(&key) {
+            // Waits for the client's stream credit (MAX_STREAMS) if it allows no more; the
+            // driver's write timeout bounds the wait.
+            let stream = self
+                .session
+                .open_uni()
+                .await
+                .map_err(TransportError::failed)?;
+            self.subscriptions.insert(key, Some(stream));
+        }
+        Ok(self.subscriptions.get_mut(&key).and_then(Option::as_mut))
     }
 
     /// The client's address, from the QUIC path (IPv4-mapped IPv6 addresses as IPv4).
@@ -91,12 +158,37 @@ impl Transport for WebTransportStream {
     }
 
     async fn feed(&mut self, transmit: Transmit) -> Result<(), TransportError> {
+        let bidirectional =
+            !matches!(transmit, Transmit::Message { .. }) || self.mode == StreamMode::Single;
+        let Some(stream) = self.stream_for(&transmit).await? else {
+            return Ok(());
+        };
         for chunk in transmit.chunks() {
             // A `Bytes` clone shares the buffer: no copy.
-            self.send
-                .write_chunk(Bytes::clone(chunk))
-                .await
-                .map_err(TransportError::failed)?;
+            match stream.write_chunk(Bytes::clone(chunk)).await {
+                Ok(()) => {}
+                Err(error) if bidirectional => return Err(TransportError::failed(error)),
+                Err(error) => {
+                    // The client stopped this subscription's stream (or it failed alone): its
+                    // MESSAGEs are dropped from now on; the session goes on. If the session
+                    // failed, the bidirectional stream reports it.
+                    tracing::debug!(%error, "a subscription's stream was stopped");
+                    if let Transmit::Message { subscription, .. } = &transmit {
+                        self.subscriptions.insert(*subscription, None);
+                    }
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn end_subscription(&mut self, key: SubscriptionKey) -> Result<(), TransportError> {
+        // Its last MESSAGE was written: FIN after it. A subscription that never had a MESSAGE
+        // never had a stream.
+        if let Some(Some(mut stream)) = self.subscriptions.remove(&key) {
+            // Only fails if the client stopped the stream already: nothing left to finish.
+            let _ = stream.finish();
         }
         Ok(())
     }
@@ -107,11 +199,29 @@ impl Transport for WebTransportStream {
     }
 
     async fn close(&mut self, going_away: bool) {
-        if self.send.finish().is_ok() {
-            // Let the last frame (an ERROR, a RECEIPT) arrive before the session goes: closing
-            // the session abandons unacknowledged stream data. `stopped` resolves once the
-            // client has read the stream to its end (or stopped it).
-            let _ = tokio::time::timeout(LAST_FRAMES, self.send.stopped()).await;
+        // The subscriptions still open end with the session: their streams are finished too.
+        let finished: Vec<SendStream> = self
+            .subscriptions
+            .drain()
+            .filter_map(|(_, stream)| stream)
+            .map(|mut stream| {
+                let _ = stream.finish();
+                stream
+            })
+            .collect();
+        let bidirectional = self.send.finish().is_ok().then_some(&self.send);
+        let stream_ended = bidirectional.is_some();
+        // Let the last frames (an ERROR, a RECEIPT, the last MESSAGEs) arrive before the
+        // session goes: closing the session abandons unacknowledged stream data. `stopped`
+        // resolves once the client has read a stream to its end (or stopped it); the streams
+        // progress together, so waiting on them one after another costs the longest wait.
+        let _ = tokio::time::timeout(LAST_FRAMES, async {
+            for stream in bidirectional.into_iter().chain(&finished) {
+                let _ = stream.stopped().await;
+            }
+        })
+        .await;
+        if stream_ended {
             // The stream's end tells the client the STOMP session is over; a client that ends
             // the WebTransport session on it (the page) closes it the way Chromium accepts.
             let _ = tokio::time::timeout(PEER_CLOSE, self.session.closed()).await;

@@ -165,7 +165,7 @@ pub async fn latency(target: &Target, run: LatencyRun) -> Result<(), String> {
 }
 
 /// The number after [`PROBE`] in `body`.
-fn probe_number(body: &[u8]) -> Option<u64> {
+pub(crate) fn probe_number(body: &[u8]) -> Option<u64> {
     let at = memchr::memmem::find(body, PROBE.as_bytes())? + PROBE.len();
     let digits = body[at..].iter().take_while(|b| b.is_ascii_digit()).count();
     std::str::from_utf8(&body[at..at + digits])
@@ -175,7 +175,7 @@ fn probe_number(body: &[u8]) -> Option<u64> {
 }
 
 /// The value below which `fraction` of `sorted` lies (nearest rank).
-fn percentile(sorted: &[u32], fraction: f64) -> Option<u32> {
+pub(crate) fn percentile(sorted: &[u32], fraction: f64) -> Option<u32> {
     if sorted.is_empty() {
         return None;
     }
@@ -183,7 +183,7 @@ fn percentile(sorted: &[u32], fraction: f64) -> Option<u32> {
     sorted.get(rank - 1).copied()
 }
 
-fn micros(duration: Duration) -> u32 {
+pub(crate) fn micros(duration: Duration) -> u32 {
     u32::try_from(duration.as_micros()).unwrap_or(u32::MAX)
 }
 

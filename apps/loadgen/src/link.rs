@@ -29,6 +29,9 @@ pub struct WebTransportTarget {
     pub url: String,
     /// The certificate hashes to pin.
     pub pins: Vec<CertificateHash>,
+    /// Which streams the server writes frames on (`single` or `per-subscription`; servers
+    /// from before the choice say nothing: `single`).
+    pub streams: String,
 }
 
 impl WebTransportTarget {
@@ -59,7 +62,8 @@ impl WebTransportTarget {
             .filter_map(|value| base64::engine::general_purpose::STANDARD.decode(value).ok())
             .filter_map(|bytes| <[u8; 32]>::try_from(bytes).ok().map(CertificateHash))
             .collect();
-        Ok(WebTransportTarget { url, pins })
+        let streams = offer["streams"].as_str().unwrap_or("single").to_owned();
+        Ok(WebTransportTarget { url, pins, streams })
     }
 }
 

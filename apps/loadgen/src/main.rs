@@ -9,14 +9,19 @@
 //!   and the CPU per delivery of the server and of the load generator (see [`latency`]).
 //! - `store`: P publishers spread over R rooms, each with W SENDs in flight; reports stored
 //!   messages per second (a RECEIPT means stored), the room writers' group commit at work.
+//! - `hol`: the head-of-line experiment: one subscriber of a busy room and a quiet one, over
+//!   WebTransport through a lossy UDP proxy (see [`hol`]).
+//! - `udp-proxy`: that proxy on its own (see [`proxy`]).
 //!
 //! Tokens are minted with the server's JWT secret (`--jwt-secret`), so no HTTP client is needed.
 //! Every measurement runs over plain STOMP over WebSocket (`/ws`), over WebTransport, or over
 //! SockJS (`/connect`, its `websocket` or `xhr_streaming` transport): `--transport`, see
 //! [`link`] and [`sockjs`].
 
+mod hol;
 mod latency;
 mod link;
+mod proxy;
 mod sockjs;
 
 use bytes::Bytes;
@@ -98,6 +103,65 @@ enum Measure {
         #[arg(long, default_value_t = 64)]
         window: usize,
     },
+    /// Head-of-line blocking: one subscriber of a busy room A and a quiet room B, over
+    /// WebTransport through a lossy, slow UDP proxy (or over WebSocket, without the proxy, as
+    /// the reference); latency and lost/duplicated/out-of-order counts per room. The server
+    /// needs `--max-sends-per-second` at least `--a-rate`.
+    Hol {
+        #[command(flatten)]
+        target: Target,
+        /// Room A's messages per second (1 to 10,000).
+        #[arg(long, default_value_t = 200)]
+        a_rate: u32,
+        /// Room A's message text length in bytes (40 to 1,900).
+        #[arg(long, default_value_t = 1000)]
+        a_bytes: usize,
+        /// Room B's messages per second (1 to 1,000).
+        #[arg(long, default_value_t = 20)]
+        b_rate: u32,
+        /// Seconds of counted sending (at most 300).
+        #[arg(long, default_value_t = 20)]
+        seconds: u64,
+        /// Seconds of uncounted sending first.
+        #[arg(long, default_value_t = 2)]
+        warmup_seconds: u64,
+        /// Percent of datagrams the proxy drops, each way (0 to 50; WebTransport only).
+        #[arg(long, default_value_t = 0.0)]
+        loss_percent: f64,
+        /// Milliseconds the proxy holds each datagram, each way (at most 1,000; WebTransport
+        /// only).
+        #[arg(long, default_value_t = 0)]
+        delay_ms: u64,
+        /// Seed of the proxy's loss draws.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// A lossy, slow UDP proxy on loopback (these kernels have no netem): forwards datagrams
+    /// between clients and `--upstream`, dropping `--loss-percent` of them and holding each
+    /// `--delay-ms`, each way. Stops after `--seconds` or on Ctrl-C.
+    UdpProxy {
+        /// Where clients send (a loopback address).
+        #[arg(long, default_value = "127.0.0.1:4434")]
+        listen: std::net::SocketAddr,
+        /// The server (a loopback address, e.g. the WebTransport endpoint).
+        #[arg(long, default_value = "127.0.0.1:4433")]
+        upstream: std::net::SocketAddr,
+        /// Percent of datagrams dropped, each way (0 to 50).
+        #[arg(long, default_value_t = 1.0)]
+        loss_percent: f64,
+        /// Milliseconds each datagram is held, each way (at most 1,000).
+        #[arg(long, default_value_t = 20)]
+        delay_ms: u64,
+        /// Seed of the loss draws.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Datagrams held at most per direction (more are dropped; at most 1,000,000).
+        #[arg(long, default_value_t = 100_000)]
+        max_queue: usize,
+        /// Stop after this many seconds (at most 86,400).
+        #[arg(long, default_value_t = 600)]
+        seconds: u64,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -171,7 +235,30 @@ async fn main() -> Result<(), String> {
         Measure::Idle { target, .. }
         | Measure::Fanout { target, .. }
         | Measure::Latency { target, .. }
-        | Measure::Store { target, .. } => target,
+        | Measure::Store { target, .. }
+        | Measure::Hol { target, .. } => target,
+        Measure::UdpProxy {
+            listen,
+            upstream,
+            loss_percent,
+            delay_ms,
+            seed,
+            max_queue,
+            seconds,
+        } => {
+            return udp_proxy(
+                proxy::ProxyConfig {
+                    listen: *listen,
+                    upstream: *upstream,
+                    loss: loss_percent.clamp(0.0, 50.0) / 100.0,
+                    delay: Duration::from_millis((*delay_ms).min(1_000)),
+                    seed: *seed,
+                    max_queue: (*max_queue).clamp(1, 1_000_000),
+                },
+                Duration::from_secs((*seconds).clamp(1, 86_400)),
+            )
+            .await;
+        }
     };
     if target.transport == link::Transport::Wt {
         ensure_loopback(&target.url)?;
@@ -216,6 +303,33 @@ async fn main() -> Result<(), String> {
             )
             .await
         }
+        Measure::Hol {
+            target,
+            a_rate,
+            a_bytes,
+            b_rate,
+            seconds,
+            warmup_seconds,
+            loss_percent,
+            delay_ms,
+            seed,
+        } => {
+            hol::hol(
+                &target,
+                hol::HolRun {
+                    a_rate: a_rate.clamp(1, 10_000),
+                    a_bytes: a_bytes.clamp(40, 1_900),
+                    b_rate: b_rate.clamp(1, 1_000),
+                    duration: Duration::from_secs(seconds.clamp(1, 300)),
+                    warmup: Duration::from_secs(warmup_seconds.min(60)),
+                    loss: loss_percent.clamp(0.0, 50.0) / 100.0,
+                    delay: Duration::from_millis(delay_ms.min(1_000)),
+                    seed,
+                },
+            )
+            .await
+        }
+        Measure::UdpProxy { .. } => Ok(()),
         Measure::Store {
             target,
             rooms,
@@ -233,6 +347,30 @@ async fn main() -> Result<(), String> {
             .await
         }
     }
+}
+
+/// `udp-proxy`: runs the proxy until `limit` passes or Ctrl-C, then prints what it did.
+async fn udp_proxy(config: proxy::ProxyConfig, limit: Duration) -> Result<(), String> {
+    let proxy = proxy::Proxy::bind(config).await?;
+    let stats = proxy.stats();
+    println!(
+        "udp-proxy: {} -> {}, dropping {:.1}% and delaying {} ms each way, for at most {} s",
+        proxy.local_addr(),
+        config.upstream,
+        config.loss * 100.0,
+        config.delay.as_millis(),
+        limit.as_secs()
+    );
+    proxy
+        .run(async move {
+            tokio::select! {
+                () = tokio::time::sleep(limit) => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+        })
+        .await;
+    println!("udp-proxy: {}", stats.summary());
+    Ok(())
 }
 
 fn ensure_loopback(url: &str) -> Result<(), String> {
@@ -274,7 +412,27 @@ impl Client {
         } else {
             link::Transport::Ws
         };
-        let link = sockjs::Link::open(url, transport, target.webtransport.as_ref(), n).await?;
+        Self::connect_over(
+            url,
+            transport,
+            target.webtransport.as_ref(),
+            target,
+            tokens,
+            n,
+        )
+        .await
+    }
+
+    /// Connects over `transport` (`webtransport` names the endpoint for `wt`).
+    async fn connect_over(
+        url: &str,
+        transport: link::Transport,
+        webtransport: Option<&link::WebTransportTarget>,
+        target: &Target,
+        tokens: &JwtTokens,
+        n: usize,
+    ) -> Result<Client, String> {
+        let link = sockjs::Link::open(url, transport, webtransport, n).await?;
         let identity = Identity {
             rand_id: format!("Load{}", n % 100),
             name_tag: format!("#{:06X}", n & 0xFF_FFFF),

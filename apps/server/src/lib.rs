@@ -215,6 +215,31 @@ pub struct ServerConfig {
         value_delimiter = ','
     )]
     pub wt_cert_names: Vec<String>,
+    /// Which WebTransport streams carry the frames: `single` (everything on the client's
+    /// bidirectional stream) or `per-subscription` (each subscription's MESSAGEs on a
+    /// unidirectional stream the server opens, so a lost packet holds up one subscription
+    /// only; see docs/protocol.md). `GET /webtransport` tells clients which.
+    #[arg(long, env = "RTCHAT_WT_STREAMS", value_enum, default_value = "single")]
+    pub wt_streams: WtStreams,
+}
+
+/// `--wt-streams`: which WebTransport streams carry the frames.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum WtStreams {
+    /// Every frame on the client's bidirectional stream.
+    #[default]
+    Single,
+    /// Each subscription's MESSAGE frames on a unidirectional stream of its own.
+    PerSubscription,
+}
+
+impl From<WtStreams> for rtchat_webtransport::StreamMode {
+    fn from(streams: WtStreams) -> Self {
+        match streams {
+            WtStreams::Single => rtchat_webtransport::StreamMode::Single,
+            WtStreams::PerSubscription => rtchat_webtransport::StreamMode::PerSubscription,
+        }
+    }
 }
 
 /// `ID` or `ID=NAME` (the name defaults to the id).

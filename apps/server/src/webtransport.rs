@@ -44,6 +44,7 @@ pub(crate) fn bind(config: &ServerConfig, node: &Node) -> Result<Option<Bound>, 
     };
     // The same bound as WebSockets, counted apart (each transport has its own count).
     wt.max_sessions = node.web.max_connections;
+    wt.streams = config.wt_streams.into();
     wt.drain = Duration::from_secs(config.drain_seconds.saturating_add(5));
     let server = WebTransportServer::bind(wt).map_err(StartError::WebTransport)?;
     let address = server.local_addr().map_err(StartError::Bind)?;
@@ -61,6 +62,7 @@ impl Bound {
         let offer: watch::Receiver<CertificateOffer> = self.server.offer();
         let ip = Some(self.address.ip()).filter(|ip| !ip.is_unspecified());
         let (port, path) = (self.address.port(), self.server.path().to_owned());
+        let streams = self.server.streams().as_str();
         Arc::new(move || {
             let current = offer.borrow();
             WebTransportOffer {
@@ -69,6 +71,7 @@ impl Bound {
                 path: path.clone(),
                 certificate_hashes: current.hashes.iter().map(|hash| hash.0).collect(),
                 valid_until: current.valid_until,
+                streams,
             }
         })
     }

@@ -221,6 +221,7 @@ impl Connected {
             .subscriptions
             .remove(&id)
             .ok_or(ProtocolError::UnknownSubscription(id))?;
+        out.ended.push(subscription.key);
         out.events.push_back(Event::Unsubscribe {
             key: subscription.key,
             id: subscription.id,

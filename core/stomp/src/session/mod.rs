@@ -143,6 +143,9 @@ struct Authenticating {
 struct Output {
     events: VecDeque<Event>,
     transmits: VecDeque<Transmit>,
+    /// Subscriptions ended by UNSUBSCRIBE, for [`Session::poll_ended_subscription`]: every
+    /// MESSAGE they will ever have is already in `transmits`.
+    ended: Vec<SubscriptionKey>,
     /// When something was last queued for the peer, as far as we know (see `latest_now`).
     last_sent: Instant,
     /// The latest `now` any call gave us. Frames read in [`Session::poll_event`], which takes
@@ -189,6 +192,7 @@ impl Session {
             out: Output {
                 events: VecDeque::new(),
                 transmits: VecDeque::new(),
+                ended: Vec::new(),
                 last_sent: now,
                 latest_now: now,
             },
@@ -552,6 +556,22 @@ impl Session {
             release_if_drained(&mut self.out.transmits);
         }
         transmit
+    }
+
+    /// A subscription the client ended with UNSUBSCRIBE since the last call, oldest first.
+    /// Every MESSAGE it will ever have was queued before it was ended, so once the transmits
+    /// queued so far are written, nothing more of it follows: a transport that gives each
+    /// subscription a stream of its own (WebTransport's `per-subscription` mode) finishes
+    /// that stream then. Subscriptions that end with the session are not listed (the
+    /// transport closes).
+    #[must_use]
+    pub fn poll_ended_subscription(&mut self) -> Option<SubscriptionKey> {
+        if self.out.ended.is_empty() {
+            // Keep nothing on an idle session.
+            self.out.ended = Vec::new();
+            return None;
+        }
+        Some(self.out.ended.remove(0))
     }
 
     /// When [`Session::handle_timeout`] must be called next, if ever.

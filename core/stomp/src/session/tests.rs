@@ -921,6 +921,30 @@ fn v10_may_unsubscribe_by_destination() {
 // ---- delivery and acknowledgement ----
 
 #[test]
+fn an_unsubscribe_ends_the_subscriptions_key_after_its_last_message() {
+    let mut h = Harness::connected("1.2");
+    h.subscribe("0", "auto");
+    h.subscribe("1", "auto");
+    h.session.deliver("0", &message("m-1"), h.now).unwrap();
+    let key = match h.transmits().as_slice() {
+        [Transmit::Message { subscription, .. }] => *subscription,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(h.session.poll_ended_subscription(), None);
+    h.send("UNSUBSCRIBE\nid:0\n\n\0");
+    let _ = h.events();
+    assert_eq!(h.session.poll_ended_subscription(), Some(key));
+    assert_eq!(h.session.poll_ended_subscription(), None);
+    // The same id subscribed again is a new subscription with a new key.
+    h.subscribe("0", "auto");
+    h.session.deliver("0", &message("m-2"), h.now).unwrap();
+    match h.transmits().as_slice() {
+        [Transmit::Message { subscription, .. }] => assert_ne!(*subscription, key),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn deliver_before_connected_fails() {
     let mut h = Harness::new();
     assert_eq!(
