@@ -925,7 +925,8 @@ fn an_unsubscribe_ends_the_subscriptions_key_after_its_last_message() {
     let mut h = Harness::connected("1.2");
     h.subscribe("0", "auto");
     h.subscribe("1", "auto");
-    h.session.deliver("0", &message("m-1"), h.now).unwrap();
+    let first = h.key("0");
+    h.session.deliver(first, &message("m-1"), h.now).unwrap();
     let key = match h.transmits().as_slice() {
         [Transmit::Message { subscription, .. }] => *subscription,
         other => panic!("{other:?}"),
@@ -937,7 +938,9 @@ fn an_unsubscribe_ends_the_subscriptions_key_after_its_last_message() {
     assert_eq!(h.session.poll_ended_subscription(), None);
     // The same id subscribed again is a new subscription with a new key.
     h.subscribe("0", "auto");
-    h.session.deliver("0", &message("m-2"), h.now).unwrap();
+    let again = h.key("0");
+    assert_ne!(again, first);
+    h.session.deliver(again, &message("m-2"), h.now).unwrap();
     match h.transmits().as_slice() {
         [Transmit::Message { subscription, .. }] => assert_ne!(*subscription, key),
         other => panic!("{other:?}"),
