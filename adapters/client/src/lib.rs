@@ -243,9 +243,15 @@ impl Link {
             Link::WebTransport(mut link) => {
                 let stream = &mut link.stream;
                 let _ = stream.send.finish();
-                // The server ends the session after DISCONNECT; this waits for its capsule.
-                let _ = tokio::time::timeout(wait, stream.session.closed()).await;
+                // After DISCONNECT's RECEIPT the server finishes the STOMP stream and waits a
+                // moment for the client to end the session (docs/protocol.md): read to that
+                // end, then end it from here with code 0, as the page does.
+                let _ = tokio::time::timeout(wait, async {
+                    while let Ok(Some(_)) = stream.recv.read_chunk(64 * 1024, true).await {}
+                })
+                .await;
                 stream.session.close(0, b"bye");
+                let _ = tokio::time::timeout(wait, stream.session.closed()).await;
             }
         }
     }
