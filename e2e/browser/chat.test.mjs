@@ -7,17 +7,11 @@
 // Run: scripts/browser-test.sh  (or: node --test e2e/browser/)
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { createHmac, randomUUID } from 'node:crypto';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { capLog, launchChromium, repoRoot, spawnServer } from './harness.mjs';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const targetDir = path.resolve(repoRoot, process.env.CARGO_TARGET_DIR || 'target');
-const SERVER_BIN = process.env.RTCHAT_SERVER_BIN || path.join(targetDir, 'debug', 'rtchat-server');
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const SCREENSHOT = process.env.RTCHAT_SCREENSHOT ?? path.join(repoRoot, 'docs', 'screenshot.png');
 const JWT_SECRET = 'rtchat-browser-test-secret-0123456789abcdef';
 const VIEWPORT = { width: 1000, height: 700 };
@@ -46,44 +40,15 @@ const watchdog = setTimeout(async () => {
 watchdog.unref();
 
 // ---- server -------------------------------------------------------------------
-function startServer(bind = '127.0.0.1:0') {
+async function startServer(bind = '127.0.0.1:0') {
   serverLog = '';
-  return new Promise((resolve, reject) => {
-    if (!existsSync(SERVER_BIN)) {
-      reject(new Error(`no server binary at ${SERVER_BIN} (cargo build -p rtchat-server, or set RTCHAT_SERVER_BIN)`));
-      return;
-    }
-    // The memory store: every start is a new log (a new epoch), and nothing is written to disk.
-    const child = spawn(SERVER_BIN, ['--bind', bind, '--jwt-secret', JWT_SECRET, '--store', 'memory'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' },
-    });
-    server = child;
-    let settled = false;
-    const timer = setTimeout(() => {
-      if (!settled) { settled = true; reject(new Error(`server did not print its address in 20 s:\n${serverLog}`)); }
-    }, 20_000);
-    const onData = (chunk) => {
-      serverLog += chunk.toString();
-      if (serverLog.length > 200_000) serverLog = serverLog.slice(-100_000);
-      const m = /http:\/\/127\.0\.0\.1:(\d+)\//.exec(serverLog);
-      if (m && !settled) {
-        settled = true;
-        clearTimeout(timer);
-        resolve(`http://127.0.0.1:${m[1]}`);
-      }
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.on('error', (e) => { if (!settled) { settled = true; clearTimeout(timer); reject(e); } });
-    child.on('exit', (code, signal) => {
-      if (!settled) {
-        settled = true;
-        clearTimeout(timer);
-        reject(new Error(`server exited early (code ${code}, signal ${signal}):\n${serverLog}`));
-      }
-    });
+  // The memory store: every start is a new log (a new epoch), and nothing is written to disk.
+  const started = spawnServer(['--bind', bind, '--jwt-secret', JWT_SECRET, '--store', 'memory'], {
+    onOutput: (text) => { serverLog = capLog(serverLog + text); },
   });
+  server = started.child;
+  const [url] = await started.ready;
+  return url;
 }
 
 // ---- browser helpers --------------------------------------------------------------
@@ -206,13 +171,7 @@ let alice; let bob;
 
 before(async () => {
   baseUrl = await startServer();
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    timeout: 30_000,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'],
-  });
+  browser = await launchChromium();
 }, { timeout: 45_000 });
 
 after(async () => {

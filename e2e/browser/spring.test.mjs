@@ -12,18 +12,13 @@
 // Run: scripts/browser-test.sh  (or: node --test e2e/browser/spring.test.mjs)
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { capLog, launchChromium, spawnServer } from './harness.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const repoRoot = path.resolve(here, '..', '..');
-const targetDir = path.resolve(repoRoot, process.env.CARGO_TARGET_DIR || 'target');
-const SERVER_BIN = process.env.RTCHAT_SERVER_BIN || path.join(targetDir, 'debug', 'rtchat-server');
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const JWT_SECRET = 'rtchat-spring-test-secret-0123456789abcdef';
 const ROOM = '723a2a33-577b-4380-8116-a1aa8e5868d3';
 const WAIT = 15_000; // bound on every single wait
@@ -91,48 +86,19 @@ function startStatic() {
 }
 
 // ---- rtchat, as a Spring replacement ----------------------------------------------------
-function startServer() {
+async function startServer() {
   serverLog = '';
-  return new Promise((resolve, reject) => {
-    if (!existsSync(SERVER_BIN)) {
-      reject(new Error(`no server binary at ${SERVER_BIN} (cargo build -p rtchat-server, or set RTCHAT_SERVER_BIN)`));
-      return;
-    }
-    // Server heart-beats 1000,1000 against the page's 10000,10000: both directions beat every
-    // 10 s, so each run sees them flow over its transport. Short SockJS streams (4 KiB) and
-    // heartbeats (2 s), so the runs cross many stream ends and `h` frames.
-    const child = spawn(SERVER_BIN, ['--bind', '127.0.0.1:0', '--jwt-secret', JWT_SECRET, '--store', 'memory',
-      '--cors-origin', pageOrigin, '--room', `${ROOM}=lobby2`, '--heart-beat', '1000,1000',
-      '--sockjs-stream-bytes', '4096', '--sockjs-heartbeat', '2s'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' },
-    });
-    server = child;
-    let settled = false;
-    const timer = setTimeout(() => {
-      if (!settled) { settled = true; reject(new Error(`server did not print its address in 20 s:\n${serverLog}`)); }
-    }, 20_000);
-    const onData = (chunk) => {
-      serverLog += chunk.toString();
-      if (serverLog.length > 200_000) serverLog = serverLog.slice(-100_000);
-      const m = /http:\/\/127\.0\.0\.1:(\d+)\//.exec(serverLog);
-      if (m && !settled) {
-        settled = true;
-        clearTimeout(timer);
-        resolve(`http://127.0.0.1:${m[1]}`);
-      }
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.on('error', (e) => { if (!settled) { settled = true; clearTimeout(timer); reject(e); } });
-    child.on('exit', (code, signal) => {
-      if (!settled) {
-        settled = true;
-        clearTimeout(timer);
-        reject(new Error(`server exited early (code ${code}, signal ${signal}):\n${serverLog}`));
-      }
-    });
+  // Server heart-beats 1000,1000 against the page's 10000,10000: both directions beat every
+  // 10 s, so each run sees them flow over its transport. Short SockJS streams (4 KiB) and
+  // heartbeats (2 s), so the runs cross many stream ends and `h` frames.
+  const started = spawnServer(['--bind', '127.0.0.1:0', '--jwt-secret', JWT_SECRET, '--store', 'memory',
+    '--cors-origin', pageOrigin, '--room', `${ROOM}=lobby2`, '--heart-beat', '1000,1000',
+    '--sockjs-stream-bytes', '4096', '--sockjs-heartbeat', '2s'], {
+    onOutput: (text) => { serverLog = capLog(serverLog + text); },
   });
+  server = started.child;
+  const [url] = await started.ready;
+  return url;
 }
 
 async function stopServer() {
@@ -224,13 +190,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 before(async () => {
   staticServer = await startStatic();
   pageOrigin = `http://127.0.0.1:${staticServer.address().port}`;
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    timeout: 30_000,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'],
-  });
+  browser = await launchChromium();
 }, { timeout: 45_000 });
 
 after(async () => {

@@ -13,15 +13,8 @@
 //   RTCHAT_SERVER_BIN, CHROMIUM_PATH: as for chat.test.mjs. Run: scripts/browser-test.sh
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium } from 'playwright-core';
+import { LISTENING, capLog, launchChromium, spawnServer } from './harness.mjs';
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
-const targetDir = path.resolve(repoRoot, process.env.CARGO_TARGET_DIR || 'target');
-const SERVER_BIN = process.env.RTCHAT_SERVER_BIN || path.join(targetDir, 'debug', 'rtchat-server');
-const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const WAIT = 15_000;
 const WHOLE_RUN = 90_000;
 
@@ -47,41 +40,16 @@ const watchdog = setTimeout(async () => {
 }, WHOLE_RUN);
 watchdog.unref();
 
-function startServer(extraArgs = []) {
-  return new Promise((resolve, reject) => {
-    const child = spawn(SERVER_BIN, ['--bind', '127.0.0.1:0', '--webtransport', '127.0.0.1:0',
-      '--jwt-secret', 'rtchat-wt-browser-test-secret-0123456789', '--store', 'memory', ...extraArgs], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, RUST_LOG: process.env.RUST_LOG || 'warn' },
-    });
-    servers.push(child);
-    let log = '';
-    let settled = false;
-    const timer = setTimeout(() => {
-      if (!settled) { settled = true; reject(new Error(`server did not start in 20 s:\n${serverLog}`)); }
-    }, 20_000);
-    const onData = (chunk) => {
-      serverLog += chunk.toString();
-      log += chunk.toString();
-      const http = /rtchat listening on (http:\/\/127\.0\.0\.1:\d+)\//.exec(log);
-      const wt = /rtchat WebTransport on https:\/\/127\.0\.0\.1:\d+\/stomp/.exec(log);
-      if (http && wt && !settled) {
-        settled = true;
-        clearTimeout(timer);
-        resolve(http[1]);
-      }
-    };
-    child.stdout.on('data', onData);
-    child.stderr.on('data', onData);
-    child.on('error', (e) => { if (!settled) { settled = true; clearTimeout(timer); reject(e); } });
-    child.on('exit', (code, signal) => {
-      if (!settled) {
-        settled = true;
-        clearTimeout(timer);
-        reject(new Error(`server exited early (code ${code}, signal ${signal}):\n${serverLog}`));
-      }
-    });
+/** Starts a server with WebTransport on; resolves with its page's URL once both listen. */
+async function startServer(extraArgs = []) {
+  const started = spawnServer(['--bind', '127.0.0.1:0', '--webtransport', '127.0.0.1:0',
+    '--jwt-secret', 'rtchat-wt-browser-test-secret-0123456789', '--store', 'memory', ...extraArgs], {
+    patterns: [LISTENING, /rtchat WebTransport on https:\/\/127\.0\.0\.1:\d+\/stomp/],
+    onOutput: (text) => { serverLog = capLog(serverLog + text); },
   });
+  if (started.child) servers.push(started.child);
+  const [url] = await started.ready;
+  return url;
 }
 
 /** A new person with their own storage, on the page with `?transport=<setting>`. */
@@ -114,13 +82,7 @@ async function waitForText(page, text) {
 before(async () => {
   baseUrl = await startServer();
   perSubscriptionUrl = await startServer(['--wt-streams', 'per-subscription']);
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    timeout: 30_000,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-      '--disable-sync', '--no-first-run', '--disable-dev-shm-usage'],
-  });
+  browser = await launchChromium();
 }, { timeout: 45_000 });
 
 after(async () => {

@@ -6,7 +6,6 @@
 
 mod common;
 
-use base64::Engine as _;
 use common::{StompClient, TestServer, WtClient};
 use rtchat_driver::Shutdown;
 use rtchat_server::assemble;
@@ -23,28 +22,6 @@ async fn start() -> TestServer {
     TestServer::start_with(config).await
 }
 
-/// The URL and hashes `GET /webtransport` gives.
-async fn offer(server: &TestServer) -> (String, Vec<CertificateHash>, Value) {
-    let response = server.get("/webtransport").await;
-    assert_eq!(response.status, 200, "{:?}", response.body);
-    assert_eq!(response.body["type"], "SUCCESS_WEBTRANSPORT");
-    let offer = response.body["response"].clone();
-    let url = offer["url"].as_str().expect("a url").to_owned();
-    let hashes = offer["certificateHashes"]
-        .as_array()
-        .expect("hashes")
-        .iter()
-        .map(|hash| {
-            assert_eq!(hash["algorithm"], "sha-256");
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(hash["value"].as_str().expect("a value"))
-                .expect("base64");
-            CertificateHash(bytes.try_into().expect("32 bytes"))
-        })
-        .collect();
-    (url, hashes, offer)
-}
-
 fn body(frame: &rtchat_stomp::Frame) -> Value {
     serde_json::from_slice(&frame.body).expect("a JSON body")
 }
@@ -53,7 +30,7 @@ fn body(frame: &rtchat_stomp::Frame) -> Value {
 async fn the_offer_names_the_endpoint_and_one_pinnable_hash() {
     let server = start().await;
     let wt_addr = server.wt_addr.expect("WebTransport is on");
-    let (url, hashes, offer) = offer(&server).await;
+    let (url, hashes, offer) = server.webtransport_offer().await;
     assert_eq!(url, format!("https://{wt_addr}/stomp"));
     assert_eq!(hashes.len(), 1);
     let valid_until = offer["validUntil"].as_str().expect("validUntil");
@@ -84,7 +61,7 @@ async fn without_the_flag_there_is_no_offer() {
 #[tokio::test]
 async fn users_on_either_transport_chat_together() {
     let server = start().await;
-    let (url, hashes, _) = offer(&server).await;
+    let (url, hashes, _) = server.webtransport_offer().await;
 
     let mut web = StompClient::connect(&server.ws_url(), &server.token().await).await;
     web.send("SUBSCRIBE\nid:0\ndestination:/sub/channel/lobby\nreceipt:s\n\n\0")
@@ -115,7 +92,7 @@ async fn users_on_either_transport_chat_together() {
 #[tokio::test]
 async fn disconnect_ends_the_session_with_code_0_and_a_reason() {
     let server = start().await;
-    let (url, hashes, _) = offer(&server).await;
+    let (url, hashes, _) = server.webtransport_offer().await;
     let mut client = WtClient::connect(&url, &hashes, &server.token().await).await;
     client.send("DISCONNECT\nreceipt:bye\n\n\0").await;
     let receipt = client.frame().await;
@@ -133,7 +110,7 @@ async fn disconnect_ends_the_session_with_code_0_and_a_reason() {
 #[tokio::test]
 async fn shutdown_tells_the_session_and_closes_it_with_code_0() {
     let server = start().await;
-    let (url, hashes, _) = offer(&server).await;
+    let (url, hashes, _) = server.webtransport_offer().await;
     let mut client = WtClient::connect(&url, &hashes, &server.token().await).await;
     let stopping = tokio::spawn(server.stop());
     let error = client.frame().await;
@@ -152,7 +129,7 @@ async fn shutdown_tells_the_session_and_closes_it_with_code_0() {
 #[tokio::test]
 async fn sessions_on_other_paths_and_unpinned_certificates_are_refused() {
     let server = start().await;
-    let (url, hashes, _) = offer(&server).await;
+    let (url, hashes, _) = server.webtransport_offer().await;
     let elsewhere = url.replace("/stomp", "/elsewhere");
     let refused = tokio::time::timeout(
         Duration::from_secs(5),

@@ -5,7 +5,6 @@
 
 mod common;
 
-use base64::Engine as _;
 use bytes::Bytes;
 use common::{TestServer, WtClient};
 use rtchat_server::WtStreams;
@@ -26,21 +25,7 @@ async fn start(streams: WtStreams) -> TestServer {
 
 /// The URL, the hashes and the `streams` `GET /webtransport` gives.
 async fn offer(server: &TestServer) -> (String, Vec<CertificateHash>, String) {
-    let response = server.get("/webtransport").await;
-    assert_eq!(response.status, 200, "{:?}", response.body);
-    let offer = &response.body["response"];
-    let url = offer["url"].as_str().expect("a url").to_owned();
-    let hashes = offer["certificateHashes"]
-        .as_array()
-        .expect("hashes")
-        .iter()
-        .map(|hash| {
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(hash["value"].as_str().expect("a value"))
-                .expect("base64");
-            CertificateHash(bytes.try_into().expect("32 bytes"))
-        })
-        .collect();
+    let (url, hashes, offer) = server.webtransport_offer().await;
     let streams = offer["streams"].as_str().expect("streams").to_owned();
     (url, hashes, streams)
 }

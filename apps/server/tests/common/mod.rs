@@ -19,6 +19,13 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 pub const SECRET: &str = "integration-test-secret";
 
+/// A STOMP 1.2 CONNECT with `token` and no heart-beats.
+pub fn connect_frame(token: &str) -> String {
+    format!(
+        "CONNECT\naccept-version:1.2\nhost:rtchat\nheart-beat:0,0\nAuthorization:Bearer {token}\n\n\0"
+    )
+}
+
 /// A server on 127.0.0.1 with a free port, stopped when dropped.
 pub struct TestServer {
     pub addr: SocketAddr,
@@ -97,6 +104,31 @@ impl TestServer {
 
     pub async fn get(&self, path: &str) -> Response {
         self.request("GET", path, &[], None).await
+    }
+
+    /// `GET /webtransport`: the URL, the SHA-256 hashes to pin, and the whole offer.
+    pub async fn webtransport_offer(
+        &self,
+    ) -> (String, Vec<rtchat_webtransport::CertificateHash>, Value) {
+        use base64::Engine as _;
+        let response = self.get("/webtransport").await;
+        assert_eq!(response.status, 200, "{:?}", response.body);
+        assert_eq!(response.body["type"], "SUCCESS_WEBTRANSPORT");
+        let offer = response.body["response"].clone();
+        let url = offer["url"].as_str().expect("a url").to_owned();
+        let hashes = offer["certificateHashes"]
+            .as_array()
+            .expect("hashes")
+            .iter()
+            .map(|hash| {
+                assert_eq!(hash["algorithm"], "sha-256");
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(hash["value"].as_str().expect("a value"))
+                    .expect("base64");
+                rtchat_webtransport::CertificateHash(bytes.try_into().expect("32 bytes"))
+            })
+            .collect();
+        (url, hashes, offer)
     }
 
     /// A token for the identity with name tag `tag` (e.g. `#AAAAAA`), signed with [`SECRET`].
@@ -264,11 +296,7 @@ impl StompClient {
 
     pub async fn connect(url: &str, token: &str) -> StompClient {
         let mut client = StompClient::open(url, "v12.stomp").await;
-        client
-            .send(&format!(
-                "CONNECT\naccept-version:1.2\nhost:rtchat\nheart-beat:0,0\nAuthorization:Bearer {token}\n\n\0"
-            ))
-            .await;
+        client.send(&connect_frame(token)).await;
         let connected = client.frame().await;
         assert_eq!(
             connected.command,
@@ -309,11 +337,7 @@ impl WtClient {
         token: &str,
     ) -> WtClient {
         let mut client = WtClient::open(url, pins).await;
-        client
-            .send(&format!(
-                "CONNECT\naccept-version:1.2\nhost:rtchat\nheart-beat:0,0\nAuthorization:Bearer {token}\n\n\0"
-            ))
-            .await;
+        client.send(&connect_frame(token)).await;
         let connected = client.frame().await;
         assert_eq!(
             connected.command,
