@@ -10,6 +10,9 @@
 //! whole frame (or run of frames) at a time, so frames of different streams never interleave
 //! mid-frame.
 
+mod offer;
+pub use offer::{OfferError, WebTransportOffer};
+
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use rtchat_webtransport::CertificateHash;

@@ -179,27 +179,17 @@ async fn open_link(api: &Api, args: &Args, pins: Vec<CertificateHash>) -> Result
 /// The URL and hashes of `GET /webtransport`.
 async fn webtransport_offer(api: &Api) -> Result<(String, Vec<CertificateHash>), CliError> {
     let answer = api.get("/webtransport", None).await?;
-    if answer.kind() == "WEBTRANSPORT_OFF" || answer.status == 404 {
+    if answer.status == 404 {
         return Err(CliError::NoWebTransport);
     }
-    let bad = |what: &str| CliError::BadAnswer {
-        url: api.url("/webtransport"),
-        what: what.to_owned(),
-    };
-    let offer = &answer.body["response"];
-    let url = offer["url"]
-        .as_str()
-        .ok_or_else(|| bad("no url"))?
-        .to_owned();
-    let pins = offer["certificateHashes"]
-        .as_array()
-        .ok_or_else(|| bad("no certificateHashes"))?
-        .iter()
-        .filter(|hash| hash["algorithm"] == "sha-256")
-        .map(|hash| parse_hash(hash["value"].as_str().unwrap_or_default()))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|_| bad("a certificate hash that is not base64 of 32 bytes"))?;
-    Ok((url, pins))
+    match rtchat_client::WebTransportOffer::from_envelope(&answer.body) {
+        Ok(offer) => Ok((offer.url, offer.pins)),
+        Err(rtchat_client::OfferError::Off) => Err(CliError::NoWebTransport),
+        Err(rtchat_client::OfferError::Malformed(what)) => Err(CliError::BadAnswer {
+            url: api.url("/webtransport"),
+            what: what.to_owned(),
+        }),
+    }
 }
 
 /// 64 hex digits (colons allowed, as `openssl x509 -fingerprint` prints them) or the base64

@@ -2,7 +2,6 @@
 //! endpoint is: found through its `GET /webtransport` and pinned to the certificate hashes it
 //! offers.
 
-use base64::Engine;
 use rtchat_webtransport::CertificateHash;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -49,20 +48,9 @@ impl WebTransportTarget {
             .ok_or("GET /webtransport: no HTTP answer")?;
         let envelope: serde_json::Value = serde_json::from_slice(body)
             .map_err(|error| format!("GET /webtransport: not JSON: {error}"))?;
-        let offer = &envelope["response"];
-        let url = offer["url"]
-            .as_str()
-            .ok_or("the server offers no WebTransport (start it with --webtransport)")?
-            .to_owned();
-        let pins = offer["certificateHashes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter_map(|hash| hash["value"].as_str())
-            .filter_map(|value| base64::engine::general_purpose::STANDARD.decode(value).ok())
-            .filter_map(|bytes| <[u8; 32]>::try_from(bytes).ok().map(CertificateHash))
-            .collect();
-        let streams = offer["streams"].as_str().unwrap_or("single").to_owned();
+        let offer = rtchat_client::WebTransportOffer::from_envelope(&envelope)
+            .map_err(|error| format!("GET /webtransport: {error}"))?;
+        let rtchat_client::WebTransportOffer { url, pins, streams } = offer;
         Ok(WebTransportTarget { url, pins, streams })
     }
 }
